@@ -1,0 +1,36 @@
+// An in-memory labelled dataset: row-major float32 features [Count × Width] and integer class labels.
+namespace DistTrain.Core.Data;
+
+public sealed class Dataset
+{
+    public Dataset(float[] features, int[] labels, int width, int classes, string source)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (width <= 0) throw new ArgumentOutOfRangeException(nameof(width), width, "width must be positive");
+        if (features.Length != labels.Length * (long)width)
+            throw new ArgumentException(
+                $"features has {features.Length} values, expected {labels.Length} rows × {width} = {labels.Length * (long)width}",
+                nameof(features));
+        Features = features;
+        Labels = labels;
+        Width = width;
+        Classes = classes;
+        Source = source;
+    }
+
+    /// <summary>Row-major [Count × Width].</summary>
+    public float[] Features { get; }
+    public int[] Labels { get; }
+    public int Width { get; }
+    /// <summary>Number of classes (labels are in 0..Classes-1).</summary>
+    public int Classes { get; }
+    /// <summary>Where the data came from, for messages (a path or a generator description).</summary>
+    public string Source { get; }
+    public int Count => Labels.Length;
+
+    public ReadOnlySpan<float> Row(int index) => Features.AsSpan(index * Width, Width);
+}
+
+/// <summary>A training set and an optional held-out test set.</summary>
+public sealed record DataSplit(Dataset Train, Dataset? Test);

@@ -1,0 +1,24 @@
+// The optimizer contract: an in-place update of the flat parameter buffer from the (averaged, clipped) flat
+// gradient. State lives in named flat buffers so checkpoints and the wire never depend on the optimizer kind.
+namespace DistTrain.Core.Optim;
+
+public interface IOptimizer
+{
+    /// <summary>Short name used in configs and checkpoints ("sgd", "adam", ...).</summary>
+    string Name { get; }
+
+    /// <summary>Number of completed steps (Adam's bias correction uses it).</summary>
+    long StepCount { get; set; }
+
+    /// <summary>Named state buffers, each of the parameter count's length (e.g. "m", "v"); empty for plain SGD.</summary>
+    IReadOnlyDictionary<string, float[]> State { get; }
+
+    /// <summary>w ← update(w, g) with learning rate lr; increments <see cref="StepCount"/>.</summary>
+    void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate);
+}
+
+/// <summary>Learning rate as a function of the step number (0-based count of completed steps).</summary>
+public interface ILearningRateSchedule
+{
+    float At(long step);
+}
