@@ -1,1 +1,47 @@
-return 0;
+// The disttrain command: train (local or distributed), evaluate, bench. User errors print one line and exit 2.
+using DistTrain.Coordinator.Cli;
+using DistTrain.Core;
+
+const string Usage = """
+    usage: disttrain <command> [options]
+      train     --config FILE [--data PATH] [--epochs N] [--batch-size N] [--shard-size N] [--lr X] [--seed N]
+                [--threads N] [--clip-norm X] [--save FILE.safetensors] [--init FILE.safetensors]
+                [--metrics-out FILE.jsonl] [--step-log FILE.jsonl] [--checkpoint-dir DIR] [--checkpoint-every N]
+                [--resume] [--quiet]
+      evaluate  --model FILE.safetensors --config FILE [--data PATH]
+    """;
+
+if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+{
+    Console.WriteLine(Usage);
+    return args.Length == 0 ? 2 : 0;
+}
+
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancellation.Cancel();
+};
+
+try
+{
+    return args[0] switch
+    {
+        "train" => await TrainCommand.RunAsync(
+            CommandLine.Parse("train", args.AsSpan(1), TrainCommand.Valued, TrainCommand.Switches), cancellation.Token),
+        "evaluate" => EvaluateCommand.Run(
+            CommandLine.Parse("evaluate", args.AsSpan(1), EvaluateCommand.Valued, EvaluateCommand.Switches)),
+        _ => throw new UserInputException($"unknown command '{args[0]}'; expected train, evaluate (see disttrain --help)"),
+    };
+}
+catch (UserInputException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+{
+    Console.Error.WriteLine("interrupted");
+    return 130;
+}

@@ -1,0 +1,64 @@
+// `disttrain train`: loads the config and data, builds the gradient source (in-process threads for local mode),
+// runs the Trainer with the console, metrics-file and step-log reporters, and saves the final weights.
+using System.Diagnostics;
+using DistTrain.Coordinator.Reporting;
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Training;
+
+namespace DistTrain.Coordinator.Cli;
+
+public static class TrainCommand
+{
+    public static readonly string[] Valued = [.. ConfigLoader.Overrides.Keys, "--config"];
+    public static readonly string[] Switches = ["--resume", "--quiet"];
+
+    public static async Task<int> RunAsync(CommandLine flags, CancellationToken cancellationToken)
+    {
+        var config = ConfigLoader.Load(flags.Require("--config"), flags);
+        var network = new Network(config.Model);
+        var clock = Stopwatch.StartNew();
+        var data = DataLoader.Load(config.Data);
+        string fingerprint = Fingerprint.Compute(data);
+        int threads = config.EffectiveThreads;
+        Console.Error.WriteLine(
+            $"data: {data.Train.Count} training samples" + (data.Test is { } t ? $", {t.Count} test samples" : "") +
+            $" of {data.Train.Width} features ({data.Train.Source}) loaded in {clock.Elapsed.TotalSeconds:F1}s; fingerprint {fingerprint[..Math.Min(16, fingerprint.Length)]}");
+        Console.Error.WriteLine($"model: {network.Spec.Describe()}, {network.ParameterCount:N0} parameters; " +
+            $"optimizer {config.Optimizer.Type} lr {config.Optimizer.LearningRate}; batch {config.Training.BatchSize}, shard {config.Training.ShardSize}; {threads} thread(s)");
+
+        var run = config.Training;
+        bool resuming = run.Resume && Checkpoint.List(run.CheckpointDir!).Count > 0;
+        var observers = new List<TrainingObserver>();
+        bool quiet = flags.Has("--quiet");
+        observers.Add(new ConsoleReporter(Console.Out, Console.Error, progressBar: !quiet && !Console.IsErrorRedirected));
+        using var metrics = run.MetricsOut is { Length: > 0 } m ? new MetricsFileWriter(m, append: resuming) : null;
+        using var stepLog = run.StepLog is { Length: > 0 } s ? new StepLogWriter(s, append: resuming) : null;
+        if (metrics is not null) observers.Add(metrics);
+        if (stepLog is not null) observers.Add(stepLog);
+
+        using var source = new LocalGradientSource(network, data.Train, threads);
+        var trainer = new Trainer(config, network, data, fingerprint, source, new CompositeObserver(observers));
+        float[] weights;
+        try
+        {
+            weights = await trainer.RunAsync(cancellationToken);
+        }
+        catch (NonFiniteGradientException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        if (run.Save is { Length: > 0 } save)
+        {
+            WeightsFile.Save(save, network, weights, new Dictionary<string, string>
+            {
+                ["format"] = "pt",
+                ["disttrain_model"] = System.Text.Json.JsonSerializer.Serialize(config.Model, TrainingConfig.Json),
+                ["data_fingerprint"] = fingerprint,
+            });
+            Console.Error.WriteLine($"saved weights to {save}");
+        }
+        return 0;
+    }
+}

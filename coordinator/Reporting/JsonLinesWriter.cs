@@ -1,0 +1,83 @@
+// Machine-readable run records: one JSON object per epoch (--metrics-out) and, optionally, one per step saying
+// which executor computed which shards and samples (--step-log). Lines are flushed as written so a crash loses none.
+using System.Text.Json;
+using DistTrain.Core.Training;
+
+namespace DistTrain.Coordinator.Reporting;
+
+public sealed class MetricsFileWriter : TrainingObserver, IDisposable
+{
+    private readonly StreamWriter _writer;
+
+    public MetricsFileWriter(string path, bool append)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _writer = new StreamWriter(path, append) { AutoFlush = true };
+    }
+
+    public override void OnEpoch(EpochMetrics m)
+    {
+        var record = new Dictionary<string, object?>
+        {
+            ["epoch"] = m.Epoch,
+            ["step"] = m.Step,
+            ["train_loss"] = Finite(m.TrainLoss),
+            ["train_accuracy"] = Finite(m.TrainAccuracy),
+            ["test_loss"] = Finite(m.TestLoss),
+            ["test_accuracy"] = Finite(m.TestAccuracy),
+            ["grad_norm"] = Finite(m.GradNorm),
+            ["samples_per_sec"] = Finite(m.SamplesPerSecond),
+            ["seconds"] = m.Seconds,
+            ["train_seconds"] = m.TrainSeconds,
+            ["learning_rate"] = m.LearningRate,
+            ["skipped_steps"] = m.SkippedSteps,
+            ["clip_events"] = m.ClipEvents,
+            ["layer_grad_norms"] = m.LayerGradNorms.ToDictionary(l => l.Layer, l => Finite(l.Norm)),
+        };
+        _writer.WriteLine(JsonSerializer.Serialize(record));
+    }
+
+    // JSON has no NaN or infinity: those become null.
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    public void Dispose() => _writer.Dispose();
+}
+
+public sealed class StepLogWriter : TrainingObserver, IDisposable
+{
+    private readonly StreamWriter _writer;
+
+    public StepLogWriter(string path, bool append)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _writer = new StreamWriter(path, append) { AutoFlush = true };
+    }
+
+    public override void OnStep(in StepReport r)
+    {
+        var blocks = new List<object>();
+        foreach (var b in r.Blocks)
+        {
+            int start = b.FirstShard * r.ShardSize;
+            int end = Math.Min(r.BatchIndices.Count, (b.FirstShard + b.ShardCount) * r.ShardSize);
+            blocks.Add(new
+            {
+                first_shard = b.FirstShard,
+                shards = b.ShardCount,
+                executor = b.Executor,
+                indices = r.BatchIndices.Slice(start, end - start).ToArray(),
+            });
+        }
+        _writer.WriteLine(JsonSerializer.Serialize(new
+        {
+            step = r.Outcome.Step,
+            epoch = r.Epoch,
+            batch = r.Batch,
+            samples = r.Outcome.Samples,
+            skipped = r.Outcome.Skipped,
+            blocks,
+        }));
+    }
+
+    public void Dispose() => _writer.Dispose();
+}

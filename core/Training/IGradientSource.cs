@@ -1,0 +1,61 @@
+// Where shard gradients come from. Local mode computes them on in-process threads, distributed mode on remote
+// workers; both hand back the same tree-reduced sum, so averaging, clipping and the optimizer step exist once.
+namespace DistTrain.Core.Training;
+
+public interface IGradientSource
+{
+    /// <summary>
+    /// Computes, for every shard of <paramref name="request"/>'s plan, the summed gradient, loss and correct count,
+    /// and completes the fixed pairwise tree so that <see cref="GradientResult.GradientSum"/> holds the batch sum.
+    /// </summary>
+    ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken);
+}
+
+/// <summary>One step's work: the weights (version = completed steps) and the batch's sample indices.</summary>
+public sealed class GradientRequest
+{
+    public long Step { get; set; }
+    public float[] Parameters { get; set; } = [];
+    public ArraySegment<int> BatchIndices { get; set; }
+    public ShardPlan Plan { get; set; }
+}
+
+/// <summary>Who computed which shards of a step (for the step log).</summary>
+public readonly record struct BlockRecord(int FirstShard, int ShardCount, string Executor);
+
+public sealed class GradientResult
+{
+    public GradientResult(int parameterCount) => GradientSum = new float[parameterCount];
+
+    /// <summary>Σ over the batch of per-sample gradients, reduced along the shard tree.</summary>
+    public float[] GradientSum { get; }
+    /// <summary>Per-shard summed loss, correct predictions and sample counts (index = shard).</summary>
+    public double[] ShardLoss { get; private set; } = [];
+    public int[] ShardCorrect { get; private set; } = [];
+    public int[] ShardSamples { get; private set; } = [];
+    public List<BlockRecord> Blocks { get; } = [];
+
+    public void Reset(int shardCount)
+    {
+        if (ShardLoss.Length != shardCount)
+        {
+            ShardLoss = new double[shardCount];
+            ShardCorrect = new int[shardCount];
+            ShardSamples = new int[shardCount];
+        }
+        Array.Clear(ShardLoss);
+        Array.Clear(ShardCorrect);
+        Array.Clear(ShardSamples);
+        Blocks.Clear();
+    }
+
+    public double TotalLoss()
+    {
+        double sum = 0;
+        foreach (var loss in ShardLoss) sum += loss;
+        return sum;
+    }
+
+    public int TotalCorrect() => ShardCorrect.Sum();
+    public int TotalSamples() => ShardSamples.Sum();
+}

@@ -1,0 +1,131 @@
+// The one synchronous data-parallel step shared by local and distributed mode: gather the tree-reduced gradient
+// sum from the gradient source, average it over the batch, measure per-layer and global norms, clip, skip the step
+// if anything is non-finite, and let the optimizer update the weights (version v → v+1).
+using System.Numerics.Tensors;
+using DistTrain.Core.Model;
+using DistTrain.Core.Optim;
+
+namespace DistTrain.Core.Training;
+
+public enum NonFinitePolicy { Skip, Stop }
+
+public sealed class StepOptions
+{
+    public int ShardSize { get; init; } = 256;
+    /// <summary>Global-norm clipping threshold c; 0 or less turns clipping off.</summary>
+    public double ClipNorm { get; init; }
+    public NonFinitePolicy NonFinite { get; init; } = NonFinitePolicy.Skip;
+}
+
+/// <summary>What one step did (norms are of the averaged gradient before clipping).</summary>
+public sealed class StepOutcome
+{
+    public StepOutcome(int groups) => LayerNorms = new double[groups];
+    public long Step { get; set; }
+    public double LossSum { get; set; }
+    public int Correct { get; set; }
+    public int Samples { get; set; }
+    public double GradientNorm { get; set; }
+    public double[] LayerNorms { get; }
+    public bool Clipped { get; set; }
+    public bool Skipped { get; set; }
+    public float LearningRate { get; set; }
+}
+
+public sealed class NonFiniteGradientException(long step, double norm)
+    : Exception($"step {step}: the averaged gradient is not finite (norm {norm}); stopping as training.nonFinite is 'stop'")
+{
+    public long Step { get; } = step;
+}
+
+public sealed class TrainingStep
+{
+    private readonly Network _network;
+    private readonly IGradientSource _source;
+    private readonly GradientRequest _request = new();
+    private readonly GradientResult _result;
+    private readonly float[] _mean;
+    private readonly (int Offset, int Length)[] _groups;
+    private readonly StepOutcome _outcome;
+
+    public TrainingStep(Network network, float[] parameters, IOptimizer optimizer, ILearningRateSchedule schedule,
+        StepOptions options, IGradientSource source)
+    {
+        if (parameters.Length != network.ParameterCount)
+            throw new ArgumentException($"expected {network.ParameterCount} parameters, found {parameters.Length}",
+                nameof(parameters));
+        _network = network;
+        Parameters = parameters;
+        Optimizer = optimizer;
+        Schedule = schedule;
+        Options = options;
+        _source = source;
+        _result = new GradientResult(network.ParameterCount);
+        _mean = new float[network.ParameterCount];
+        _groups = network.Groups.Select(g => (g.Offset, g.Length)).ToArray();
+        _outcome = new StepOutcome(_groups.Length);
+    }
+
+    public float[] Parameters { get; }
+    public IOptimizer Optimizer { get; }
+    public ILearningRateSchedule Schedule { get; }
+    public StepOptions Options { get; }
+    /// <summary>Completed steps, which is also the version of <see cref="Parameters"/>.</summary>
+    public long Step { get; set; }
+    public long SkippedSteps { get; set; }
+    public long ClipEvents { get; set; }
+    /// <summary>The averaged (and clipped) gradient of the last step.</summary>
+    public ReadOnlySpan<float> MeanGradient => _mean;
+    /// <summary>Per-layer norms of the last step's averaged gradient (before clipping).</summary>
+    public ReadOnlySpan<double> LastLayerNorms => _outcome.LayerNorms;
+    /// <summary>Who computed which shards in the last step.</summary>
+    public IReadOnlyList<BlockRecord> LastBlocks => _result.Blocks;
+
+    /// <summary>Runs one step on the batch; the returned outcome object is reused by the next call.</summary>
+    public async ValueTask<StepOutcome> RunAsync(ArraySegment<int> batchIndices, CancellationToken cancellationToken = default)
+    {
+        _request.Step = Step;
+        _request.Parameters = Parameters;
+        _request.BatchIndices = batchIndices;
+        _request.Plan = new ShardPlan(batchIndices.Count, Options.ShardSize);
+        await _source.ComputeAsync(_request, _result, cancellationToken).ConfigureAwait(false);
+        return Apply(batchIndices.Count);
+    }
+
+    private StepOutcome Apply(int batchSize)
+    {
+        var outcome = _outcome;
+        outcome.Step = Step;
+        outcome.LossSum = _result.TotalLoss();
+        outcome.Correct = _result.TotalCorrect();
+        outcome.Samples = _result.TotalSamples();
+        if (outcome.Samples != batchSize)
+            throw new InvalidOperationException(
+                $"step {Step}: gradient source covered {outcome.Samples} samples, expected {batchSize}");
+
+        TensorPrimitives.Divide(_result.GradientSum, batchSize, _mean);
+        Clipping.LayerNorms(_mean, _groups, outcome.LayerNorms);
+        double norm = Clipping.GlobalNorm(_mean);
+        outcome.GradientNorm = norm;
+        outcome.LearningRate = Schedule.At(Step);
+        outcome.Clipped = false;
+        outcome.Skipped = !double.IsFinite(norm);
+        if (outcome.Skipped)
+        {
+            if (Options.NonFinite == NonFinitePolicy.Stop) throw new NonFiniteGradientException(Step, norm);
+            SkippedSteps++;
+        }
+        else
+        {
+            if (Options.ClipNorm > 0 && norm > Options.ClipNorm)
+            {
+                Clipping.ClipByGlobalNorm(_mean, Options.ClipNorm);
+                outcome.Clipped = true;
+                ClipEvents++;
+            }
+            Optimizer.Step(Parameters, _mean, outcome.LearningRate);
+        }
+        Step++;
+        return outcome;
+    }
+}
