@@ -32,6 +32,8 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
 
     public string ExecutorName { get; }
     public int Threads => _runner.ThreadCount;
+    /// <summary>Bytes allocated on the helper threads (the calling thread is measured by the caller).</summary>
+    public long HelperThreadAllocatedBytes => _runner.PoolAllocatedBytes;
 
     public ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
     {

@@ -29,6 +29,11 @@ public sealed class ParallelRunner : IDisposable
 
     public int ThreadCount { get; }
 
+    /// <summary>Managed bytes allocated by the pool's own threads inside bodies (the caller's thread not included).</summary>
+    public long PoolAllocatedBytes => Interlocked.Read(ref _poolAllocated);
+
+    private long _poolAllocated;
+
     /// <summary>Runs body(0) on the calling thread and body(1..N-1) on the pool; rethrows the first failure.</summary>
     public void Run(Action<int> body)
     {
@@ -49,9 +54,14 @@ public sealed class ParallelRunner : IDisposable
         {
             _start[index - 1].Wait();
             if (_stopping) return;
+            long before = GC.GetAllocatedBytesForCurrentThread();
             try { _body!(index); }
             catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
-            finally { _done.Signal(); }
+            finally
+            {
+                Interlocked.Add(ref _poolAllocated, GC.GetAllocatedBytesForCurrentThread() - before);
+                _done.Signal();
+            }
         }
     }
 

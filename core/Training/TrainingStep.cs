@@ -82,14 +82,26 @@ public sealed class TrainingStep
     public IReadOnlyList<BlockRecord> LastBlocks => _result.Blocks;
 
     /// <summary>Runs one step on the batch; the returned outcome object is reused by the next call.</summary>
-    public async ValueTask<StepOutcome> RunAsync(ArraySegment<int> batchIndices, CancellationToken cancellationToken = default)
+    public ValueTask<StepOutcome> RunAsync(ArraySegment<int> batchIndices, CancellationToken cancellationToken = default)
     {
         _request.Step = Step;
         _request.Parameters = Parameters;
         _request.BatchIndices = batchIndices;
         _request.Plan = new ShardPlan(batchIndices.Count, Options.ShardSize);
-        await _source.ComputeAsync(_request, _result, cancellationToken).ConfigureAwait(false);
-        return Apply(batchIndices.Count);
+        var pending = _source.ComputeAsync(_request, _result, cancellationToken);
+        // Local sources finish synchronously: no async state machine, so the step allocates nothing.
+        if (pending.IsCompletedSuccessfully)
+        {
+            pending.GetAwaiter().GetResult();
+            return new ValueTask<StepOutcome>(Apply(batchIndices.Count));
+        }
+        return AwaitAndApply(pending, batchIndices.Count);
+    }
+
+    private async ValueTask<StepOutcome> AwaitAndApply(ValueTask pending, int batchSize)
+    {
+        await pending.ConfigureAwait(false);
+        return Apply(batchSize);
     }
 
     private StepOutcome Apply(int batchSize)

@@ -1,0 +1,106 @@
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Optim;
+using DistTrain.Core.Training;
+
+namespace DistTrain.Tests.Core;
+
+public class TrainingStepTests
+{
+    private static (Network, Dataset) Problem()
+    {
+        var spec = GradientCheckTests.Spec("relu", "softmax_cross_entropy", inputs: 23, hidden: 17, outputs: 5);
+        var network = new Network(spec);
+        var random = new Random(9);
+        var features = new float[500 * 23];
+        for (int i = 0; i < features.Length; i++) features[i] = (float)(random.NextDouble() * 2 - 1);
+        var labels = Enumerable.Range(0, 500).Select(i => i % 5).ToArray();
+        return (network, new Dataset(features, labels, 23, 5, "random"));
+    }
+
+    private static TrainingStep Step(Network network, Dataset data, IGradientSource source, StepOptions options, float lr = 0.01f) =>
+        new(network, network.CreateParameters(3),
+            OptimizerFactory.Create(new OptimizerSpec { Type = "sgd", LearningRate = lr }, network.ParameterCount),
+            ScheduleFactory.Create(new ScheduleSpec(), lr, 100), options, source);
+
+    [Fact]
+    public async Task StepAppliesTheBatchMeanGradient()
+    {
+        var (network, data) = Problem();
+        using var source = new LocalGradientSource(network, data, 2);
+        var step = Step(network, data, source, new StepOptions { ShardSize = 16 });
+        var before = step.Parameters.ToArray();
+        var batch = Enumerable.Range(0, 77).ToArray();
+        var outcome = (await step.RunAsync(batch));
+
+        var workspace = new NetworkWorkspace(network, 77);
+        var sum = new float[network.ParameterCount];
+        workspace.ComputeGradient(before, data, batch, sum, out _);
+        for (int i = 0; i < sum.Length; i++)
+        {
+            double expected = before[i] - 0.01 * (sum[i] / 77.0);
+            Assert.True(Math.Abs(step.Parameters[i] - expected) <= 1e-6 * Math.Max(1, Math.Abs(expected)), $"parameter {i}");
+        }
+        Assert.Equal(77, outcome.Samples);
+        Assert.Equal(1, step.Step);
+        Assert.False(outcome.Clipped);
+    }
+
+    [Fact]
+    public async Task ClippingScalesTheAveragedGradientToTheThreshold()
+    {
+        var (network, data) = Problem();
+        using var source = new LocalGradientSource(network, data, 1);
+        var step = Step(network, data, source, new StepOptions { ShardSize = 16 });
+        var batch = Enumerable.Range(0, 64).ToArray();
+        var unclippedNorm = (await step.RunAsync(batch)).GradientNorm;
+
+        using var source2 = new LocalGradientSource(network, data, 1);
+        var clipped = Step(network, data, source2, new StepOptions { ShardSize = 16, ClipNorm = unclippedNorm / 4 });
+        var outcome = (await clipped.RunAsync(batch));
+        Assert.True(outcome.Clipped);
+        Assert.Equal(1, clipped.ClipEvents);
+        Assert.Equal(unclippedNorm, outcome.GradientNorm, 6); // reported before clipping
+        Assert.Equal(unclippedNorm / 4, Clipping.GlobalNorm(clipped.MeanGradient), 5);
+    }
+
+    [Fact]
+    public async Task NonFiniteGradientSkipsTheStepOrStops()
+    {
+        var (network, _) = Problem();
+        var poisoned = new float[500 * 23];
+        Array.Fill(poisoned, float.NaN);
+        var data = new Dataset(poisoned, Enumerable.Range(0, 500).Select(i => i % 5).ToArray(), 23, 5, "nan");
+        using var source = new LocalGradientSource(network, data, 1);
+        var skip = Step(network, data, source, new StepOptions { ShardSize = 16 });
+        var before = skip.Parameters.ToArray();
+        var outcome = (await skip.RunAsync(Enumerable.Range(0, 32).ToArray()));
+        Assert.True(outcome.Skipped);
+        Assert.Equal(1, skip.SkippedSteps);
+        Assert.Equal(before, skip.Parameters);
+
+        var stop = Step(network, data, source, new StepOptions { ShardSize = 16, NonFinite = NonFinitePolicy.Stop });
+        await Assert.ThrowsAsync<NonFiniteGradientException>(async () => await stop.RunAsync(Enumerable.Range(0, 32).ToArray()));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task SteadyStateStepsAllocateNothing(int threads)
+    {
+        var (network, data) = Problem();
+        using var source = new LocalGradientSource(network, data, threads);
+        var step = Step(network, data, source, new StepOptions { ShardSize = 32 });
+        var batch = new ArraySegment<int>(Enumerable.Range(0, 200).ToArray());
+        for (int i = 0; i < 60; i++) await step.RunAsync(batch); // past tiered-JIT recompilation
+        // Per-thread counters: other tests run in parallel in this process.
+        long before = GC.GetAllocatedBytesForCurrentThread() + source.HelperThreadAllocatedBytes;
+        for (int i = 0; i < 20; i++)
+        {
+            var pending = step.RunAsync(batch);
+            Assert.True(pending.IsCompletedSuccessfully); // local mode completes synchronously
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() + source.HelperThreadAllocatedBytes - before;
+        Assert.True(allocated == 0, $"20 steps allocated {allocated} bytes");
+    }
+}
