@@ -105,7 +105,8 @@ public static class ConfigLoader
     {
         // The binder says "Failed to convert configuration value at 'training:epochs' to type 'System.Int32'." or
         // "'x' was not found in ..." for unknown keys; keep it on one line and in the config's dotted notation.
-        string message = FirstLine(e.Message).Replace(':', '.');
+        string message = System.Text.RegularExpressions.Regex.Replace(FirstLine(e.Message), @"'([A-Za-z0-9_]+(?::[A-Za-z0-9_]+)+)'",
+            m => "'" + string.Join('.', m.Groups[1].Value.Split(':').Select(p => char.ToLowerInvariant(p[0]) + p[1..])) + "'");
         return e.InnerException is { } inner ? $"{message} ({FirstLine(inner.Message)})" : message;
     }
 
