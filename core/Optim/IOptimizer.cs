@@ -10,7 +10,12 @@ public interface IOptimizer
     /// <summary>Number of completed steps (Adam's bias correction uses it).</summary>
     long StepCount { get; set; }
 
-    /// <summary>Named state buffers, each of the parameter count's length (e.g. "m", "v"); empty for plain SGD.</summary>
+    /// <summary>
+    /// Named state buffers, each of the parameter count's length (e.g. "m", "v"); empty for plain SGD. These are
+    /// the optimizer's live arrays, never copies: a checkpoint writes them as they are, and a restore copies the
+    /// saved values back into them and then sets <see cref="StepCount"/> (see <see cref="OptimizerState"/>).
+    /// The set of keys is fixed at construction, so a restored optimizer continues bit-identically.
+    /// </summary>
     IReadOnlyDictionary<string, float[]> State { get; }
 
     /// <summary>w ← update(w, g) with learning rate lr; increments <see cref="StepCount"/>.</summary>

@@ -18,6 +18,10 @@ public sealed class OptimizerSpec
     public float Epsilon { get; set; } = 1e-8f;
     /// <summary>RMSProp decay of the squared-gradient average.</summary>
     public float Alpha { get; set; } = 0.99f;
+    /// <summary>RMSProp: divide by the centered second moment √(E[g²] − E[g]²) (Graves 2013).</summary>
+    public bool Centered { get; set; }
+    /// <summary>AdaGrad: starting value of the squared-gradient sum.</summary>
+    public float InitialAccumulator { get; set; }
 }
 
 public sealed class ScheduleSpec

@@ -48,13 +48,7 @@ public sealed class Trainer
         {
             CheckResumable(checkpoint);
             parameters = checkpoint.Parameters;
-            foreach (var (name, buffer) in optimizer.State)
-            {
-                if (!checkpoint.OptimizerState.TryGetValue(name, out var saved) || saved.Length != buffer.Length)
-                    throw new UserInputException($"checkpoint at step {checkpoint.Step} lacks optimizer state '{name}' of length {buffer.Length}");
-                saved.CopyTo(buffer, 0);
-            }
-            optimizer.StepCount = checkpoint.OptimizerSteps;
+            OptimizerState.Restore(optimizer, checkpoint.OptimizerState, checkpoint.OptimizerSteps);
             (startStep, startEpoch, startBatch) = (checkpoint.Step, checkpoint.Epoch, checkpoint.BatchInEpoch);
             (skipped, clips) = (checkpoint.SkippedSteps, checkpoint.ClipEvents);
             progress = checkpoint.Progress;

@@ -1,0 +1,113 @@
+// Gradient norms and clipping: the norm against float64 references (including the documented summation
+// order, bit for bit), clipping above and below the threshold, and non-finite gradients.
+using DistTrain.Core.Training;
+
+namespace DistTrain.Tests.Optim;
+
+public class ClippingTests
+{
+    public static TheoryData<int> Lengths => [0, 1, 7, 8, 9, 15, 16, 17, 24, 25, 33, 1031, 100_003];
+
+    private static float[] Random(int n, int seed, float scale = 1f) =>
+        OptimizerVariants.Uniform(new Random(seed), n, scale);
+
+    private static double NaiveNorm(ReadOnlySpan<float> g)
+    {
+        double sum = 0;
+        foreach (float x in g) sum += (double)x * x;
+        return Math.Sqrt(sum);
+    }
+
+    /// <summary>The order Clipping.GlobalNorm documents: 8 partial sums by i mod 8, pairwise, then the tail.</summary>
+    private static double DocumentedOrderNorm(float[] g)
+    {
+        var lanes = new double[8];
+        int body = g.Length / 8 * 8;
+        for (int i = 0; i < body; i++) lanes[i % 8] += (double)g[i] * g[i];
+        double sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        for (int i = body; i < g.Length; i++) sum += (double)g[i] * g[i];
+        return Math.Sqrt(sum);
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void GlobalNormMatchesFloat64ReferenceAndItsDocumentedOrder(int n)
+    {
+        float[] g = Random(n, n, 3f);
+        double norm = Clipping.GlobalNorm(g);
+        Assert.True(Math.Abs(norm - NaiveNorm(g)) <= 1e-12 * NaiveNorm(g));
+        Assert.Equal(BitConverter.DoubleToInt64Bits(DocumentedOrderNorm(g)), BitConverter.DoubleToInt64Bits(norm));
+    }
+
+    [Fact]
+    public void GlobalNormDoesNotOverflowForLargeFiniteFloats()
+    {
+        float[] g = [.. Enumerable.Repeat(float.MaxValue, 33)];
+        Assert.Equal(Math.Sqrt(33) * float.MaxValue, Clipping.GlobalNorm(g), 1e-9 * float.MaxValue);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(17)]
+    [InlineData(1031)]
+    public void ClipScalesToExactlyMaxNormWhenAbove(int n)
+    {
+        float[] g = Random(n, 5, 10f);
+        float[] original = (float[])g.Clone();
+        double before = NaiveNorm(g);
+        double maxNorm = before / 7;
+        double returned = Clipping.ClipByGlobalNorm(g, maxNorm);
+        Assert.Equal(Clipping.GlobalNorm(original), returned);
+        Assert.True(Math.Abs(NaiveNorm(g) - maxNorm) <= 1e-6 * maxNorm, $"clipped norm {NaiveNorm(g)} vs {maxNorm}");
+        float scale = (float)(maxNorm / returned);
+        for (int i = 0; i < n; i++) Assert.Equal(original[i] * scale, g[i]); // direction kept
+    }
+
+    [Theory]
+    [InlineData(10.0)]       // below the threshold
+    [InlineData(0.0)]        // off
+    [InlineData(-1.0)]       // off
+    [InlineData(double.NaN)] // off
+    public void ClipLeavesGradientUntouchedWhenBelowOrOff(double maxNorm)
+    {
+        float[] g = Random(17, 9, 0.5f); // norm ≈ 1.2
+        float[] original = (float[])g.Clone();
+        Assert.Equal(Clipping.GlobalNorm(original), Clipping.ClipByGlobalNorm(g, maxNorm));
+        Assert.Equal(original, g);
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public void NonFiniteGradientIsDetectedAndLeftForTheCallerToSkip(float bad)
+    {
+        for (int n = 1; n <= 40; n++)
+            for (int at = 0; at < n; at++)
+            {
+                float[] g = Random(n, n);
+                g[at] = bad;
+                float[] original = (float[])g.Clone();
+                Assert.False(Clipping.AllFinite(g));
+                double norm = Clipping.ClipByGlobalNorm(g, 1e-3);
+                Assert.False(double.IsFinite(norm));
+                Assert.Equal(original, g);
+            }
+        Assert.True(Clipping.AllFinite(Random(1031, 1)));
+        Assert.True(Clipping.AllFinite([]));
+    }
+
+    [Fact]
+    public void LayerNormsAreTheNormsOfTheSlices()
+    {
+        float[] g = Random(300, 2);
+        (int, int)[] slices = [(0, 100), (100, 7), (107, 193), (5, 0)];
+        var norms = new double[slices.Length];
+        Clipping.LayerNorms(g, slices, norms);
+        for (int k = 0; k < slices.Length; k++)
+            Assert.Equal(Clipping.GlobalNorm(g.AsSpan(slices[k].Item1, slices[k].Item2)), norms[k]);
+        Assert.Equal(0.0, norms[3]);
+        Assert.True(Math.Abs(NaiveNorm(g.AsSpan(100, 7)) - norms[1]) <= 1e-12 * norms[1]);
+        Assert.Throws<ArgumentException>(() => Clipping.LayerNorms(g, slices, new double[2]));
+    }
+}
