@@ -9,6 +9,7 @@ const string Usage = """
                 [--metrics-out FILE.jsonl] [--step-log FILE.jsonl] [--checkpoint-dir DIR] [--checkpoint-every N]
                 [--resume] [--quiet]
       evaluate  --model FILE.safetensors --config FILE [--data PATH]
+      bench     [--config FILE] [--epochs N] [--threads 1,2] [--repetitions N] [--json FILE] [--skip-gemm] [--skip-training]
     """;
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
@@ -32,7 +33,9 @@ try
             CommandLine.Parse("train", args.AsSpan(1), TrainCommand.Valued, TrainCommand.Switches), cancellation.Token),
         "evaluate" => EvaluateCommand.Run(
             CommandLine.Parse("evaluate", args.AsSpan(1), EvaluateCommand.Valued, EvaluateCommand.Switches)),
-        _ => throw new UserInputException($"unknown command '{args[0]}'; expected train, evaluate (see disttrain --help)"),
+        "bench" => await BenchCommand.RunAsync(
+            CommandLine.Parse("bench", args.AsSpan(1), BenchCommand.Valued, BenchCommand.Switches), cancellation.Token),
+        _ => throw new UserInputException($"unknown command '{args[0]}'; expected train, evaluate, bench (see disttrain --help)"),
     };
 }
 catch (UserInputException e)
