@@ -1,56 +1,189 @@
 // Row-major single-precision matrix products in the three forms a Linear layer needs; no transposes are
 // materialised. Every output element is reduced over k in one fixed order, whatever the thread count, so results
 // are bit-identical for any degree of parallelism (parallelism is over output tiles only).
+using System.Runtime.CompilerServices;
+using static DistTrain.Core.Kernels.GemmMicroKernels;
+
 namespace DistTrain.Core.Kernels;
 
-public static class Gemm
+/// <summary>
+/// Goto/BLIS-style GEMM: B is packed into [kc][NR] panels (a group of k-blocks at a time), A into [kc][MR] panels,
+/// and a register-blocked FMA micro-kernel (<see cref="GemmMicroKernels"/>) computes each MR×NR tile of C.
+/// </summary>
+public static unsafe class Gemm
 {
+    /// <summary>Deepest k-block: a [KC][32] B micro-panel (32 KiB) stays in L1 while A panels stream past it.</summary>
+    internal const int KCMax = 256;
+
+    /// <summary>Rows of A packed at once ([MC][KC] = 128 KiB, L2-resident); also bounds the C block kept hot in L2.</summary>
+    internal const int MC = 128;
+
+    /// <summary>Floats of packed B per thread (1 MiB, about the L2 size); bounds NC and how many k-blocks share C's trip.</summary>
+    internal const int PackedBFloats = 256 * 1024;
+
+    /// <summary>Minimum multiply-adds per thread before another thread is worth its start-up cost.</summary>
+    private const long MinWorkPerThread = 1 << 21;
+
+    [ThreadStatic] private static float[]? t_packBuffer;
+
     /// <summary>C[m×n] (+)= A[m×k] · B[n×k]ᵀ  (forward: Y = X·Wᵀ).</summary>
     public static void MultiplyABt(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k,
         bool accumulate, int threads = 1)
     {
-        Check(a.Length, m * k, b.Length, n * k, c.Length, m * n);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                float s = 0;
-                for (int p = 0; p < k; p++) s += a[i * k + p] * b[j * k + p];
-                c[i * n + j] = accumulate ? c[i * n + j] + s : s;
-            }
+        Check(a.Length, b.Length, c.Length, m, n, k, threads);
+        fixed (float* pa = a, pb = b, pc = c)
+            Run(new Operands(pa, k, true, pb, k, true, pc, n, k, accumulate), m, n, threads);
     }
 
     /// <summary>C[m×n] (+)= A[k×m]ᵀ · B[k×n]  (weight gradient: dW = dYᵀ·X).</summary>
     public static void MultiplyAtB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k,
         bool accumulate, int threads = 1)
     {
-        Check(a.Length, m * k, b.Length, n * k, c.Length, m * n);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                float s = 0;
-                for (int p = 0; p < k; p++) s += a[p * m + i] * b[p * n + j];
-                c[i * n + j] = accumulate ? c[i * n + j] + s : s;
-            }
+        Check(a.Length, b.Length, c.Length, m, n, k, threads);
+        fixed (float* pa = a, pb = b, pc = c)
+            Run(new Operands(pa, m, false, pb, n, false, pc, n, k, accumulate), m, n, threads);
     }
 
     /// <summary>C[m×n] (+)= A[m×k] · B[k×n]  (input gradient: dX = dY·W).</summary>
     public static void MultiplyAB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k,
         bool accumulate, int threads = 1)
     {
-        Check(a.Length, m * k, b.Length, n * k, c.Length, m * n);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                float s = 0;
-                for (int p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
-                c[i * n + j] = accumulate ? c[i * n + j] + s : s;
-            }
+        Check(a.Length, b.Length, c.Length, m, n, k, threads);
+        fixed (float* pa = a, pb = b, pc = c)
+            Run(new Operands(pa, k, true, pb, n, false, pc, n, k, accumulate), m, n, threads);
     }
 
-    private static void Check(int aLength, int aNeeded, int bLength, int bNeeded, int cLength, int cNeeded)
+    /// <summary>
+    /// Where the logical A(i,p) and B(p,j) live: "k-contiguous" means consecutive p are adjacent in memory
+    /// (A(i,p) = A[i·lda + p], B(p,j) = B[j·ldb + p]); otherwise A(i,p) = A[p·lda + i], B(p,j) = B[p·ldb + j].
+    /// </summary>
+    private readonly struct Operands(float* a, int lda, bool aKContiguous, float* b, int ldb, bool bKContiguous,
+        float* c, int ldc, int k, bool accumulate)
     {
-        if (aLength < aNeeded) throw new ArgumentException($"A has {aLength} elements, needs {aNeeded}", "a");
-        if (bLength < bNeeded) throw new ArgumentException($"B has {bLength} elements, needs {bNeeded}", "b");
-        if (cLength < cNeeded) throw new ArgumentException($"C has {cLength} elements, needs {cNeeded}", "c");
+        public readonly float* C = c;
+        public readonly int Lda = lda, Ldb = ldb, Ldc = ldc, K = k;
+        public readonly bool AKContiguous = aKContiguous, BKContiguous = bKContiguous, Accumulate = accumulate;
+        private readonly float* _a = a, _b = b;
+
+        public float* A(int i, int p) => AKContiguous ? _a + (nint)i * Lda + p : _a + (nint)p * Lda + i;
+        public float* B(int p, int j) => BKContiguous ? _b + (nint)j * Ldb + p : _b + (nint)p * Ldb + j;
+    }
+
+    private static void Run(in Operands op, int m, int n, int threads)
+    {
+        if (m == 0 || n == 0) return;
+        // Split the dimension whose other operand is cheaper to pack twice: rows share B, columns share A.
+        bool splitRows = m >= n;
+        int units = splitRows ? (m + MR - 1) / MR : (n + NR - 1) / NR;
+        long work = (long)m * n * op.K;
+        int parts = (int)Math.Min(Math.Min(threads, units), Math.Max(1, work / MinWorkPerThread));
+        if (parts <= 1)
+        {
+            Compute(op, 0, m, 0, n);
+            return;
+        }
+        var job = new ParallelJob(op, m, n, parts, units, splitRows);
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, job.Run);
+    }
+
+    /// <summary>One contiguous slab of output tiles per part; tile boundaries never move, so neither do the bits.</summary>
+    private sealed class ParallelJob(Operands op, int m, int n, int parts, int units, bool splitRows)
+    {
+        public void Run(int part)
+        {
+            int first = (int)((long)units * part / parts), last = (int)((long)units * (part + 1) / parts);
+            if (splitRows) Compute(op, first * MR, Math.Min(m, last * MR), 0, n);
+            else Compute(op, 0, m, first * NR, Math.Min(n, last * NR));
+        }
+    }
+
+    /// <summary>C[r0..r1)×[c0..c1) on the calling thread, with its own pack buffers.</summary>
+    private static void Compute(in Operands op, int r0, int r1, int c0, int c1)
+    {
+        int k = op.K, nr = NR;
+        if (k == 0)
+        {
+            if (!op.Accumulate)
+                for (int i = r0; i < r1; i++) new Span<float>(op.C + (nint)i * op.Ldc + c0, c1 - c0).Clear();
+            return;
+        }
+        // k-blocks depend on k alone (equal sizes, the last one shorter): the reduction order is fixed by k.
+        int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks;
+        float* packA = PackBuffer(), packB = packA + MC * KCMax;
+        float* scratch = stackalloc float[MR * 32];
+        int ncMax = PackedBFloats / KCMax / nr * nr;
+        for (int jc = c0; jc < c1; jc += ncMax)
+        {
+            int nc = Math.Min(ncMax, c1 - jc), ncPadded = (nc + nr - 1) / nr * nr;
+            // Pack as many k-blocks of B as fit, so each C block below takes one trip through cache for all of them.
+            int groupDepth = Math.Max(1, PackedBFloats / (kcStep * ncPadded)) * kcStep;
+            for (int pg = 0; pg < k; pg += groupDepth)
+            {
+                int groupEnd = Math.Min(k, pg + groupDepth);
+                float* bp = packB;
+                for (int pc = pg; pc < groupEnd; pc += kcStep)
+                {
+                    int kc = Math.Min(kcStep, k - pc);
+                    GemmPacking.Pack(op.B(pc, jc), op.Ldb, op.BKContiguous, nc, kc, nr, bp);
+                    bp += kc * ncPadded;
+                }
+                for (int ic = r0; ic < r1; ic += MC)
+                {
+                    int mc = Math.Min(MC, r1 - ic);
+                    bp = packB;
+                    for (int pc = pg; pc < groupEnd; pc += kcStep)
+                    {
+                        int kc = Math.Min(kcStep, k - pc);
+                        GemmPacking.Pack(op.A(ic, pc), op.Lda, op.AKContiguous, mc, kc, MR, packA);
+                        bool overwrite = !op.Accumulate && pc == 0;
+                        float* cBlock = op.C + (nint)ic * op.Ldc + jc;
+                        for (int jr = 0; jr < nc; jr += nr)
+                            for (int ir = 0; ir < mc; ir += MR)
+                                TileOrEdge(kc, packA + ir * kc, bp + jr * kc, cBlock + (nint)ir * op.Ldc + jr, op.Ldc,
+                                    Math.Min(MR, mc - ir), Math.Min(nr, nc - jr), overwrite, scratch);
+                        bp += kc * ncPadded;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Full tiles go straight to C; partial ones are computed whole into scratch (the panels are
+    /// zero-padded) and only the valid rows×cols merged, with the same single rounding of the add as a full tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TileOrEdge(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite,
+        float* scratch)
+    {
+        int nr = NR;
+        if (rows == MR && cols == nr)
+        {
+            Tile(kc, a, b, c, ldc, overwrite);
+            return;
+        }
+        Tile(kc, a, b, scratch, nr, overwrite: true);
+        for (int r = 0; r < rows; r++)
+        {
+            float* cr = c + (nint)r * ldc, sr = scratch + r * nr;
+            for (int j = 0; j < cols; j++) cr[j] = overwrite ? sr[j] : cr[j] + sr[j];
+        }
+    }
+
+    /// <summary>This thread's pack buffers, allocated once (pinned, so the pointer stays valid) and 64-byte aligned.</summary>
+    private static float* PackBuffer()
+    {
+        float[] buffer = t_packBuffer ??= GC.AllocateUninitializedArray<float>(MC * KCMax + PackedBFloats + 16, pinned: true);
+        nint address = (nint)Unsafe.AsPointer(ref buffer[0]);
+        return (float*)((address + 63) & ~(nint)63);
+    }
+
+    private static void Check(int aLength, int bLength, int cLength, int m, int n, int k, int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        if (aLength < (long)m * k) throw new ArgumentException($"A has {aLength} elements, needs m·k = {(long)m * k}", "a");
+        if (bLength < (long)n * k) throw new ArgumentException($"B has {bLength} elements, needs n·k = {(long)n * k}", "b");
+        if (cLength < (long)m * n) throw new ArgumentException($"C has {cLength} elements, needs m·n = {(long)m * n}", "c");
     }
 }
