@@ -1,0 +1,51 @@
+// The "data" section of a training config: which source to load and how to preprocess it. Plain settable
+// properties so Microsoft.Extensions.Configuration can bind them; DataLoader validates them.
+namespace DistTrain.Core.Data;
+
+public sealed class DataSpec
+{
+    /// <summary>Where Debian's dataset-fashion-mnist package installs the data; the default for "idx".</summary>
+    public const string DefaultIdxDirectory = "/usr/share/datasets/fashion-mnist";
+
+    /// <summary>idx | csv | spirals | blobs.</summary>
+    public string Format { get; set; } = "idx";
+
+    /// <summary>idx: the directory holding train-*/t10k-* files (default <see cref="DefaultIdxDirectory"/>); csv: the training file.</summary>
+    public string? Path { get; set; }
+
+    /// <summary>idx: a directory holding the t10k-* files; csv: the test file. Optional.</summary>
+    public string? TestPath { get; set; }
+
+    /// <summary>csv with separate label files (X_train.csv + y_train.csv): the training labels file.</summary>
+    public string? LabelsPath { get; set; }
+
+    /// <summary>csv with separate label files: the test labels file (required when TestPath is set).</summary>
+    public string? TestLabelsPath { get; set; }
+
+    /// <summary>csv in one file: the label column's header name, or its 0-based index when there is no header.</summary>
+    public string LabelColumn { get; set; } = "label";
+
+    /// <summary>Divide every feature by this (1 = leave as is). Default: 255 for idx and csv, 1 for synthetic.</summary>
+    public float? Scale { get; set; }
+
+    /// <summary>Standardise each feature with the training set's mean and std (after scaling).</summary>
+    public bool Standardize { get; set; }
+
+    /// <summary>Synthetic: total samples before the test split (spirals: divided evenly among classes).</summary>
+    public int Samples { get; set; } = 600;
+
+    /// <summary>Synthetic: number of classes (default 3). idx/csv: when set, labels must lie in 0..Classes-1.</summary>
+    public int? Classes { get; set; }
+
+    /// <summary>blobs: feature count (spirals are always 2-D).</summary>
+    public int Features { get; set; } = 2;
+
+    /// <summary>spirals: angle noise (default 0.2); blobs: cluster standard deviation (default 1).</summary>
+    public double? Noise { get; set; }
+
+    /// <summary>Synthetic: generator seed (also picks the held-out test rows).</summary>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>Synthetic: fraction of the generated rows held out as the test set.</summary>
+    public double TestFraction { get; set; } = 0.2;
+}
