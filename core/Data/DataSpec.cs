@@ -1,42 +1,51 @@
-// Placeholder; replaced by the data layer.
+// The "data" section of a training config: which source to load and how to preprocess it. Plain settable
+// properties so Microsoft.Extensions.Configuration can bind them; DataLoader validates them.
 namespace DistTrain.Core.Data;
 
 public sealed class DataSpec
 {
+    /// <summary>Where Debian's dataset-fashion-mnist package installs the data; the default for "idx".</summary>
+    public const string DefaultIdxDirectory = "/usr/share/datasets/fashion-mnist";
+
+    /// <summary>idx | csv | spirals | blobs.</summary>
     public string Format { get; set; } = "idx";
+
+    /// <summary>idx: the directory holding train-*/t10k-* files (default <see cref="DefaultIdxDirectory"/>); csv: the training file.</summary>
     public string? Path { get; set; }
-    public float Scale { get; set; } = 255;
+
+    /// <summary>idx: a directory holding the t10k-* files; csv: the test file. Optional.</summary>
+    public string? TestPath { get; set; }
+
+    /// <summary>csv with separate label files (X_train.csv + y_train.csv): the training labels file.</summary>
+    public string? LabelsPath { get; set; }
+
+    /// <summary>csv with separate label files: the test labels file (required when TestPath is set).</summary>
+    public string? TestLabelsPath { get; set; }
+
+    /// <summary>csv in one file: the label column's header name, or its 0-based index when there is no header.</summary>
+    public string LabelColumn { get; set; } = "label";
+
+    /// <summary>Divide every feature by this (1 = leave as is). Default: 255 for idx and csv, 1 for synthetic.</summary>
+    public float? Scale { get; set; }
+
+    /// <summary>Standardise each feature with the training set's mean and std (after scaling).</summary>
     public bool Standardize { get; set; }
-    public int Samples { get; set; } = 1000;
-    public int Classes { get; set; } = 3;
+
+    /// <summary>Synthetic: total samples before the test split (spirals: divided evenly among classes).</summary>
+    public int Samples { get; set; } = 600;
+
+    /// <summary>Synthetic: number of classes (default 3). idx/csv: when set, labels must lie in 0..Classes-1.</summary>
+    public int? Classes { get; set; }
+
+    /// <summary>blobs: feature count (spirals are always 2-D).</summary>
     public int Features { get; set; } = 2;
-    public double Noise { get; set; } = 0.2;
+
+    /// <summary>spirals: angle noise (default 0.2); blobs: cluster standard deviation (default 1).</summary>
+    public double? Noise { get; set; }
+
+    /// <summary>Synthetic: generator seed (also picks the held-out test rows).</summary>
     public int Seed { get; set; } = 1;
-}
 
-public static class DataLoader
-{
-    public static DataSplit Load(DataSpec spec)
-    {
-        var r = new DeterministicRandom((ulong)spec.Seed);
-        int n = spec.Samples, d = spec.Features;
-        var x = new float[n * d]; var y = new int[n];
-        for (int i = 0; i < n; i++) { y[i] = i % spec.Classes; for (int j = 0; j < d; j++) x[i * d + j] = (float)(r.NextGaussian() * spec.Noise + (j == y[i] % d ? 1 : 0)); }
-        return new DataSplit(new Dataset(x, y, d, spec.Classes, "blobs"), null);
-    }
-}
-
-public static class Sampler
-{
-    public static void EpochPermutation(ulong seed, int epoch, int count, int[] destination)
-    {
-        var r = new DeterministicRandom(seed * 31 + (ulong)epoch);
-        for (int i = 0; i < count; i++) destination[i] = i;
-        for (int i = count - 1; i > 0; i--) { int j = (int)(r.NextUInt64() % (ulong)(i + 1)); (destination[i], destination[j]) = (destination[j], destination[i]); }
-    }
-}
-
-public static class Fingerprint
-{
-    public static string Compute(DataSplit split) => "placeholder";
+    /// <summary>Synthetic: fraction of the generated rows held out as the test set.</summary>
+    public double TestFraction { get; set; } = 0.2;
 }

@@ -30,6 +30,13 @@ public sealed class Dataset
     public int Count => Labels.Length;
 
     public ReadOnlySpan<float> Row(int index) => Features.AsSpan(index * Width, Width);
+
+    /// <summary>
+    /// The same rows with another class count (arrays shared, not copied): train and test must agree on Classes
+    /// even when one of them happens not to contain the highest label.
+    /// </summary>
+    public Dataset WithClasses(int classes) =>
+        classes == Classes ? this : new Dataset(Features, Labels, Width, classes, Source);
 }
 
 /// <summary>A training set and an optional held-out test set.</summary>

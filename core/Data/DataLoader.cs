@@ -1,0 +1,141 @@
+// Turns a DataSpec into a DataSplit: dispatches on the format, checks the settings a user wrote (errors name the
+// data.* key), then applies scaling and optional standardisation fitted on the training set.
+namespace DistTrain.Core.Data;
+
+public static class DataLoader
+{
+    public static readonly IReadOnlyList<string> Formats = ["idx", "csv", "spirals", "blobs"];
+
+    public static DataSplit Load(DataSpec spec) => Load(spec, out _);
+
+    /// <param name="standardization">The statistics applied when spec.Standardize is set (to save with a model), else null.</param>
+    public static DataSplit Load(DataSpec spec, out FeatureStatistics? standardization)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        string format = (spec.Format ?? "").Trim().ToLowerInvariant();
+        bool synthetic = format is "spirals" or "blobs";
+        float scale = spec.Scale ?? (synthetic ? 1f : 255f);
+        if (!float.IsFinite(scale) || scale <= 0)
+            throw new UserInputException($"data.scale is {scale}, expected a positive number (1 = no scaling)");
+
+        DataSplit split = format switch
+        {
+            "idx" => LoadIdx(spec),
+            "csv" => LoadCsv(spec),
+            "spirals" or "blobs" => LoadSynthetic(spec, format),
+            _ => throw new UserInputException(
+                $"data.format is '{spec.Format}', expected one of: {string.Join(", ", Formats)}"),
+        };
+
+        Normalization.Scale(split.Train, scale);
+        if (split.Test is not null) Normalization.Scale(split.Test, scale);
+        standardization = spec.Standardize ? Normalization.Standardize(split.Train, split.Test) : null;
+        return split;
+    }
+
+    private static DataSplit LoadIdx(DataSpec spec)
+    {
+        DataSplit split = MnistLayout.Load(
+            string.IsNullOrWhiteSpace(spec.Path) ? DataSpec.DefaultIdxDirectory : spec.Path,
+            string.IsNullOrWhiteSpace(spec.TestPath) ? null : spec.TestPath);
+        if (spec.Classes is not int classes) return split;
+        RequirePositive(classes, "data.classes");
+        CheckLabels(split.Train, classes);
+        if (split.Test is not null) CheckLabels(split.Test, classes);
+        return new DataSplit(split.Train.WithClasses(classes), split.Test?.WithClasses(classes));
+    }
+
+    private static void CheckLabels(Dataset data, int classes)
+    {
+        for (int i = 0; i < data.Count; i++)
+            if (data.Labels[i] >= classes)
+                throw new UserInputException(
+                    $"{data.Source}: label {data.Labels[i]} of item {i} out of range 0..{classes - 1} (data.classes = {classes})");
+    }
+
+    private static DataSplit LoadCsv(DataSpec spec)
+    {
+        if (string.IsNullOrWhiteSpace(spec.Path))
+            throw new UserInputException("data.path is not set; the csv format needs the training file");
+        if (spec.Classes is int c) RequirePositive(c, "data.classes");
+        bool separate = !string.IsNullOrWhiteSpace(spec.LabelsPath);
+        bool hasTest = !string.IsNullOrWhiteSpace(spec.TestPath);
+        if (separate && hasTest && string.IsNullOrWhiteSpace(spec.TestLabelsPath))
+            throw new UserInputException(
+                $"data.testLabelsPath is not set, but data.labelsPath is, so the test file {spec.TestPath} needs its labels file too");
+        if (!separate && !string.IsNullOrWhiteSpace(spec.TestLabelsPath))
+            throw new UserInputException("data.testLabelsPath is set but data.labelsPath is not; set both or neither");
+
+        Dataset Read(string path, string? labels) => separate
+            ? CsvReader.ReadSeparate(path, labels!, spec.Classes)
+            : CsvReader.ReadCombined(path, spec.LabelColumn, spec.Classes);
+
+        Dataset train = Read(spec.Path, spec.LabelsPath);
+        Dataset? test = hasTest ? Read(spec.TestPath!, spec.TestLabelsPath) : null;
+        if (test is null) return new DataSplit(train, null);
+        if (test.Width != train.Width)
+            throw new UserInputException(
+                $"{test.Source}: {test.Width} feature columns, but the training file {train.Source} has {train.Width}");
+        int classes = Math.Max(train.Classes, test.Classes);
+        return new DataSplit(train.WithClasses(classes), test.WithClasses(classes));
+    }
+
+    private static DataSplit LoadSynthetic(DataSpec spec, string format)
+    {
+        int classes = spec.Classes ?? 3;
+        RequirePositive(classes, "data.classes");
+        RequirePositive(spec.Samples, "data.samples");
+        double noise = spec.Noise ?? (format == "spirals" ? 0.2 : 1.0);
+        if (!double.IsFinite(noise) || noise < 0)
+            throw new UserInputException($"data.noise is {noise}, expected a non-negative number");
+        if (!(spec.TestFraction >= 0 && spec.TestFraction < 1))
+            throw new UserInputException($"data.testFraction is {spec.TestFraction}, expected a number in [0, 1)");
+
+        Dataset all;
+        if (format == "spirals")
+        {
+            if (spec.Samples < classes)
+                throw new UserInputException($"data.samples is {spec.Samples}, expected at least one per class ({classes})");
+            all = Synthetic.Spirals(spec.Samples / classes, classes, noise, spec.Seed);
+        }
+        else
+        {
+            RequirePositive(spec.Features, "data.features");
+            if ((long)spec.Samples * spec.Features > Array.MaxLength)
+                throw new UserInputException($"data.samples × data.features = {(long)spec.Samples * spec.Features} is too large");
+            all = Synthetic.Blobs(spec.Samples, spec.Features, classes, noise, spec.Seed);
+        }
+        return HoldOut(all, spec.TestFraction, spec.Seed);
+    }
+
+    /// <summary>
+    /// Shuffles rows with a seed-derived permutation and keeps the last fraction as the test set, so train and
+    /// test both mix all classes (generators emit rows grouped by class).
+    /// </summary>
+    internal static DataSplit HoldOut(Dataset all, double testFraction, int seed)
+    {
+        int testCount = (int)Math.Round(all.Count * testFraction);
+        if (testCount >= all.Count) testCount = all.Count - 1;
+        // A fixed offset keeps this permutation unrelated to the generator's stream for the same seed.
+        int[] order = Sampler.EpochPermutation(unchecked((ulong)seed) ^ 0x5EED_7E57_0000_0001UL, 0, all.Count);
+        Dataset Take(int start, int count)
+        {
+            var features = new float[(long)count * all.Width];
+            var labels = new int[count];
+            for (int i = 0; i < count; i++)
+            {
+                int source = order[start + i];
+                all.Row(source).CopyTo(features.AsSpan(i * all.Width, all.Width));
+                labels[i] = all.Labels[source];
+            }
+            return new Dataset(features, labels, all.Width, all.Classes, all.Source);
+        }
+        Dataset train = Take(0, all.Count - testCount);
+        return new DataSplit(train, testCount > 0 ? Take(all.Count - testCount, testCount) : null);
+    }
+
+    private static void RequirePositive(int value, string key)
+    {
+        if (value <= 0) throw new UserInputException($"{key} is {value}, expected a positive integer");
+    }
+}

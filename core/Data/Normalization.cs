@@ -1,0 +1,88 @@
+// Feature preprocessing: pixel scaling (÷255) and per-feature standardisation whose statistics come from the
+// training set only, are applied unchanged to the test set, and are returned so a checkpoint can save them.
+using System.Numerics.Tensors;
+
+namespace DistTrain.Core.Data;
+
+/// <summary>Per-feature mean and population standard deviation; a StdDev of 0 marks a constant feature.</summary>
+public sealed record FeatureStatistics(double[] Mean, double[] StdDev)
+{
+    public int Width => Mean.Length;
+
+    /// <summary>In place: x ← (x − mean) / std, or x − mean alone where std is 0 (no divide by zero).</summary>
+    public void Apply(Dataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Width != Width)
+            throw new ArgumentException($"dataset has {data.Width} features, statistics have {Width}", nameof(data));
+        var scale = new double[Width];
+        for (int j = 0; j < Width; j++) scale[j] = StdDev[j] > 0 ? 1.0 / StdDev[j] : 1.0;
+
+        float[] x = data.Features;
+        for (long row = 0; row < data.Count; row++)
+        {
+            Span<float> values = x.AsSpan((int)(row * Width), Width);
+            for (int j = 0; j < values.Length; j++)
+                values[j] = (float)((values[j] - Mean[j]) * scale[j]);
+        }
+    }
+}
+
+public static class Normalization
+{
+    /// <summary>In place: x ← x / divisor (true division, so 255/255 is exactly 1). A divisor of 1 does nothing.</summary>
+    public static void Scale(Dataset data, float divisor)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (!float.IsFinite(divisor) || divisor <= 0)
+            throw new ArgumentOutOfRangeException(nameof(divisor), divisor, "must be a finite positive number");
+        if (divisor != 1f) TensorPrimitives.Divide(data.Features, divisor, data.Features);
+    }
+
+    /// <summary>
+    /// Per-feature mean and population std of <paramref name="train"/> (two passes, float64 sums), computed
+    /// without modifying anything.
+    /// </summary>
+    public static FeatureStatistics ComputeStatistics(Dataset train)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        if (train.Count == 0) throw new ArgumentException("cannot standardise an empty training set", nameof(train));
+        int width = train.Width;
+        var mean = new double[width];
+        var variance = new double[width];
+        for (int row = 0; row < train.Count; row++)
+        {
+            ReadOnlySpan<float> values = train.Row(row);
+            for (int j = 0; j < width; j++) mean[j] += values[j];
+        }
+        for (int j = 0; j < width; j++) mean[j] /= train.Count;
+        // The second pass over deviations avoids the cancellation of E[x²] − E[x]².
+        for (int row = 0; row < train.Count; row++)
+        {
+            ReadOnlySpan<float> values = train.Row(row);
+            for (int j = 0; j < width; j++)
+            {
+                double d = values[j] - mean[j];
+                variance[j] += d * d;
+            }
+        }
+        var std = new double[width];
+        for (int j = 0; j < width; j++)
+        {
+            std[j] = Math.Sqrt(variance[j] / train.Count);
+            // A constant float column can leave a float64 rounding residue (~1e-17) instead of an exact 0;
+            // dividing by that would blow noise up to unit scale. Below float32 resolution, call it constant.
+            if (std[j] <= 1e-7 * Math.Abs(mean[j])) std[j] = 0;
+        }
+        return new FeatureStatistics(mean, std);
+    }
+
+    /// <summary>Computes statistics on <paramref name="train"/> and applies them, in place, to train and test.</summary>
+    public static FeatureStatistics Standardize(Dataset train, Dataset? test = null)
+    {
+        FeatureStatistics statistics = ComputeStatistics(train);
+        statistics.Apply(train);
+        if (test is not null) statistics.Apply(test);
+        return statistics;
+    }
+}

@@ -1,0 +1,67 @@
+// Test helpers: a self-deleting temp directory and writers for small IDX files (plain or gzip).
+using System.Buffers.Binary;
+using System.IO.Compression;
+using DistTrain.Core.Data;
+
+namespace DistTrain.Tests.Data;
+
+internal sealed class TempDirectory : IDisposable
+{
+    public TempDirectory() => Directory.CreateDirectory(Path);
+
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "disttrain-data-" + Guid.NewGuid().ToString("N"));
+
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public string Write(string name, string text)
+    {
+        System.IO.File.WriteAllText(File(name), text);
+        return File(name);
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
+    }
+}
+
+internal static class IdxFiles
+{
+    public static byte[] Images(byte[] pixels, int count, int rows, int columns) =>
+        Encode(IdxReader.ImagesMagic, [count, rows, columns], pixels);
+
+    public static byte[] Labels(byte[] labels) => Encode(IdxReader.LabelsMagic, [labels.Length], labels);
+
+    public static byte[] Encode(int magic, int[] dims, byte[] body)
+    {
+        var bytes = new byte[4 + 4 * dims.Length + body.Length];
+        BinaryPrimitives.WriteInt32BigEndian(bytes, magic);
+        for (int i = 0; i < dims.Length; i++) BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4 + 4 * i), dims[i]);
+        body.CopyTo(bytes, 4 + 4 * dims.Length);
+        return bytes;
+    }
+
+    public static byte[] Gzip(byte[] bytes)
+    {
+        using var output = new MemoryStream();
+        using (var gz = new GZipStream(output, CompressionLevel.Fastest)) gz.Write(bytes);
+        return output.ToArray();
+    }
+
+    /// <summary>Writes an MNIST-layout directory with a tiny train and test set (labels i % 10).</summary>
+    public static (byte[] TrainPixels, byte[] TrainLabels) WriteMnistLayout(string directory, int train, int test, bool gzip)
+    {
+        var rng = new DeterministicRandom(42);
+        byte[] Pixels(int n) { var p = new byte[n * 4 * 3]; foreach (ref byte b in p.AsSpan()) b = (byte)rng.NextInt(256); return p; }
+        byte[] LabelBytes(int n) => [.. Enumerable.Range(0, n).Select(i => (byte)(i % 10))];
+        void Save(string name, byte[] bytes) =>
+            File.WriteAllBytes(Path.Combine(directory, gzip ? name + ".gz" : name), gzip ? Gzip(bytes) : bytes);
+
+        byte[] trainPixels = Pixels(train), trainLabels = LabelBytes(train);
+        Save(MnistLayout.TrainImages, Images(trainPixels, train, 4, 3));
+        Save(MnistLayout.TrainLabels, Labels(trainLabels));
+        Save(MnistLayout.TestImages, Images(Pixels(test), test, 4, 3));
+        Save(MnistLayout.TestLabels, Labels(LabelBytes(test)));
+        return (trainPixels, trainLabels);
+    }
+}
