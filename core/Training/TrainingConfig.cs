@@ -69,7 +69,8 @@ public sealed class TrainingConfig
         if (!(Optimizer.LearningRate > 0) || !float.IsFinite(Optimizer.LearningRate))
             throw new UserInputException($"optimizer.learningRate must be > 0, found {Optimizer.LearningRate}");
         _ = OptimizerFactory.Create(Optimizer, 1);
-        _ = ScheduleFactory.Create(Schedule, Optimizer.LearningRate, 1);
+        // The run's real step count is known once the data is loaded; the Trainer checks the schedule against it.
+        _ = ScheduleFactory.Create(Schedule, Optimizer.LearningRate, Math.Max(Schedule.TotalSteps, Schedule.WarmupSteps + 1L));
     }
 
     public StepOptions StepOptions() => new()
