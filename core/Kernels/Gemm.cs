@@ -111,6 +111,7 @@ public static unsafe class Gemm
         int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks;
         float* packA = PackBuffer(), packB = packA + MC * KCMax;
         float* scratch = stackalloc float[MR * 32];
+        GemmPrefetch prefetchA = default, prefetchB = default;
         int ncMax = PackedBFloats / KCMax / nr * nr;
         for (int jc = c0; jc < c1; jc += ncMax)
         {
@@ -137,8 +138,11 @@ public static unsafe class Gemm
                         GemmPacking.Pack(op.A(ic, pc), op.Lda, op.AKContiguous, mc, kc, MR, packA);
                         bool overwrite = !op.Accumulate && pc == 0;
                         float* cBlock = op.C + (nint)ic * op.Ldc + jc;
+                        int tiles = (nc + nr - 1) / nr * ((mc + MR - 1) / MR);
+                        StartPrefetch(ref prefetchA, ref prefetchB, op, r0, r1, ic, pc, pg, groupEnd, groupDepth, kcStep,
+                            jc, nc, tiles);
                         for (int jr = 0; jr < nc; jr += nr)
-                            for (int ir = 0; ir < mc; ir += MR)
+                            for (int ir = 0; ir < mc; ir += MR, prefetchA.Step(), prefetchB.Step())
                                 TileOrEdge(kc, packA + ir * kc, bp + jr * kc, cBlock + (nint)ir * op.Ldc + jr, op.Ldc,
                                     Math.Min(MR, mc - ir), Math.Min(nr, nc - jr), overwrite, scratch);
                         bp += kc * ncPadded;
@@ -146,6 +150,25 @@ public static unsafe class Gemm
                 }
             }
         }
+    }
+
+    /// <summary>Aims the prefetchers at what gets packed next: the next A block and, on a group's last C block,
+    /// the matching k-block of the next B group.</summary>
+    private static void StartPrefetch(ref GemmPrefetch nextA, ref GemmPrefetch nextB, in Operands op, int r0, int r1,
+        int ic, int pc, int pg, int groupEnd, int groupDepth, int kcStep, int jc, int nc, int tiles)
+    {
+        int k = op.K, next = pc + kcStep;
+        if (next < groupEnd)
+            nextA.Start(op.A(ic, next), op.Lda, op.AKContiguous, Math.Min(MC, r1 - ic), Math.Min(kcStep, k - next), tiles);
+        else if (ic + MC < r1)
+            nextA.Start(op.A(ic + MC, pg), op.Lda, op.AKContiguous, Math.Min(MC, r1 - ic - MC), Math.Min(kcStep, k - pg), tiles);
+        else if (groupEnd < k)
+            nextA.Start(op.A(r0, groupEnd), op.Lda, op.AKContiguous, Math.Min(MC, r1 - r0), Math.Min(kcStep, k - groupEnd), tiles);
+        else nextA.Stop();
+        int nextGroupBlock = pc + groupDepth;
+        if (ic + MC >= r1 && nextGroupBlock < k)
+            nextB.Start(op.B(nextGroupBlock, jc), op.Ldb, op.BKContiguous, nc, Math.Min(kcStep, k - nextGroupBlock), tiles);
+        else nextB.Stop();
     }
 
     /// <summary>Full tiles go straight to C; partial ones are computed whole into scratch (the panels are
