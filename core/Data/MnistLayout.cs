@@ -33,8 +33,9 @@ public static class MnistLayout
     {
         string full = Path.GetFullPath(directory);
         if (!Directory.Exists(full))
-            throw new UserInputException(
-                $"{full}: data directory not found (expected {TrainImages}[.gz], {TrainLabels}[.gz], {TestImages}[.gz], {TestLabels}[.gz])");
+            throw new UserInputException(full == DataSpec.DefaultIdxDirectory
+                ? $"{full}: Fashion-MNIST not found; install it with 'apt-get install dataset-fashion-mnist' or pass --data DIR"
+                : $"{full}: data directory not found (expected {TrainImages}[.gz], {TrainLabels}[.gz], {TestImages}[.gz], {TestLabels}[.gz])");
         return full;
     }
 

@@ -2,6 +2,8 @@
 using DistTrain.Core;
 using DistTrain.Core.Data;
 
+using DistTrain.Tests.Infrastructure;
+
 namespace DistTrain.Tests.Data;
 
 public class DataLoaderTests

@@ -1,29 +1,9 @@
-// Test helpers: a self-deleting temp directory and writers for small IDX files (plain or gzip).
+// Test helpers: writers for small IDX files (plain or gzip).
 using System.Buffers.Binary;
 using System.IO.Compression;
 using DistTrain.Core.Data;
 
 namespace DistTrain.Tests.Data;
-
-internal sealed class TempDirectory : IDisposable
-{
-    public TempDirectory() => Directory.CreateDirectory(Path);
-
-    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "disttrain-data-" + Guid.NewGuid().ToString("N"));
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
-    public string Write(string name, string text)
-    {
-        System.IO.File.WriteAllText(File(name), text);
-        return File(name);
-    }
-
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
-    }
-}
 
 internal static class IdxFiles
 {

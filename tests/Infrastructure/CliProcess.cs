@@ -81,5 +81,11 @@ public sealed class TempDirectory : IDisposable
     public TempDirectory() => Directory.CreateDirectory(Path);
     public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "disttrain-test-" + Guid.NewGuid().ToString("N")[..12]);
     public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public string Write(string name, string text)
+    {
+        System.IO.File.WriteAllText(File(name), text);
+        return File(name);
+    }
     public void Dispose() { try { Directory.Delete(Path, recursive: true); } catch (IOException) { } }
 }
