@@ -93,6 +93,34 @@ public sealed class SafeTensorsFile
         long dataLength = fileLength == long.MaxValue ? long.MaxValue : fileLength - 8 - (long)headerLength;
         var metadata = new Dictionary<string, string>();
         var entries = new List<(string Name, int[] Shape, long Begin, long End)>();
+        try
+        {
+            ReadHeader(header, path, dataLength, metadata, entries);
+        }
+        catch (Exception e) when (e is not UserInputException)
+        {
+            // Invalid UTF-8 or wrongly typed values surface lazily while the JSON is walked.
+            throw new UserInputException($"{path}: malformed safetensors header: {e.Message}", e);
+        }
+        var tensors = new Dictionary<string, SafeTensor>();
+        long position = 0;
+        foreach (var (name, shape, begin, end) in entries.OrderBy(e => e.Begin))
+        {
+            if (begin < position) throw new UserInputException($"{path}: tensor '{name}' overlaps another tensor");
+            Skip(stream, begin - position, path);
+            var data = new float[(end - begin) / 4];
+            var bytes = MemoryMarshal.AsBytes(data.AsSpan());
+            if (stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
+                throw new UserInputException($"{path}: truncated: tensor '{name}' data ends early");
+            tensors[name] = new SafeTensor(name, shape, data);
+            position = end;
+        }
+        return new SafeTensorsFile { Tensors = tensors, Metadata = metadata };
+    }
+
+    private static void ReadHeader(JsonObject header, string path, long dataLength, Dictionary<string, string> metadata,
+        List<(string Name, int[] Shape, long Begin, long End)> entries)
+    {
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__")
@@ -120,20 +148,6 @@ public sealed class SafeTensorsFile
                 throw new UserInputException($"{path}: tensor '{name}' has a malformed header entry: {e.Message}", e);
             }
         }
-        var tensors = new Dictionary<string, SafeTensor>();
-        long position = 0;
-        foreach (var (name, shape, begin, end) in entries.OrderBy(e => e.Begin))
-        {
-            if (begin < position) throw new UserInputException($"{path}: tensor '{name}' overlaps another tensor");
-            Skip(stream, begin - position, path);
-            var data = new float[(end - begin) / 4];
-            var bytes = MemoryMarshal.AsBytes(data.AsSpan());
-            if (stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
-                throw new UserInputException($"{path}: truncated: tensor '{name}' data ends early");
-            tensors[name] = new SafeTensor(name, shape, data);
-            position = end;
-        }
-        return new SafeTensorsFile { Tensors = tensors, Metadata = metadata };
     }
 
     private static void Skip(Stream stream, long count, string path)
