@@ -45,6 +45,6 @@ catch (UserInputException e)
 }
 catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
 {
-    Console.Error.WriteLine("interrupted");
+    Console.Error.WriteLine("interrupted (a checkpoint was written if --checkpoint-dir is set; continue with --resume)");
     return 130;
 }

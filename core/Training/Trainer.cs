@@ -78,7 +78,11 @@ public sealed class Trainer
             double secondsBefore = progress.TrainSeconds;
             for (int batch = epoch == startEpoch ? startBatch : 0; batch < batches; batch++)
             {
-                cancellationToken.ThrowIfCancellationRequested();
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    SaveCheckpoint(epoch, batch, progress); // an interrupted run resumes exactly here
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
                 int start = batch * batchSize;
                 var indices = new ArraySegment<int>(permutation, start, Math.Min(batchSize, n - start));
                 long t0 = Stopwatch.GetTimestamp();
@@ -91,29 +95,10 @@ public sealed class Trainer
                 if (!outcome.Skipped) { progress.GradNormSum += outcome.GradientNorm; progress.Steps++; }
                 _observer.OnStep(new StepReport(epoch, batch, batches, outcome, step.LastBlocks, indices, run.ShardSize, seconds));
 
-                bool endOfEpoch = batch == batches - 1;
-                bool due = run.CheckpointEvery > 0 && step.Step % run.CheckpointEvery == 0;
-                if (run.CheckpointDir is { Length: > 0 } dir && (due || endOfEpoch))
-                {
-                    // At an epoch boundary the position is (next epoch, batch 0) with fresh epoch sums.
-                    var saved = endOfEpoch ? new EpochProgress() : progress;
-                    string path = Checkpoint.Write(dir, _network, new CheckpointState
-                    {
-                        Step = step.Step,
-                        Epoch = endOfEpoch ? epoch + 1 : epoch,
-                        BatchInEpoch = endOfEpoch ? 0 : batch + 1,
-                        OptimizerSteps = optimizer.StepCount,
-                        SkippedSteps = step.SkippedSteps,
-                        ClipEvents = step.ClipEvents,
-                        Progress = saved,
-                        TrajectoryKey = _config.TrajectoryKey(),
-                        ConfigJson = _config.ToJson(),
-                        Fingerprint = _fingerprint,
-                        Parameters = parameters,
-                        OptimizerState = optimizer.State,
-                    });
-                    _observer.OnCheckpoint(path, step.Step);
-                }
+                // Mid-epoch checkpoints here; the end-of-epoch one follows the epoch's metrics so a crash in
+                // between cannot lose that epoch's row.
+                if (run.CheckpointEvery > 0 && step.Step % run.CheckpointEvery == 0 && batch < batches - 1)
+                    SaveCheckpoint(epoch, batch + 1, progress);
             }
 
             var (testLoss, testAccuracy) = _data.Test is { } test ? evaluator.Evaluate(parameters, test) : (double.NaN, double.NaN);
@@ -130,8 +115,30 @@ public sealed class Trainer
                 schedule.At(Math.Max(0, step.Step - 1)), step.SkippedSteps, step.ClipEvents,
                 _network.Groups.Select((g, i) => (g.Name, lastNorms[i])).ToArray()));
             progress.Clear();
+            SaveCheckpoint(epoch + 1, 0, progress);
         }
         return parameters;
+
+        void SaveCheckpoint(int epoch, int batchInEpoch, EpochProgress partial)
+        {
+            if (run.CheckpointDir is not { Length: > 0 } dir) return;
+            string path = Checkpoint.Write(dir, _network, new CheckpointState
+            {
+                Step = step.Step,
+                Epoch = epoch,
+                BatchInEpoch = batchInEpoch,
+                OptimizerSteps = optimizer.StepCount,
+                SkippedSteps = step.SkippedSteps,
+                ClipEvents = step.ClipEvents,
+                Progress = partial,
+                TrajectoryKey = _config.TrajectoryKey(),
+                ConfigJson = _config.ToJson(),
+                Fingerprint = _fingerprint,
+                Parameters = parameters,
+                OptimizerState = optimizer.State,
+            });
+            _observer.OnCheckpoint(path, step.Step);
+        }
     }
 
     private void CheckResumable(CheckpointState checkpoint)
