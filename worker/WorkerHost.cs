@@ -41,7 +41,10 @@ public static class WorkerHost
         try { builder.Configuration.GetSection(WorkerOptions.Section).Bind(options); }
         catch (InvalidOperationException e) { throw new UserInputException($"worker settings: {e.Message.Split('\n')[0]}"); }
         options.Validate();
-        if (quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(console => { console.SingleLine = true; console.TimestampFormat = "HH:mm:ss "; });
+        if (quiet)
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Warning" });
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
