@@ -8,6 +8,9 @@ const string Usage = """
                 [--threads N] [--clip-norm X] [--save FILE.safetensors] [--init FILE.safetensors]
                 [--metrics-out FILE.jsonl] [--step-log FILE.jsonl] [--checkpoint-dir DIR] [--checkpoint-every N]
                 [--resume] [--quiet]
+                distributed: --listen URL --expect-workers N [--min-workers M] [--wait-seconds S]
+                             [--compute-timeout S] | --workers N (in-process workers over gRPC on 127.0.0.1)
+      bench-distributed  --config FILE (--workers N | --listen URL --expect-workers N) [train options]
       evaluate  --model FILE.safetensors --config FILE [--data PATH]
       bench     [--config FILE] [--epochs N] [--threads 1,2] [--repetitions N] [--json FILE] [--skip-gemm] [--skip-training]
     """;
@@ -31,11 +34,13 @@ try
     {
         "train" => await TrainCommand.RunAsync(
             CommandLine.Parse("train", args.AsSpan(1), TrainCommand.Valued, TrainCommand.Switches), cancellation.Token),
+        "bench-distributed" => await DistributedBench.RunAsync(
+            CommandLine.Parse("bench-distributed", args.AsSpan(1), TrainCommand.Valued, TrainCommand.Switches), cancellation.Token),
         "evaluate" => EvaluateCommand.Run(
             CommandLine.Parse("evaluate", args.AsSpan(1), EvaluateCommand.Valued, EvaluateCommand.Switches)),
         "bench" => await BenchCommand.RunAsync(
             CommandLine.Parse("bench", args.AsSpan(1), BenchCommand.Valued, BenchCommand.Switches), cancellation.Token),
-        _ => throw new UserInputException($"unknown command '{args[0]}'; expected train, evaluate, bench (see disttrain --help)"),
+        _ => throw new UserInputException($"unknown command '{args[0]}'; expected train, evaluate, bench, bench-distributed (see disttrain --help)"),
     };
 }
 catch (UserInputException e)

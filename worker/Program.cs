@@ -1,3 +1,22 @@
-// Worker entry point: hosts the gradient service that computes shard gradients with the core.
-Console.Error.WriteLine("disttrain-worker: the distributed worker service is not available in this build");
-return 2;
+// Worker entry point: `DistTrain.Worker --coordinator URL [--port N] [--data PATH] [--threads N]` serves shard
+// gradients to the coordinator until stopped. Bad flags print one line and exit 2.
+using DistTrain.Core;
+using DistTrain.Worker;
+
+try
+{
+    var app = WorkerHost.Build(args);
+    await app.RunAsync();
+    return Environment.ExitCode;
+}
+catch (UserInputException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+catch (IOException e)
+{
+    // Kestrel reports a port already in use this way.
+    Console.Error.WriteLine($"error: cannot start the worker server: {e.Message}");
+    return 2;
+}

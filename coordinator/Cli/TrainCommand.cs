@@ -1,6 +1,7 @@
-// `disttrain train`: loads the config and data, builds the gradient source (in-process threads for local mode),
-// runs the Trainer with the console, metrics-file and step-log reporters, and saves the final weights.
+// `disttrain train`: loads the config and data, builds the gradient source (in-process threads for local mode,
+// gRPC workers for --listen/--expect-workers or --workers), runs the Trainer with the console, metrics-file and step-log reporters, and saves the final weights.
 using System.Diagnostics;
+using DistTrain.Coordinator.Distributed;
 using DistTrain.Coordinator.Reporting;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
@@ -10,7 +11,7 @@ namespace DistTrain.Coordinator.Cli;
 
 public static class TrainCommand
 {
-    public static readonly string[] Valued = [.. ConfigLoader.Overrides.Keys, "--config"];
+    public static readonly string[] Valued = [.. ConfigLoader.Overrides.Keys, "--config", .. ClusterOptions.Flags];
     public static readonly string[] Switches = ["--resume", "--quiet"];
 
     public static async Task<int> RunAsync(CommandLine flags, CancellationToken cancellationToken)
@@ -37,14 +38,24 @@ public static class TrainCommand
         if (metrics is not null) observers.Add(metrics);
         if (stepLog is not null) observers.Add(stepLog);
 
-        using var source = new LocalGradientSource(network, data.Train, threads);
-        var trainer = new Trainer(config, network, data, fingerprint, source, new CompositeObserver(observers));
+        var clusterOptions = ClusterOptions.FromFlags(flags, threads);
+        await using var cluster = clusterOptions is null ? null
+            : await DistributedCluster.StartAsync(clusterOptions, config, network.ParameterCount, data, fingerprint,
+                message => Console.Error.WriteLine(message));
+        using var local = cluster is null ? new LocalGradientSource(network, data.Train, threads) : null;
+        IGradientSource source = (IGradientSource?)local ?? cluster!.Source;
         float[] weights;
         try
         {
+            if (cluster is not null)
+            {
+                Console.Error.WriteLine($"distributed: {clusterOptions}");
+                await cluster.WaitForWorkersAsync(cancellationToken);
+            }
+            var trainer = new Trainer(config, network, data, fingerprint, source, new CompositeObserver(observers));
             weights = await trainer.RunAsync(cancellationToken);
         }
-        catch (NonFiniteGradientException e)
+        catch (Exception e) when (e is NonFiniteGradientException or WorkersUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

@@ -1,0 +1,63 @@
+// `disttrain bench-distributed`: trains with distributed workers (same flags as train) and reports samples/s,
+// bytes sent and received per step per worker, and the share of step time spent waiting on anything but the
+// slowest worker's compute (transfer, serialization, scheduling).
+using System.Globalization;
+using DistTrain.Coordinator.Distributed;
+using DistTrain.Core;
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Training;
+
+namespace DistTrain.Coordinator.Cli;
+
+public static class DistributedBench
+{
+    private sealed class StepTimer : TrainingObserver
+    {
+        public double Seconds { get; private set; }
+        public long Samples { get; private set; }
+        public long Steps { get; private set; }
+
+        public override void OnStep(in StepReport report)
+        {
+            Seconds += report.Seconds;
+            Samples += report.Outcome.Samples;
+            Steps++;
+        }
+    }
+
+    public static async Task<int> RunAsync(CommandLine flags, CancellationToken cancellationToken)
+    {
+        var config = ConfigLoader.Load(flags.Require("--config"), flags);
+        var options = ClusterOptions.FromFlags(flags, config.EffectiveThreads)
+            ?? throw new UserInputException("bench-distributed: needs --workers N or --listen URL --expect-workers N");
+        var network = new Network(config.Model);
+        var data = DataLoader.Load(config.Data);
+        string fingerprint = Fingerprint.Compute(data);
+        await using var cluster = await DistributedCluster.StartAsync(options, config, network.ParameterCount, data,
+            fingerprint, message => Console.Error.WriteLine(message));
+        var timer = new StepTimer();
+        try
+        {
+            await cluster.WaitForWorkersAsync(cancellationToken);
+            await new Trainer(config, network, data, fingerprint, cluster.Source, timer).RunAsync(cancellationToken);
+        }
+        catch (WorkersUnavailableException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        var traffic = cluster.Source.Traffic;
+        var c = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(c,
+            $"distributed ({options}): {timer.Steps} steps, {timer.Samples} samples in {timer.Seconds:F2}s of steps = {timer.Samples / timer.Seconds:F0} samples/s"));
+        Console.WriteLine(string.Create(c,
+            $"model {network.ParameterCount:N0} parameters; 4 × parameters = {4.0 * network.ParameterCount / 1024:F1} KiB"));
+        foreach (var (worker, (sent, received, requests)) in traffic.PerWorker().OrderBy(p => p.Key, StringComparer.Ordinal))
+            Console.WriteLine(string.Create(c,
+                $"  {worker}: {requests} requests; per step sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB"));
+        Console.WriteLine(string.Create(c,
+            $"network wait: {traffic.NetworkWaitSeconds:F2}s of {timer.Seconds:F2}s step time = {100 * traffic.NetworkWaitSeconds / timer.Seconds:F1}%"));
+        return 0;
+    }
+}

@@ -1,0 +1,60 @@
+// Settings of distributed mode, from `disttrain train` flags: either --listen URL --expect-workers N (remote workers
+// register) or --workers N (N in-process workers over the same gRPC path on 127.0.0.1).
+using System.Globalization;
+using DistTrain.Core;
+
+namespace DistTrain.Coordinator.Distributed;
+
+public sealed class ClusterOptions
+{
+    public static readonly string[] Flags =
+        ["--listen", "--expect-workers", "--workers", "--min-workers", "--wait-seconds", "--compute-timeout", "--cache-dir"];
+
+    public string Listen { get; init; } = "http://127.0.0.1:0";
+    public int ExpectWorkers { get; init; }
+    /// <summary>Ready workers enough to start when some of the expected ones were refused.</summary>
+    public int MinWorkers { get; init; }
+    /// <summary>In-process workers to start (0 = wait for remote ones).</summary>
+    public int InProcessWorkers { get; init; }
+    public int InProcessThreads { get; init; } = 1;
+    public string? CacheDir { get; init; }
+    public TimeSpan WaitTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan ComputeTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan PrepareTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan DatasetTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Null when the flags ask for local mode.</summary>
+    public static ClusterOptions? FromFlags(Cli.CommandLine flags, int threads)
+    {
+        int? workers = flags.GetInt("--workers", 1), expect = flags.GetInt("--expect-workers", 1);
+        bool listen = flags.Get("--listen") is not null;
+        if (workers is null && !listen && expect is null) return null;
+        if (workers is not null && (listen || expect is not null))
+            throw new UserInputException("train: --workers N (in-process) cannot be combined with --listen/--expect-workers");
+        if (workers is null && !(listen && expect is not null))
+            throw new UserInputException("train: distributed mode needs both --listen URL and --expect-workers N");
+        int count = workers ?? expect!.Value;
+        int min = flags.GetInt("--min-workers", 1) ?? count;
+        if (min > count) throw new UserInputException($"train: --min-workers {min} exceeds the {count} expected workers");
+        string url = flags.Get("--listen") ?? "http://127.0.0.1:0";
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http")
+            throw new UserInputException($"train: --listen must be an http URL like http://0.0.0.0:5100, found '{url}'");
+        return new ClusterOptions
+        {
+            Listen = url, ExpectWorkers = count, MinWorkers = min,
+            InProcessWorkers = workers ?? 0, InProcessThreads = Math.Max(1, threads / count),
+            CacheDir = flags.Get("--cache-dir"),
+            WaitTimeout = Seconds(flags, "--wait-seconds", 120),
+            ComputeTimeout = Seconds(flags, "--compute-timeout", 120),
+        };
+    }
+
+    private static TimeSpan Seconds(Cli.CommandLine flags, string name, int fallback) =>
+        TimeSpan.FromSeconds(flags.GetInt(name, 1) ?? fallback);
+
+    public override string ToString() => InProcessWorkers > 0
+        ? $"{InProcessWorkers} in-process worker(s) × {InProcessThreads} thread(s)"
+        : string.Create(CultureInfo.InvariantCulture, $"{ExpectWorkers} remote worker(s) via {Listen}");
+}

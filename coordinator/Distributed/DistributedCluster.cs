@@ -1,0 +1,167 @@
+// Distributed mode's lifetime: the coordinator's gRPC server (Coordinator + grpc.health.v1), the heartbeat tick and
+// the preparer loops, optional in-process workers (the real worker host on 127.0.0.1), and the wait for enough
+// ready workers. Hands out the RemoteGradientSource the Trainer uses.
+using System.Net;
+using DistTrain.Core.Data;
+using DistTrain.Core.Training;
+using DistTrain.Worker;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace DistTrain.Coordinator.Distributed;
+
+public sealed class DistributedCluster : IAsyncDisposable
+{
+    private readonly WebApplication _server;
+    private readonly List<WebApplication> _workers = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _loops = [];
+    private readonly ClusterOptions _options;
+    private readonly ClusterLog _log;
+
+    private DistributedCluster(WebApplication server, WorkerRegistry registry, ClusterOptions options, ClusterLog log,
+        RemoteGradientSource source)
+    {
+        _server = server;
+        Registry = registry;
+        _options = options;
+        _log = log;
+        Source = source;
+    }
+
+    public WorkerRegistry Registry { get; }
+    public RemoteGradientSource Source { get; }
+    /// <summary>The URL workers register at (the bound port when --listen asked for port 0).</summary>
+    public string Address { get; private set; } = "";
+
+    public static async Task<DistributedCluster> StartAsync(ClusterOptions options, TrainingConfig config,
+        int parameterCount, DataSplit data, string fingerprint, Action<string> write)
+    {
+        var log = new ClusterLog(write);
+        var clock = new ClusterClock();
+        var registry = new WorkerRegistry(options.HeartbeatInterval, options.HeartbeatTimeout);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        var listen = new Uri(options.Listen);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            void Http2(ListenOptions o) => o.Protocols = HttpProtocols.Http2;
+            if (IPAddress.TryParse(listen.Host, out var ip)) kestrel.Listen(ip, listen.Port, Http2);
+            else if (listen.Host == "localhost") kestrel.ListenLocalhost(listen.Port, Http2);
+            else kestrel.ListenAnyIP(listen.Port, Http2);
+            // Only tiny Register/Heartbeat messages arrive here; cap what a stranger can make us buffer.
+            kestrel.Limits.MaxRequestBodySize = 64 * 1024;
+        });
+        builder.Services.AddSingleton(registry).AddSingleton(clock).AddSingleton(log);
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = 64 * 1024;
+            grpc.MaxSendMessageSize = 64 * 1024;
+        });
+        builder.Services.AddGrpcHealthChecks().AddCheck("coordinator", () =>
+            Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        var server = builder.Build();
+        server.MapGrpcService<CoordinatorService>();
+        server.MapGrpcHealthChecksService();
+        try { await server.StartAsync(); }
+        catch (IOException e) { throw new Core.UserInputException($"train: cannot listen on {options.Listen}: {e.Message}"); }
+
+        var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write);
+        var cluster = new DistributedCluster(server, registry, options, log, source);
+        var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        cluster.Address = $"http://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
+        var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log);
+        cluster._loops.Add(Task.Run(() => preparer.RunAsync(cluster._stopping.Token)));
+        cluster._loops.Add(Task.Run(() => cluster.TickAsync(clock)));
+        if (options.InProcessWorkers == 0)
+            log.Write($"coordinator listening on {cluster.Address}; waiting for {options.ExpectWorkers} worker(s)");
+        for (int i = 0; i < options.InProcessWorkers; i++)
+        {
+            var args = new List<string> { "--coordinator", cluster.Address, "--threads", options.InProcessThreads.ToString() };
+            if (options.CacheDir is { } cache) args.AddRange(["--cache-dir", cache]);
+            var worker = WorkerHost.Build([.. args], quiet: true);
+            cluster._workers.Add(worker);
+            await worker.StartAsync();
+        }
+        return cluster;
+    }
+
+    /// <summary>
+    /// Waits until the expected workers are ready; settles for --min-workers once every expected worker has
+    /// answered (ready or refused) or the wait times out. Throws WorkersUnavailableException when too few are ready.
+    /// </summary>
+    public async Task WaitForWorkersAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.WaitTimeout);
+        while (true)
+        {
+            var changed = Registry.WaitForChangeAsync(timeout.Token);
+            var all = Registry.Snapshot();
+            int ready = all.Count(w => w.State == WorkerState.Ready);
+            bool settled = all.Count(w => w.State is WorkerState.Ready or WorkerState.Refused) >= _options.ExpectWorkers
+                && !all.Any(w => w.State is WorkerState.Registered or WorkerState.Preparing);
+            if (ready >= _options.ExpectWorkers || (settled && ready >= _options.MinWorkers))
+            {
+                _log.Write($"{ready} worker(s) ready; training");
+                return;
+            }
+            if (settled) throw TooFew(all, ready, "every expected worker has answered");
+            try { await changed; }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                all = Registry.Snapshot();
+                ready = all.Count(w => w.State == WorkerState.Ready);
+                if (ready >= _options.MinWorkers)
+                {
+                    _log.Write($"{ready} worker(s) ready after {_options.WaitTimeout.TotalSeconds:F0}s; training with them");
+                    return;
+                }
+                throw TooFew(all, ready, $"waited {_options.WaitTimeout.TotalSeconds:F0}s");
+            }
+        }
+    }
+
+    private WorkersUnavailableException TooFew(IReadOnlyList<WorkerEntry> all, int ready, string why)
+    {
+        var refused = all.Where(w => w.State == WorkerState.Refused).Select(w => $"{w.Id} refused: {w.Reason}");
+        string detail = string.Join("; ", refused);
+        return new WorkersUnavailableException(
+            $"only {ready} of {_options.ExpectWorkers} worker(s) ready (need {_options.MinWorkers}; {why})" +
+            (detail.Length > 0 ? $" — {detail}" : ""));
+    }
+
+    private async Task TickAsync(ClusterClock clock)
+    {
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                await Task.Delay(_options.HeartbeatInterval, _stopping.Token);
+                foreach (var lost in Registry.Tick(clock.Now)) _log.Write($"worker {lost.Id} ({lost.Address}) lost: {lost.Reason}");
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stopping.Cancel();
+        foreach (var worker in _workers)
+        {
+            using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+                try { await worker.StopAsync(stop.Token); } catch (OperationCanceledException) { }
+            await worker.DisposeAsync();
+        }
+        await Task.WhenAll(_loops);
+        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+            try { await _server.StopAsync(stop.Token); } catch (OperationCanceledException) { }
+        await _server.DisposeAsync();
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,61 @@
+// IWorkerClient over a gRPC channel to one worker, with message limits derived from the model and HTTP/2 windows
+// large enough that a weights message is not throttled by flow control on every step.
+using DistTrain.Protos;
+using Google.Protobuf;
+using Grpc.Net.Client;
+
+namespace DistTrain.Coordinator.Distributed;
+
+public sealed class GrpcWorkerClient : IWorkerClient
+{
+    private readonly GrpcChannel _channel;
+    private readonly Protos.Worker.WorkerClient _client;
+
+    public GrpcWorkerClient(string address, long maxSendBytes, long maxReceiveBytes)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            InitialHttp2StreamWindowSize = 8 << 20,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+        };
+        _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            MaxSendMessageSize = MessageLimits.ToOption(maxSendBytes),
+            MaxReceiveMessageSize = MessageLimits.ToOption(maxReceiveBytes),
+        });
+        _client = new Protos.Worker.WorkerClient(_channel);
+    }
+
+    public async Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken cancellationToken) =>
+        await _client.PrepareAsync(request, deadline: deadline, cancellationToken: cancellationToken);
+
+    public async Task<ReceiveDatasetReply> SendDatasetAsync(string fingerprint, ReadOnlyMemory<byte> payload,
+        DateTime deadline, CancellationToken cancellationToken)
+    {
+        using var call = _client.ReceiveDataset(deadline: deadline, cancellationToken: cancellationToken);
+        for (int offset = 0; offset < payload.Length; offset += Protocol.DatasetChunkBytes)
+        {
+            int length = Math.Min(Protocol.DatasetChunkBytes, payload.Length - offset);
+            await call.RequestStream.WriteAsync(new DatasetChunk
+            {
+                ProtocolVersion = Protocol.Version,
+                DatasetFingerprint = offset == 0 ? fingerprint : "",
+                TotalBytes = offset == 0 ? payload.Length : 0,
+                Offset = offset,
+                Data = UnsafeByteOperations.UnsafeWrap(payload.Slice(offset, length)),
+            }, cancellationToken);
+        }
+        await call.RequestStream.CompleteAsync();
+        return await call;
+    }
+
+    public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken) =>
+        await _client.ComputeGradientsAsync(request, deadline: deadline, cancellationToken: cancellationToken);
+
+    public void Dispose() => _channel.Dispose();
+}

@@ -1,0 +1,187 @@
+// Distributed mode's gradient source: a thin adapter that turns StepAssignment's dispatches into concurrent
+// ComputeGradients calls, validates every returned block (range, length, per-shard counts, finiteness), feeds the
+// verdicts back, and completes the pairwise tree over the accepted block sums — the same tree as local mode, so
+// the summed gradient is bit-identical whoever computed which block.
+using System.Diagnostics;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+using Grpc.Core;
+
+namespace DistTrain.Coordinator.Distributed;
+
+/// <summary>No worker can take part in the step (all lost or refused, or a block nobody can compute).</summary>
+public sealed class WorkersUnavailableException(string message) : Exception(message);
+
+public sealed class RemoteGradientSource : IGradientSource
+{
+    private sealed record Outcome(Dispatch Dispatch, ComputeReply? Reply, Exception? Error, double Seconds, long BytesSent);
+
+    private readonly int _parameterCount;
+    private readonly WorkerRegistry _registry;
+    private readonly TimeSpan _computeTimeout;
+    private readonly Action<string> _log;
+    private readonly List<float[]> _buffers = [];
+
+    public RemoteGradientSource(int parameterCount, WorkerRegistry registry, TimeSpan computeTimeout, Action<string> log)
+    {
+        _parameterCount = parameterCount;
+        _registry = registry;
+        _computeTimeout = computeTimeout;
+        _log = log;
+    }
+
+    /// <summary>Traffic and timing totals, for the distributed benchmark.</summary>
+    public TrafficStats Traffic { get; } = new();
+
+    public async ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var plan = request.Plan;
+        result.Reset(plan.ShardCount);
+        var workers = _registry.ReadyForPlanning();
+        if (workers.Count == 0) throw new WorkersUnavailableException($"step {request.Step}: no ready workers are left");
+        var state = new StepAssignment(plan.ShardCount, workers);
+        while (_buffers.Count < state.BlockCount) _buffers.Add(new float[_parameterCount]);
+        // One wrap of the weights for every request of the step; they do not change until the step returns.
+        var weights = WireArrays.Wrap(request.Parameters);
+
+        using var stepCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var running = new List<Task<Outcome>>();
+        double slowestCompute = 0;
+        try
+        {
+            foreach (var dispatch in state.Start()) running.Add(SendAsync(dispatch, request, weights, state, stepCancellation.Token));
+            while (!state.IsComplete)
+            {
+                if (state.FailureReason is { } reason) throw new WorkersUnavailableException($"step {request.Step}: {reason}");
+                if (running.Count == 0) throw new InvalidOperationException($"step {request.Step}: no request in flight but blocks are missing");
+                var finished = await Task.WhenAny(running).ConfigureAwait(false);
+                running.Remove(finished);
+                var outcome = await finished.ConfigureAwait(false);
+                var dispatch = outcome.Dispatch;
+                StepProgress progress;
+                if (outcome.Error is { } error)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    string why = error is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : error.Message;
+                    _log($"step {request.Step}: worker {dispatch.Worker} failed ({why}); its blocks go to the others");
+                    _registry.RecordError(dispatch.Worker);
+                    _registry.MarkLost(dispatch.Worker, $"request failed at step {request.Step}: {why}");
+                    progress = state.OnFailure(dispatch.Id);
+                }
+                else
+                {
+                    var reply = outcome.Reply!;
+                    var verdicts = dispatch.Blocks.Select((b, i) => Judge(reply, i, state.BlockRange(b), plan, request.Step)).ToList();
+                    progress = state.OnReply(dispatch.Id, verdicts);
+                    if (verdicts.Any(v => v != BlockVerdict.Valid)) _registry.RecordError(dispatch.Worker);
+                    foreach (int b in progress.Accepted) Keep(reply.Blocks[IndexOf(dispatch.Blocks, b)], _buffers[b], result);
+                    int samples = dispatch.Blocks.Sum(b => plan.Range(state.BlockRange(b).FirstShard, state.BlockRange(b).ShardCount).Length);
+                    _registry.RecordThroughput(dispatch.Worker, samples, outcome.Seconds, progress.Accepted.Count);
+                    slowestCompute = Math.Max(slowestCompute, reply.ComputeSeconds);
+                    Traffic.Add(dispatch.Worker, outcome.BytesSent, reply.CalculateSize());
+                }
+                foreach (var note in state.Notes) _log($"step {request.Step}: {note}");
+                state.Notes.Clear();
+                foreach (var next in progress.Next) running.Add(SendAsync(next, request, weights, state, stepCancellation.Token));
+            }
+        }
+        finally
+        {
+            // A fatal error leaves requests in flight; they must not outlive the step that owns their buffers.
+            stepCancellation.Cancel();
+            if (running.Count > 0) await Task.WhenAll(running).ConfigureAwait(false);
+        }
+
+        var blocks = new List<(int, int, float[])>(state.BlockCount);
+        for (int b = 0; b < state.BlockCount; b++)
+        {
+            var (first, count) = state.BlockRange(b);
+            blocks.Add((first, count, _buffers[b]));
+            result.Blocks.Add(new BlockRecord(first, count, state.ExecutorOf(b)!));
+        }
+        BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(result.GradientSum);
+        Traffic.EndStep(clock.Elapsed.TotalSeconds, slowestCompute);
+    }
+
+    private async Task<Outcome> SendAsync(Dispatch dispatch, GradientRequest step, Google.Protobuf.ByteString weights,
+        StepAssignment state, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        long sent = 0;
+        try
+        {
+            var client = _registry.Get(dispatch.Worker)?.Client
+                ?? throw new RpcException(new Status(StatusCode.Unavailable, "the worker is no longer connected"));
+            var message = new ComputeRequest
+            {
+                ProtocolVersion = Protocol.Version, Step = step.Step, WeightsVersion = step.Step, Weights = weights,
+                BatchSize = step.Plan.BatchSize, ShardSize = step.Plan.ShardSize,
+            };
+            foreach (int b in dispatch.Blocks)
+            {
+                var (first, count) = state.BlockRange(b);
+                var (start, length) = step.Plan.Range(first, count);
+                message.Blocks.Add(new BlockRange
+                {
+                    FirstShard = first, ShardCount = count,
+                    SampleIndices = WireArrays.Copy(step.BatchIndices.AsSpan(start, length)),
+                });
+            }
+            sent = message.CalculateSize();
+            var reply = await client.ComputeAsync(message, DateTime.UtcNow + _computeTimeout, cancellationToken).ConfigureAwait(false);
+            return new Outcome(dispatch, reply, null, clock.Elapsed.TotalSeconds, sent);
+        }
+        catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or InvalidOperationException)
+        {
+            return new Outcome(dispatch, null, e, clock.Elapsed.TotalSeconds, sent);
+        }
+    }
+
+    /// <summary>Checks reply block <paramref name="i"/> against what was asked; shapes first, then finiteness.</summary>
+    private BlockVerdict Judge(ComputeReply reply, int i, (int FirstShard, int ShardCount) asked, ShardPlan plan, long step)
+    {
+        if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
+        var block = reply.Blocks[i];
+        if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
+        if (!WireArrays.TryReadFloats(block.GradientSum, out var gradient) || gradient.Length != _parameterCount) return BlockVerdict.Invalid;
+        if (block.ShardLoss.Count != asked.ShardCount || block.ShardCorrect.Count != asked.ShardCount ||
+            block.ShardSamples.Count != asked.ShardCount) return BlockVerdict.Invalid;
+        bool finite = true;
+        for (int k = 0; k < asked.ShardCount; k++)
+        {
+            int samples = plan.Shard(asked.FirstShard + k).Length;
+            if (block.ShardSamples[k] != samples || block.ShardCorrect[k] < 0 || block.ShardCorrect[k] > samples)
+                return BlockVerdict.Invalid;
+            finite &= double.IsFinite(block.ShardLoss[k]);
+        }
+        return finite && AllFinite(gradient) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
+    }
+
+    private static int IndexOf(IReadOnlyList<int> list, int value)
+    {
+        for (int i = 0; i < list.Count; i++) if (list[i] == value) return i;
+        return -1;
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        // x − x is 0 for finite x and NaN for ±∞ and NaN, so one sum detects any non-finite value.
+        float probe = 0;
+        foreach (float v in values) probe += v - v;
+        return probe == 0;
+    }
+
+    private static void Keep(BlockResult block, float[] buffer, GradientResult result)
+    {
+        WireArrays.TryReadFloats(block.GradientSum, out var gradient);
+        gradient.CopyTo(buffer);
+        for (int k = 0; k < block.ShardCount; k++)
+        {
+            int shard = block.FirstShard + k;
+            result.ShardLoss[shard] = block.ShardLoss[k];
+            result.ShardCorrect[shard] = block.ShardCorrect[k];
+            result.ShardSamples[shard] = block.ShardSamples[k];
+        }
+    }
+}

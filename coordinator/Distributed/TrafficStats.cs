@@ -1,0 +1,38 @@
+// Bytes and time of distributed steps: per-worker request/reply bytes and how much of each step was spent waiting
+// on anything but the slowest worker's compute (serialization, transfer, scheduling) — the benchmark's figures.
+namespace DistTrain.Coordinator.Distributed;
+
+public sealed class TrafficStats
+{
+    private readonly object _lock = new();
+    private readonly Dictionary<string, (long Sent, long Received, long Requests)> _perWorker = [];
+
+    public long Steps { get; private set; }
+    public double StepSeconds { get; private set; }
+    /// <summary>Σ over steps of (gradient-source wall time − slowest worker's reported compute time).</summary>
+    public double NetworkWaitSeconds { get; private set; }
+
+    public void Add(string worker, long sent, long received)
+    {
+        lock (_lock)
+        {
+            var (s, r, n) = _perWorker.GetValueOrDefault(worker);
+            _perWorker[worker] = (s + sent, r + received, n + 1);
+        }
+    }
+
+    public void EndStep(double seconds, double slowestCompute)
+    {
+        lock (_lock)
+        {
+            Steps++;
+            StepSeconds += seconds;
+            NetworkWaitSeconds += Math.Max(0, seconds - slowestCompute);
+        }
+    }
+
+    public IReadOnlyDictionary<string, (long Sent, long Received, long Requests)> PerWorker()
+    {
+        lock (_lock) return new Dictionary<string, (long, long, long)>(_perWorker);
+    }
+}

@@ -1,0 +1,84 @@
+// Completes the fixed pairwise tree (GradientReduction) from the sums of any tiling of aligned blocks, even blocks
+// of different sizes: node (i, k) covers shards [i, min(i + 2^k, n)) and is left + right, or its left child
+// passed up unchanged when the right one is empty. Coordinator and workers use it, so the sum is bit-identical to
+// reducing shard by shard however the shards were split among executors.
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace DistTrain.Core.Training;
+
+public static class BlockTree
+{
+    /// <summary>
+    /// Sums <paramref name="blocks"/> (sorted by first shard, tiling the aligned node they make up exactly) along
+    /// the tree of <paramref name="totalShards"/> leaves; returns the buffer holding the sum — the first block's,
+    /// updated in place. Throws InvalidOperationException when the blocks are not such a tiling.
+    /// </summary>
+    public static float[] Complete(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
+        int totalShards, int length)
+    {
+        if (blocks.Count == 0) throw new InvalidOperationException("no blocks to reduce");
+        int first = blocks[0].FirstShard;
+        int last = blocks[^1].FirstShard + blocks[^1].ShardCount;
+        int span = last - first;
+        int level = BitOperations.Log2(BitOperations.RoundUpToPowerOf2((uint)span));
+        if (!GradientReduction.IsAlignedBlock(first, span, totalShards))
+            throw new InvalidOperationException($"blocks cover shards [{first}, {last}), which is not an aligned node of {totalShards}");
+        int cursor = 0;
+        var root = Sum(blocks, ref cursor, first, level, totalShards, length);
+        if (cursor != blocks.Count)
+            throw new InvalidOperationException($"blocks overlap or are out of order after shard {blocks[cursor].FirstShard}");
+        return root;
+    }
+
+    private static float[] Sum(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks, ref int cursor,
+        int first, int level, int total, int length)
+    {
+        int half = level > 0 ? 1 << (level - 1) : 0;
+        // Right child empty (the truncated end of the batch): the node is its left child, no arithmetic.
+        if (level > 0 && first + half >= total) return Sum(blocks, ref cursor, first, level - 1, total, length);
+        if (cursor >= blocks.Count)
+            throw new InvalidOperationException($"no block covers shard {first}");
+        var block = blocks[cursor];
+        int covered = Math.Min(1 << level, total - first);
+        if (block.FirstShard == first && block.ShardCount == covered)
+        {
+            cursor++;
+            return block.Sum;
+        }
+        if (level == 0 || block.FirstShard != first || block.ShardCount > covered)
+            throw new InvalidOperationException(
+                $"block [{block.FirstShard}, {block.FirstShard + block.ShardCount}) is not aligned to the tree at shard {first}");
+        var left = Sum(blocks, ref cursor, first, level - 1, total, length);
+        var right = Sum(blocks, ref cursor, first + half, level - 1, total, length);
+        TensorPrimitives.Add(left.AsSpan(0, length), right.AsSpan(0, length), left.AsSpan(0, length));
+        return left;
+    }
+
+    /// <summary>
+    /// The maximal aligned blocks tiling shards [start, end) of a batch of <paramref name="totalShards"/>: the fewest
+    /// buffers a contiguous run of shards can be returned in.
+    /// </summary>
+    public static List<(int FirstShard, int ShardCount)> Decompose(int start, int end, int totalShards)
+    {
+        if (start < 0 || end > totalShards || start > end)
+            throw new ArgumentOutOfRangeException(nameof(start), $"[{start}, {end}) is not inside 0..{totalShards}");
+        var blocks = new List<(int, int)>();
+        int position = start;
+        while (position < end)
+        {
+            int remaining = end - position;
+            // A truncated last block is one node when it runs to the end of the batch and is aligned.
+            if (end == totalShards && GradientReduction.IsAlignedBlock(position, remaining, totalShards))
+            {
+                blocks.Add((position, remaining));
+                break;
+            }
+            int size = 1;
+            while (position % (size * 2) == 0 && size * 2 <= remaining) size *= 2;
+            blocks.Add((position, size));
+            position += size;
+        }
+        return blocks;
+    }
+}

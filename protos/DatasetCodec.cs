@@ -1,0 +1,80 @@
+// The byte layout of a dataset sent to a worker that lacks it (and cached on its disk): a magic, then the training
+// set and an optional test set, each as counts, source, float32 features and int32 labels, little-endian. Reading
+// checks every length against what is left, so a truncated or hostile payload is an error, never a huge allocation.
+using System.Runtime.InteropServices;
+using System.Text;
+using DistTrain.Core.Data;
+
+namespace DistTrain.Protos;
+
+public static class DatasetCodec
+{
+    private const uint Magic = 0x31534454; // "TDS1"
+
+    public static byte[] Encode(DataSplit split)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(Magic);
+            writer.Write(split.Test is null ? 1 : 2);
+            Write(writer, split.Train);
+            if (split.Test is { } test) Write(writer, test);
+        }
+        return stream.ToArray();
+    }
+
+    /// <summary>Decodes a payload written by <see cref="Encode"/>; throws InvalidDataException when it is malformed.</summary>
+    public static DataSplit Decode(ReadOnlySpan<byte> bytes)
+    {
+        int position = 0;
+        if (ReadInt(bytes, ref position) != unchecked((int)Magic))
+            throw new InvalidDataException("not a DistTrain dataset payload (bad magic)");
+        int sets = ReadInt(bytes, ref position);
+        if (sets is not (1 or 2)) throw new InvalidDataException($"dataset payload declares {sets} sets, expected 1 or 2");
+        var train = Read(bytes, ref position);
+        var test = sets == 2 ? Read(bytes, ref position) : null;
+        if (position != bytes.Length)
+            throw new InvalidDataException($"dataset payload has {bytes.Length - position} trailing bytes");
+        return new DataSplit(train, test);
+    }
+
+    private static void Write(BinaryWriter writer, Dataset set)
+    {
+        writer.Write(set.Count);
+        writer.Write(set.Width);
+        writer.Write(set.Classes);
+        var source = Encoding.UTF8.GetBytes(set.Source);
+        writer.Write(source.Length);
+        writer.Write(source);
+        writer.Write(MemoryMarshal.AsBytes(set.Features.AsSpan()));
+        writer.Write(MemoryMarshal.AsBytes(set.Labels.AsSpan()));
+    }
+
+    private static Dataset Read(ReadOnlySpan<byte> bytes, ref int position)
+    {
+        int count = ReadInt(bytes, ref position), width = ReadInt(bytes, ref position);
+        int classes = ReadInt(bytes, ref position), sourceLength = ReadInt(bytes, ref position);
+        if (count < 0 || width < 1 || classes < 0 || sourceLength < 0 || sourceLength > 4096)
+            throw new InvalidDataException($"dataset payload header is invalid (count {count}, width {width}, classes {classes})");
+        string source = Encoding.UTF8.GetString(Take(bytes, ref position, sourceLength));
+        long featureBytes = 4L * count * width, labelBytes = 4L * count;
+        if (featureBytes + labelBytes > bytes.Length - position)
+            throw new InvalidDataException($"dataset payload is truncated: {count}×{width} samples need {featureBytes + labelBytes} bytes, {bytes.Length - position} left");
+        var features = MemoryMarshal.Cast<byte, float>(Take(bytes, ref position, (int)featureBytes)).ToArray();
+        var labels = MemoryMarshal.Cast<byte, int>(Take(bytes, ref position, (int)labelBytes)).ToArray();
+        return new Dataset(features, labels, width, classes, source);
+    }
+
+    private static int ReadInt(ReadOnlySpan<byte> bytes, ref int position) =>
+        BitConverter.ToInt32(Take(bytes, ref position, 4));
+
+    private static ReadOnlySpan<byte> Take(ReadOnlySpan<byte> bytes, ref int position, int length)
+    {
+        if (length < 0 || length > bytes.Length - position)
+            throw new InvalidDataException($"dataset payload is truncated at byte {position}");
+        var slice = bytes.Slice(position, length);
+        position += length;
+        return slice;
+    }
+}

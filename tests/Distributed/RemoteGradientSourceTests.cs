@@ -1,0 +1,199 @@
+// RemoteGradientSource with in-memory workers (the real WorkerSession behind a fake client): sums are bit-identical
+// to local mode, malformed and non-finite blocks are rejected and recomputed elsewhere, and the worker side refuses
+// wrong protocol versions, wrong fingerprints and malformed dataset streams with the documented status codes.
+using System.Text.Json;
+using DistTrain.Coordinator.Distributed;
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+using DistTrain.Worker;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace DistTrain.Tests.Distributed;
+
+public class RemoteGradientSourceTests
+{
+    private static readonly DataSpec Data = new() { Format = "blobs", Samples = 400, Classes = 3, Features = 2, Seed = 3 };
+    private static readonly ModelSpec Model = new()
+    {
+        Inputs = 2, Layers = [new() { Type = "linear", Units = 16 }, new() { Type = "tanh" }, new() { Type = "linear", Units = 3 }],
+    };
+
+    private sealed class SessionClient(WorkerSession session, Func<ComputeReply, ComputeReply>? tamper = null) : IWorkerClient
+    {
+        public int Calls;
+        public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken ct) =>
+            session.PrepareAsync(request, ct);
+        public Task<ReceiveDatasetReply> SendDatasetAsync(string fingerprint, ReadOnlyMemory<byte> payload, DateTime deadline, CancellationToken ct) =>
+            throw new NotSupportedException();
+        public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken ct)
+        {
+            Interlocked.Increment(ref Calls);
+            var reply = await session.ComputeAsync(request, ct);
+            return tamper is null ? reply : tamper(reply);
+        }
+        public void Dispose() { }
+    }
+
+    private static WorkerSession NewSession(string? cacheDir = null)
+    {
+        var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 2, CacheDir = cacheDir };
+        return new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance), NullLogger<WorkerSession>.Instance);
+    }
+
+    private static PrepareRequest Prepare(string fingerprint, uint version = Protocol.Version) => new()
+    {
+        ProtocolVersion = version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
+        DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json), DatasetFingerprint = fingerprint,
+        MaxRequestBytes = 1 << 20,
+    };
+
+    private static ComputeReply Corrupt(ComputeReply reply, Func<byte[], byte[]> change)
+    {
+        var copy = reply.Clone();
+        copy.Blocks[0].GradientSum = ByteString.CopyFrom(change(copy.Blocks[0].GradientSum.ToByteArray()));
+        return copy;
+    }
+
+    private static byte[] WithNaN(byte[] bytes)
+    {
+        BitConverter.GetBytes(float.NaN).CopyTo(bytes, 4);
+        return bytes;
+    }
+
+    private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log)> RunStepAsync(
+        Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2)
+    {
+        var split = DataLoader.Load(Data);
+        string fingerprint = Fingerprint.Compute(split);
+        var network = new Network(Model);
+        var registry = new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        var sessions = new List<WorkerSession>();
+        foreach (var tamper in new[] { tamperW1, tamperW2 })
+        {
+            var session = NewSession();
+            sessions.Add(session);
+            Assert.True((await session.PrepareAsync(Prepare(fingerprint), default)).DataPresent);
+            var entry = registry.Register($"http://127.0.0.{sessions.Count}:1", 1, TimeSpan.Zero);
+            registry.TakeUnprepared();
+            registry.MarkReady(entry.Id, new SessionClient(session, tamper));
+        }
+        var permutation = new int[split.Train.Count];
+        Sampler.EpochPermutation(1, 0, permutation.Length, permutation);
+        var request = new GradientRequest
+        {
+            Step = 0, Parameters = network.CreateParameters(1), BatchIndices = new ArraySegment<int>(permutation, 0, 100),
+            Plan = new ShardPlan(100, 7),
+        };
+        var local = new GradientResult(network.ParameterCount);
+        using (var source = new LocalGradientSource(network, split.Train, 1)) await source.ComputeAsync(request, local, default);
+        var log = new List<string>();
+        var remote = new GradientResult(network.ParameterCount);
+        await new RemoteGradientSource(network.ParameterCount, registry, TimeSpan.FromSeconds(30), log.Add)
+            .ComputeAsync(request, remote, default);
+        foreach (var s in sessions) s.Dispose();
+        return (local, remote, log);
+    }
+
+    [Fact]
+    public async Task SumIsBitIdenticalToLocalMode()
+    {
+        var (local, remote, _) = await RunStepAsync(null, null);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        Assert.Equal(local.ShardLoss, remote.ShardLoss);
+        Assert.Equal(100, remote.TotalSamples());
+        Assert.Contains(remote.Blocks, b => b.Executor == "w1");
+        Assert.Contains(remote.Blocks, b => b.Executor == "w2");
+    }
+
+    [Theory]
+    [InlineData("nan")]
+    [InlineData("length")]
+    public async Task BadBlockIsRejectedAndRecomputedElsewhere(string fault)
+    {
+        Func<byte[], byte[]> change = fault == "nan" ? WithNaN : b => b[..8];
+        var (local, remote, log) = await RunStepAsync(r => Corrupt(r, change), null);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        Assert.Equal("w2", remote.Blocks[0].Executor);
+        Assert.Contains(log, l => l.Contains("from w1") && l.Contains("rejected"));
+    }
+
+    [Fact]
+    public async Task NonFiniteEverywhereIsAcceptedAsGenuine()
+    {
+        var (_, remote, log) = await RunStepAsync(r => Corrupt(r, WithNaN), r => Corrupt(r, WithNaN));
+        Assert.Contains(remote.GradientSum, float.IsNaN);
+        Assert.Contains(log, l => l.Contains("accepted as genuine"));
+    }
+
+    [Fact]
+    public async Task WorkerRefusesWrongProtocolVersionAndFingerprint()
+    {
+        using var session = NewSession();
+        var fingerprint = Fingerprint.Compute(DataLoader.Load(Data));
+        var version = await Assert.ThrowsAsync<RpcException>(() => session.PrepareAsync(Prepare(fingerprint, 99), default));
+        Assert.Equal(StatusCode.FailedPrecondition, version.StatusCode);
+        Assert.Contains("protocol version 99", version.Status.Detail);
+        var compute = await Assert.ThrowsAsync<RpcException>(() => session.ComputeAsync(new ComputeRequest { ProtocolVersion = 7 }, default));
+        Assert.Equal(StatusCode.FailedPrecondition, compute.StatusCode);
+        var mismatch = await Assert.ThrowsAsync<RpcException>(() => session.PrepareAsync(Prepare(fingerprint + "x"), default));
+        Assert.Equal(StatusCode.FailedPrecondition, mismatch.StatusCode);
+        Assert.Contains("fingerprint mismatch", mismatch.Status.Detail);
+        var register = Assert.Throws<RpcException>(() => new CoordinatorService(
+            new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)), new ClusterClock(), new ClusterLog(_ => { }))
+            .Register(new RegisterRequest { ProtocolVersion = 2, Address = "http://127.0.0.1:5", Cores = 1 }, null!).GetAwaiter().GetResult());
+        Assert.Equal(StatusCode.FailedPrecondition, register.StatusCode);
+    }
+
+    [Fact]
+    public async Task UnpreparedOrMalformedComputeIsRefused()
+    {
+        using var session = NewSession();
+        var unprepared = await Assert.ThrowsAsync<RpcException>(() => session.ComputeAsync(new ComputeRequest { ProtocolVersion = Protocol.Version }, default));
+        Assert.Equal(StatusCode.FailedPrecondition, unprepared.StatusCode);
+        await session.PrepareAsync(Prepare(Fingerprint.Compute(DataLoader.Load(Data))), default);
+        var bad = await Assert.ThrowsAsync<RpcException>(() => session.ComputeAsync(new ComputeRequest
+        {
+            ProtocolVersion = Protocol.Version, Weights = ByteString.CopyFrom(new byte[12]), BatchSize = 10, ShardSize = 5,
+        }, default));
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+    }
+
+    private sealed class Chunks(IEnumerable<DatasetChunk> chunks) : IAsyncStreamReader<DatasetChunk>
+    {
+        private readonly IEnumerator<DatasetChunk> _items = chunks.GetEnumerator();
+        public DatasetChunk Current => _items.Current;
+        public Task<bool> MoveNext(CancellationToken cancellationToken) => Task.FromResult(_items.MoveNext());
+    }
+
+    [Fact]
+    public async Task StreamedDatasetIsVerifiedAndCached()
+    {
+        string cache = Path.Combine(Path.GetTempPath(), $"disttrain-test-cache-{Guid.NewGuid():N}");
+        try
+        {
+            using var session = NewSession(cache);
+            var split = DataLoader.Load(Data);
+            string fingerprint = Fingerprint.Compute(split);
+            var payload = DatasetCodec.Encode(split);
+            var chunks = payload.Chunk(1000).Select((c, i) => new DatasetChunk
+            {
+                ProtocolVersion = Protocol.Version, DatasetFingerprint = i == 0 ? fingerprint : "",
+                TotalBytes = i == 0 ? payload.Length : 0, Offset = i * 1000L, Data = ByteString.CopyFrom(c),
+            }).ToList();
+            Assert.Equal(payload.Length, await session.ReceiveDatasetAsync(new Chunks(chunks), default));
+            Assert.True(File.Exists(Path.Combine(cache, $"{fingerprint}.dtds")));
+
+            var gap = chunks.Where((_, i) => i != 1).ToList();
+            var error = await Assert.ThrowsAsync<RpcException>(() => session.ReceiveDatasetAsync(new Chunks(gap), default));
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            var hostile = new DatasetChunk { ProtocolVersion = Protocol.Version, DatasetFingerprint = "../../etc/passwd", TotalBytes = 10 };
+            error = await Assert.ThrowsAsync<RpcException>(() => session.ReceiveDatasetAsync(new Chunks([hostile]), default));
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        }
+        finally { try { Directory.Delete(cache, true); } catch (IOException) { } }
+    }
+}

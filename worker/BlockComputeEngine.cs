@@ -1,0 +1,108 @@
+// Computes the blocks of one request on all of the worker's threads: each block is cut into aligned pieces (so a
+// single large block still uses every core), threads claim pieces, and each block's pieces are joined along the
+// pairwise tree. The result is the block's subtree sum, bit-identical to computing it on one thread.
+using System.Numerics;
+using System.Runtime.InteropServices;
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Training;
+using Google.Protobuf;
+
+namespace DistTrain.Worker;
+
+public sealed class BlockComputeEngine : IDisposable
+{
+    private readonly ParallelRunner _runner;
+    private readonly ShardBlockComputer?[] _computers;
+    private readonly Action<int> _body;
+    private Network? _network;
+
+    // The request being computed (fields, so the per-thread body is one cached delegate).
+    private ByteString _weights = ByteString.Empty;
+    private Dataset? _data;
+    private int[] _batch = [];
+    private ShardPlan _plan;
+    private readonly List<(int First, int Count, float[] Sum)> _pieces = [];
+    private double[] _loss = [];
+    private int[] _correct = [], _samples = [];
+    private int _nextPiece;
+
+    public BlockComputeEngine(int threads)
+    {
+        _runner = new ParallelRunner(threads);
+        _computers = new ShardBlockComputer?[threads];
+        _body = RunThread;
+    }
+
+    public int Threads => _runner.ThreadCount;
+
+    /// <summary>
+    /// Computes <paramref name="blocks"/> (aligned, disjoint) of <paramref name="plan"/>; <paramref name="batch"/>
+    /// holds the sample index of every batch position those blocks cover. Returns one sum per block and fills the
+    /// per-shard statistics (indexed by shard). Not reentrant: callers serialize requests.
+    /// </summary>
+    public float[][] Compute(Network network, Dataset data, ByteString weights, int[] batch, ShardPlan plan,
+        IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples)
+    {
+        int requested = blocks.Sum(b => b.Count);
+        // One thread: whole blocks (fewest buffers). More: pieces small enough for about two per thread.
+        int pieceSize = Threads == 1 ? int.MaxValue : GradientReduction.BlockSizeFor(requested, 2 * Threads);
+        _pieces.Clear();
+        var pieceRanges = new (int Start, int Count)[blocks.Count];
+        int maxPiece = 1;
+        foreach (var (i, block) in blocks.Index())
+        {
+            int size = (int)Math.Min(pieceSize, BitOperations.RoundUpToPowerOf2((uint)block.Count));
+            pieceRanges[i] = (_pieces.Count, 0);
+            for (int first = block.First; first < block.First + block.Count; first += size)
+            {
+                int count = Math.Min(size, block.First + block.Count - first);
+                // Fresh buffers: they go out in the reply, which is serialized after the next request may start.
+                _pieces.Add((first, count, new float[network.ParameterCount]));
+                maxPiece = Math.Max(maxPiece, count);
+            }
+            pieceRanges[i].Count = _pieces.Count - pieceRanges[i].Start;
+        }
+        EnsureComputers(network, Math.Min(plan.ShardSize, plan.BatchSize), maxPiece);
+
+        (_weights, _data, _batch, _plan) = (weights, data, batch, plan);
+        (_loss, _correct, _samples) = (shardLoss, shardCorrect, shardSamples);
+        _nextPiece = -1;
+        try { _runner.Run(_body); }
+        finally { (_weights, _data, _batch) = (ByteString.Empty, null, []); }
+
+        var sums = new float[blocks.Count][];
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            var (start, count) = pieceRanges[i];
+            sums[i] = count == 1
+                ? _pieces[start].Sum
+                : BlockTree.Complete(_pieces.GetRange(start, count), plan.ShardCount, network.ParameterCount);
+        }
+        return sums;
+    }
+
+    private void RunThread(int thread)
+    {
+        var computer = _computers[thread]!;
+        var parameters = MemoryMarshal.Cast<byte, float>(_weights.Span);
+        int piece;
+        while ((piece = Interlocked.Increment(ref _nextPiece)) < _pieces.Count)
+        {
+            var (first, count, sum) = _pieces[piece];
+            computer.ComputeBlock(parameters, _data!, _batch, _plan, first, count, sum, _loss, _correct, _samples);
+        }
+    }
+
+    private void EnsureComputers(Network network, int shardRows, int maxPiece)
+    {
+        if (!ReferenceEquals(network, _network)) Array.Clear(_computers);
+        _network = network;
+        for (int t = 0; t < _computers.Length; t++)
+            if (_computers[t] is not { } c || c.Workspace.MaxRows < shardRows || c.MaxShardsPerBlock < maxPiece)
+                _computers[t] = new ShardBlockComputer(network, Math.Max(shardRows, _computers[t]?.Workspace.MaxRows ?? 1),
+                    Math.Max(maxPiece, _computers[t]?.MaxShardsPerBlock ?? 1));
+    }
+
+    public void Dispose() => _runner.Dispose();
+}

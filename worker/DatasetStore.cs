@@ -1,0 +1,116 @@
+// Finds the dataset a coordinator asks for — in the cache of datasets received earlier (keyed by fingerprint) or by
+// loading the DataSpec with this worker's --data path — and proves it by fingerprint; receives and caches a
+// dataset streamed by the coordinator. A fingerprint that does not match is a refusal, never a silent retrain.
+using System.Text.RegularExpressions;
+using DistTrain.Core.Data;
+using DistTrain.Protos;
+using Grpc.Core;
+
+namespace DistTrain.Worker;
+
+public sealed partial class DatasetStore(WorkerOptions options, ILogger<DatasetStore> log)
+{
+    // Fingerprints become file names, so only plain tokens are accepted.
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,128}$")]
+    private static partial Regex FingerprintPattern();
+
+    public static bool IsValidFingerprint(string fingerprint) => FingerprintPattern().IsMatch(fingerprint);
+
+    private string CachePath(string fingerprint) => Path.Combine(options.EffectiveCacheDir, $"{fingerprint}.dtds");
+
+    /// <summary>
+    /// The dataset with <paramref name="fingerprint"/>, or null when this worker has no way to load it (then the
+    /// coordinator streams it). Throws FailedPrecondition when the worker's own data has a different fingerprint.
+    /// </summary>
+    public (DataSplit Split, string Source)? Find(DataSpec spec, string fingerprint)
+    {
+        string cached = CachePath(fingerprint);
+        if (File.Exists(cached))
+        {
+            try
+            {
+                var split = DatasetCodec.Decode(File.ReadAllBytes(cached));
+                if (Fingerprint.Compute(split) == fingerprint) return (split, $"cache {cached}");
+                log.LogWarning("cached dataset {Path} no longer matches its fingerprint; ignoring it", cached);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
+            {
+                log.LogWarning("cached dataset {Path} is unreadable ({Message}); ignoring it", cached, e.Message);
+            }
+        }
+
+        // The spec was deserialized for this call, so overriding its path touches nobody else's copy.
+        var local = spec;
+        if (!string.IsNullOrEmpty(options.Data)) local.Path = Path.GetFullPath(options.Data);
+        DataSplit loaded;
+        try
+        {
+            loaded = DataLoader.Load(local);
+        }
+        catch (Exception e) when (e is Core.UserInputException or IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            log.LogInformation("cannot load the data locally ({Message}); it will be received from the coordinator", e.Message);
+            return null;
+        }
+        string actual = Fingerprint.Compute(loaded);
+        if (actual != fingerprint)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"dataset fingerprint mismatch: this worker's data ({local.Path ?? local.Format}) has fingerprint {actual}, the coordinator's has {fingerprint}"));
+        return (loaded, $"loaded {local.Path ?? local.Format}");
+    }
+
+    /// <summary>Assembles a streamed dataset on disk, checks it against the declared fingerprint and caches it.</summary>
+    public async Task<long> ReceiveAsync(IAsyncStreamReader<DatasetChunk> chunks, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(options.EffectiveCacheDir);
+        string temp = Path.Combine(options.EffectiveCacheDir, $"incoming-{Guid.NewGuid():N}.tmp");
+        string? fingerprint = null;
+        long total = -1, received = 0;
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            {
+                while (await chunks.MoveNext(cancellationToken))
+                {
+                    var chunk = chunks.Current;
+                    Protocol.Check(chunk.ProtocolVersion, "ReceiveDataset");
+                    if (fingerprint is null)
+                    {
+                        if (!IsValidFingerprint(chunk.DatasetFingerprint))
+                            throw Invalid($"first chunk must carry a dataset fingerprint, found '{Truncate(chunk.DatasetFingerprint)}'");
+                        if (chunk.TotalBytes <= 0 || chunk.TotalBytes > options.MaxDatasetBytes || chunk.TotalBytes > Array.MaxLength)
+                            throw Invalid($"dataset size {chunk.TotalBytes} is outside 1..{Math.Min(options.MaxDatasetBytes, Array.MaxLength)} bytes");
+                        (fingerprint, total) = (chunk.DatasetFingerprint, chunk.TotalBytes);
+                    }
+                    if (chunk.Offset != received)
+                        throw Invalid($"chunk at offset {chunk.Offset}, expected {received}");
+                    if (chunk.Data.Length > total - received)
+                        throw Invalid($"chunks exceed the declared {total} bytes");
+                    await file.WriteAsync(chunk.Data.Memory, cancellationToken);
+                    received += chunk.Data.Length;
+                }
+                await file.FlushAsync(cancellationToken);
+            }
+            if (fingerprint is null) throw Invalid("the dataset stream was empty");
+            if (received != total) throw Invalid($"received {received} of {total} dataset bytes");
+            DataSplit split;
+            try { split = DatasetCodec.Decode(await File.ReadAllBytesAsync(temp, cancellationToken)); }
+            catch (InvalidDataException e) { throw Invalid($"dataset payload is malformed: {e.Message}"); }
+            string actual = Fingerprint.Compute(split);
+            if (actual != fingerprint)
+                throw Invalid($"received dataset has fingerprint {actual}, the stream declared {fingerprint}");
+            File.Move(temp, CachePath(fingerprint), overwrite: true);
+            log.LogInformation("received and cached dataset {Fingerprint} ({Bytes} bytes)", fingerprint, received);
+            return received;
+        }
+        finally
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+        }
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    private static string Truncate(string s) => s.Length <= 40 ? s : s[..40] + "…";
+
+}

@@ -1,0 +1,117 @@
+// Keeps this worker known to the coordinator: registers with the address Kestrel actually bound, then heartbeats
+// at the interval the coordinator asked for, registering again if the coordinator forgot it (restart, timeout).
+// Only Unavailable is retried; a refusal (wrong protocol version) stops the worker with the coordinator's reason.
+using DistTrain.Protos;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace DistTrain.Worker;
+
+public sealed class RegistrationService(
+    WorkerOptions options, WorkerSession session, IServer server, IHostApplicationLifetime lifetime,
+    ILogger<RegistrationService> log) : BackgroundService
+{
+    private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(5);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!await WaitForStartAsync(stoppingToken)) return;
+        string address = AdvertisedAddress();
+        using var channel = GrpcChannel.ForAddress(options.Coordinator, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = 64 * 1024, MaxSendMessageSize = 64 * 1024,
+        });
+        var client = new Protos.Coordinator.CoordinatorClient(channel);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var registration = await RegisterAsync(client, address, stoppingToken);
+                if (registration is null) return;
+                session.WorkerId = registration.WorkerId;
+                log.LogInformation("registered with {Coordinator} as {Id} ({Address}, {Cores} threads)",
+                    options.Coordinator, registration.WorkerId, address, session.Cores);
+                var interval = TimeSpan.FromMilliseconds(Math.Clamp(registration.HeartbeatIntervalMs, 100, 60_000));
+                await HeartbeatUntilForgottenAsync(client, registration.WorkerId, interval, stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+    }
+
+    private async Task<RegisterReply?> RegisterAsync(Protos.Coordinator.CoordinatorClient client, string address,
+        CancellationToken stoppingToken)
+    {
+        var giveUp = DateTime.UtcNow.AddSeconds(options.RegisterTimeoutSeconds);
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (true)
+        {
+            try
+            {
+                var reply = await client.RegisterAsync(
+                    new RegisterRequest { ProtocolVersion = Protocol.Version, Address = address, Cores = session.Cores },
+                    deadline: DateTime.UtcNow + CallDeadline, cancellationToken: stoppingToken);
+                Protocol.Check(reply.ProtocolVersion, "Register reply");
+                return reply;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && DateTime.UtcNow < giveUp)
+            {
+                log.LogDebug("coordinator not reachable yet ({Detail}); retrying", e.Status.Detail);
+            }
+            catch (RpcException e)
+            {
+                log.LogError("the coordinator at {Coordinator} refused this worker: {Status} {Detail}",
+                    options.Coordinator, e.StatusCode, e.Status.Detail);
+                Environment.ExitCode = 1;
+                lifetime.StopApplication();
+                return null;
+            }
+            await Task.Delay(delay, stoppingToken);
+            delay = TimeSpan.FromMilliseconds(Math.Min(2000, delay.TotalMilliseconds * 2));
+        }
+    }
+
+    private async Task HeartbeatUntilForgottenAsync(Protos.Coordinator.CoordinatorClient client, string id,
+        TimeSpan interval, CancellationToken stoppingToken)
+    {
+        while (true)
+        {
+            await Task.Delay(interval, stoppingToken);
+            try
+            {
+                var reply = await client.HeartbeatAsync(new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = id },
+                    deadline: DateTime.UtcNow + CallDeadline, cancellationToken: stoppingToken);
+                if (!reply.Known)
+                {
+                    log.LogInformation("the coordinator no longer knows {Id}; registering again", id);
+                    return;
+                }
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            {
+                // A coordinator that went away will forget us; registering again covers both cases.
+                log.LogInformation("heartbeat failed ({Status}); registering again", e.StatusCode);
+                return;
+            }
+        }
+    }
+
+    private async Task<bool> WaitForStartAsync(CancellationToken stoppingToken)
+    {
+        var started = new TaskCompletionSource();
+        using var registration = lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        using var stopping = stoppingToken.Register(() => started.TrySetCanceled());
+        try { await started.Task; return true; }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    /// <summary>The bound address (port 0 resolves to the real port) with the configured host name.</summary>
+    private string AdvertisedAddress()
+    {
+        var bound = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+            ?? throw new InvalidOperationException("the server reports no bound address");
+        var uri = new Uri(bound.Replace("[::]", "localhost").Replace("0.0.0.0", "localhost"));
+        return $"{uri.Scheme}://{options.Host}:{uri.Port}";
+    }
+}

@@ -1,0 +1,46 @@
+// The worker's settings, bound from appsettings.json, DISTTRAIN_WORKER__* environment variables and flags
+// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --max-message-bytes N).
+namespace DistTrain.Worker;
+
+public sealed class WorkerOptions
+{
+    public const string Section = "Worker";
+
+    /// <summary>The coordinator's URL, e.g. http://127.0.0.1:5100.</summary>
+    public string Coordinator { get; set; } = "";
+    /// <summary>Port to serve on; 0 picks a free one (the address registered is the one actually bound).</summary>
+    public int Port { get; set; }
+    /// <summary>Interface to bind and the host name put in the registered address.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+    /// <summary>Overrides the data path the coordinator's DataSpec names (this machine's copy of the files).</summary>
+    public string? Data { get; set; }
+    /// <summary>Compute threads (0 = all cores).</summary>
+    public int Threads { get; set; }
+    /// <summary>Where datasets received from the coordinator are cached, keyed by fingerprint.</summary>
+    public string? CacheDir { get; set; }
+    /// <summary>Largest gRPC message accepted or sent; the coordinator is refused in Prepare if its model needs more.</summary>
+    public int MaxMessageBytes { get; set; } = 64 << 20;
+    /// <summary>Largest dataset accepted from the coordinator (bytes).</summary>
+    public long MaxDatasetBytes { get; set; } = 4L << 30;
+    /// <summary>How long to keep trying to reach the coordinator before giving up (seconds).</summary>
+    public int RegisterTimeoutSeconds { get; set; } = 120;
+    /// <summary>Name reported in logs; defaults to the registered id.</summary>
+    public string? Name { get; set; }
+
+    public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
+
+    public string EffectiveCacheDir => string.IsNullOrEmpty(CacheDir)
+        ? Path.Combine(Path.GetTempPath(), "disttrain-cache")
+        : CacheDir;
+
+    /// <summary>Checks the settings; every message names the flag and the value.</summary>
+    public void Validate()
+    {
+        if (!Uri.TryCreate(Coordinator, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            throw new Core.UserInputException($"--coordinator must be an http(s) URL, found '{Coordinator}'");
+        if (Port is < 0 or > 65535) throw new Core.UserInputException($"--port must be 0..65535, found {Port}");
+        if (Threads < 0) throw new Core.UserInputException($"--threads must be ≥ 0 (0 = all cores), found {Threads}");
+        if (MaxMessageBytes < 1 << 20)
+            throw new Core.UserInputException($"--max-message-bytes must be ≥ 1048576, found {MaxMessageBytes}");
+    }
+}

@@ -1,0 +1,48 @@
+// The Worker gRPC service: a thin adapter from the wire to WorkerSession. Status codes come from the session;
+// anything unexpected is logged and reported as Internal rather than taking the process down.
+using DistTrain.Protos;
+using Grpc.Core;
+
+namespace DistTrain.Worker;
+
+public sealed class WorkerService(WorkerSession session, ILogger<WorkerService> log) : Protos.Worker.WorkerBase
+{
+    public override Task<PrepareReply> Prepare(PrepareRequest request, ServerCallContext context) =>
+        Guard("Prepare", () => session.PrepareAsync(request, context.CancellationToken));
+
+    public override Task<ReceiveDatasetReply> ReceiveDataset(IAsyncStreamReader<DatasetChunk> requestStream,
+        ServerCallContext context) =>
+        Guard("ReceiveDataset", async () => new ReceiveDatasetReply
+        {
+            ProtocolVersion = Protocol.Version,
+            BytesReceived = await session.ReceiveDatasetAsync(requestStream, context.CancellationToken),
+        });
+
+    public override Task<ComputeReply> ComputeGradients(ComputeRequest request, ServerCallContext context) =>
+        Guard("ComputeGradients", () => session.ComputeAsync(request, context.CancellationToken));
+
+    public override Task<StatusReply> Status(StatusRequest request, ServerCallContext context) =>
+        Guard("Status", () => Task.FromResult(session.Status(request)));
+
+    private async Task<T> Guard<T>(string method, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (RpcException e)
+        {
+            if (e.StatusCode != StatusCode.Cancelled) log.LogWarning("{Method} refused: {Status} {Detail}", method, e.StatusCode, e.Status.Detail);
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, $"{method} was cancelled"));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            log.LogError(e, "{Method} failed", method);
+            throw new RpcException(new Status(StatusCode.Internal, $"{method} failed on the worker: {e.Message}"));
+        }
+    }
+}

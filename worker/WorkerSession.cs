@@ -1,0 +1,187 @@
+// The worker's domain state: the model and dataset it was prepared with, and the validated execution of one step's
+// blocks. Every request is checked at this edge (InvalidArgument for bad shapes, FailedPrecondition for a wrong
+// protocol version or an unprepared worker) so nothing from the network can crash the process.
+using System.Diagnostics;
+using System.Text.Json;
+using DistTrain.Core;
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+using Grpc.Core;
+
+namespace DistTrain.Worker;
+
+public sealed class WorkerSession : IDisposable
+{
+    private sealed record Prepared(string ModelJson, string Fingerprint, Network Network, Dataset Train);
+
+    private readonly WorkerOptions _options;
+    private readonly DatasetStore _store;
+    private readonly ILogger<WorkerSession> _log;
+    private readonly BlockComputeEngine _engine;
+    private readonly SemaphoreSlim _prepareLock = new(1, 1);
+    private readonly SemaphoreSlim _computeLock = new(1, 1);
+    private volatile Prepared? _prepared;
+    private long _steps, _blocks;
+
+    public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log)
+    {
+        _options = options;
+        _store = store;
+        _log = log;
+        _engine = new BlockComputeEngine(options.EffectiveThreads);
+    }
+
+    /// <summary>The id the coordinator gave this worker (set by the registration loop).</summary>
+    public string WorkerId { get; set; } = "";
+    public int Cores => _engine.Threads;
+
+    public async Task<PrepareReply> PrepareAsync(PrepareRequest request, CancellationToken cancellationToken)
+    {
+        Protocol.Check(request.ProtocolVersion, "Prepare");
+        if (request.MaxRequestBytes > _options.MaxMessageBytes)
+            throw Refuse($"the model needs requests of {request.MaxRequestBytes} bytes but this worker accepts at most {_options.MaxMessageBytes} (raise --max-message-bytes)");
+        if (!DatasetStore.IsValidFingerprint(request.DatasetFingerprint))
+            throw Invalid("dataset_fingerprint must be a plain token of 1..128 letters, digits, '-' or '_'");
+        var modelSpec = Parse<ModelSpec>(request.ModelSpecJson, "model_spec_json");
+        var dataSpec = Parse<DataSpec>(request.DataSpecJson, "data_spec_json");
+
+        await _prepareLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (_prepared is { } current && current.ModelJson == request.ModelSpecJson &&
+                current.Fingerprint == request.DatasetFingerprint)
+                return Reply(current, true, "already prepared");
+            Network network;
+            try { network = new Network(modelSpec); }
+            catch (UserInputException e) { throw Refuse($"cannot build the model: {e.Message}"); }
+            // Loading can take seconds; it runs off the request thread so heartbeats keep flowing.
+            var found = await Task.Run(() => _store.Find(dataSpec, request.DatasetFingerprint), cancellationToken);
+            if (found is not { } data)
+                return new PrepareReply { ProtocolVersion = Protocol.Version, DataPresent = false, ParameterCount = network.ParameterCount };
+            try { network.CheckCompatible(data.Split.Train); }
+            catch (UserInputException e) { throw Refuse($"the model does not fit the data: {e.Message}"); }
+            var prepared = new Prepared(request.ModelSpecJson, request.DatasetFingerprint, network, data.Split.Train);
+            _prepared = prepared;
+            _log.LogInformation("prepared {Model} ({Parameters} parameters) on {Samples} samples from {Source}",
+                modelSpec.Describe(), network.ParameterCount, data.Split.Train.Count, data.Source);
+            return Reply(prepared, true, data.Source);
+        }
+        finally { _prepareLock.Release(); }
+    }
+
+    public Task<long> ReceiveDatasetAsync(IAsyncStreamReader<DatasetChunk> chunks, CancellationToken cancellationToken) =>
+        _store.ReceiveAsync(chunks, cancellationToken);
+
+    public async Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken)
+    {
+        Protocol.Check(request.ProtocolVersion, "ComputeGradients");
+        var prepared = _prepared ?? throw Refuse("this worker has not been prepared (call Prepare first)");
+        var network = prepared.Network;
+        if (request.WeightsVersion != request.Step)
+            throw Refuse($"weights version {request.WeightsVersion} does not match step {request.Step}");
+        if (request.Weights.Length != 4L * network.ParameterCount)
+            throw Invalid($"weights has {request.Weights.Length} bytes, expected {4L * network.ParameterCount} ({network.ParameterCount} float32)");
+        if (request.BatchSize < 1 || request.ShardSize < 1)
+            throw Invalid($"batch_size {request.BatchSize} and shard_size {request.ShardSize} must be ≥ 1");
+        if (request.BatchSize > prepared.Train.Count)
+            throw Invalid($"batch_size {request.BatchSize} exceeds the dataset's {prepared.Train.Count} samples");
+        var plan = new ShardPlan(request.BatchSize, request.ShardSize);
+        if (request.Blocks.Count == 0 || request.Blocks.Count > MessageLimits.MaxBlocksPerRequest(plan.ShardCount))
+            throw Invalid($"a request must name 1..{MessageLimits.MaxBlocksPerRequest(plan.ShardCount)} blocks, found {request.Blocks.Count}");
+
+        var batch = new int[plan.BatchSize];
+        var blocks = new List<(int First, int Count)>(request.Blocks.Count);
+        var covered = new bool[plan.ShardCount];
+        foreach (var block in request.Blocks)
+        {
+            if (!GradientReduction.IsAlignedBlock(block.FirstShard, block.ShardCount, plan.ShardCount))
+                throw Invalid($"block [{block.FirstShard}, +{block.ShardCount}) is not an aligned block of {plan.ShardCount} shards");
+            for (int s = block.FirstShard; s < block.FirstShard + block.ShardCount; s++)
+            {
+                if (covered[s]) throw Invalid($"shard {s} is named by two blocks");
+                covered[s] = true;
+            }
+            var (start, length) = plan.Range(block.FirstShard, block.ShardCount);
+            if (!WireArrays.TryReadInts(block.SampleIndices, out var indices) || indices.Length != length)
+                throw Invalid($"block at shard {block.FirstShard} carries {block.SampleIndices.Length} index bytes, expected {4 * length}");
+            foreach (int index in indices)
+                if ((uint)index >= (uint)prepared.Train.Count)
+                    throw Invalid($"sample index {index} is outside the dataset's 0..{prepared.Train.Count - 1}");
+            indices.CopyTo(batch.AsSpan(start, length));
+            blocks.Add((block.FirstShard, block.ShardCount));
+        }
+
+        await _computeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var loss = new double[plan.ShardCount];
+            var correct = new int[plan.ShardCount];
+            var samples = new int[plan.ShardCount];
+            var clock = Stopwatch.StartNew();
+            // The compute threads block; run them from a dedicated thread, not one the server's I/O needs.
+            var sums = await Task.Factory.StartNew(
+                () => _engine.Compute(network, prepared.Train, request.Weights, batch, plan, blocks, loss, correct, samples),
+                cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            var reply = new ComputeReply
+            {
+                ProtocolVersion = Protocol.Version, Step = request.Step, ComputeSeconds = clock.Elapsed.TotalSeconds,
+            };
+            for (int i = 0; i < blocks.Count; i++)
+            {
+                var (first, count) = blocks[i];
+                var result = new BlockResult { FirstShard = first, ShardCount = count, GradientSum = WireArrays.Wrap(sums[i]) };
+                for (int s = first; s < first + count; s++)
+                {
+                    result.ShardLoss.Add(loss[s]);
+                    result.ShardCorrect.Add(correct[s]);
+                    result.ShardSamples.Add(samples[s]);
+                }
+                reply.Blocks.Add(result);
+            }
+            Interlocked.Increment(ref _steps);
+            Interlocked.Add(ref _blocks, blocks.Count);
+            return reply;
+        }
+        finally { _computeLock.Release(); }
+    }
+
+    public StatusReply Status(StatusRequest request)
+    {
+        Protocol.Check(request.ProtocolVersion, "Status");
+        var prepared = _prepared;
+        return new StatusReply
+        {
+            ProtocolVersion = Protocol.Version, WorkerId = WorkerId, Cores = Cores, Prepared = prepared is not null,
+            DatasetFingerprint = prepared?.Fingerprint ?? "", StepsComputed = Interlocked.Read(ref _steps),
+            BlocksComputed = Interlocked.Read(ref _blocks),
+        };
+    }
+
+    private static PrepareReply Reply(Prepared prepared, bool present, string source) => new()
+    {
+        ProtocolVersion = Protocol.Version, DataPresent = present, ParameterCount = prepared.Network.ParameterCount,
+        DataSource = source,
+    };
+
+    private static T Parse<T>(string json, string field)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(json, TrainingConfig.Json)
+                ?? throw Invalid($"{field} is empty");
+        }
+        catch (JsonException e) { throw Invalid($"{field} is not valid JSON: {e.Message}"); }
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+    private static RpcException Refuse(string message) => new(new Status(StatusCode.FailedPrecondition, message));
+
+    public void Dispose()
+    {
+        _engine.Dispose();
+        _prepareLock.Dispose();
+        _computeLock.Dispose();
+    }
+}
