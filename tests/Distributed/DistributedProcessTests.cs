@@ -22,7 +22,7 @@ public sealed class DistributedProcessTests : IDisposable
             {
               "model": { "inputs": 2, "layers": [ { "type": "linear", "units": 16 }, { "type": "tanh" }, { "type": "linear", "units": 3 } ],
                          "loss": "softmax_cross_entropy" },
-              "data": { "format": "blobs", "samples": {{samples}}, "classes": 3, "features": 2, "noise": 0.3, "seed": 5, "scale": 1 },
+              "data": { "format": "blobs", "samples": {{samples}}, "classes": 3, "features": 2, "noise": 0.3, "seed": 5, "scale": 1, "testFraction": 0 },
               "optimizer": { "type": "adam", "learningRate": 0.01 },
               "training": { "epochs": {{epochs}}, "batchSize": {{batch}}, "shardSize": {{shard}}, "seed": 1 }
             }
@@ -168,13 +168,21 @@ public sealed class DistributedProcessTests : IDisposable
     [Fact]
     public void WorkerWithDifferentDataIsRefusedAndCoordinatorExitsWithOneLine()
     {
-        string config = WriteConfig("refuse.json", samples: 300, batch: 100, shard: 25, epochs: 1);
-        string otherData = Path.Combine(_dir, "other-data");
-        var spec = new DataSpec { Format = "blobs", Samples = 300, Classes = 3, Features = 2, Noise = 0.3, Seed = 5, Scale = 1 };
-        string expected = Fingerprint.Compute(DataLoader.Load(spec));
-        spec.Path = otherData;
-        // The placeholder data layer ignores paths (every spec has one fingerprint); the real one does not.
-        if (Fingerprint.Compute(DataLoader.Load(spec)) == expected) return;
+        // Two IDX directories of the same shape but different samples: the worker's copy has another fingerprint.
+        string ours = Path.Combine(_dir, "our-data"), otherData = Path.Combine(_dir, "other-data");
+        Directory.CreateDirectory(ours);
+        Directory.CreateDirectory(otherData);
+        DistTrain.Tests.Data.IdxFiles.WriteMnistLayout(ours, train: 300, test: 50, gzip: false);
+        DistTrain.Tests.Data.IdxFiles.WriteMnistLayout(otherData, train: 299, test: 50, gzip: false);
+        string config = Path.Combine(_dir, "refuse.json");
+        File.WriteAllText(config, $$"""
+            {
+              "model": { "inputs": 12, "layers": [ { "type": "linear", "units": 10 } ] },
+              "data": { "format": "idx", "path": "{{ours}}" },
+              "training": { "epochs": 1, "batchSize": 100, "shardSize": 25 }
+            }
+            """);
+        Assert.NotEqual(Fingerprint.Compute(MnistLayout.Load(ours)), Fingerprint.Compute(MnistLayout.Load(otherData)));
 
         int port = ProcessHarness.FreePort();
         string url = $"http://127.0.0.1:{port}";
