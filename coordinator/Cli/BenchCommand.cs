@@ -51,7 +51,8 @@ public static class BenchCommand
             {
                 var result = await MeasureTrainingAsync(configPath, flags, threads, cancellationToken);
                 Console.WriteLine($"train {Path.GetFileName(configPath)} threads={threads}: {result.SamplesPerSecond:N0} samples/s over epochs 2..{result.Epochs} " +
-                    $"({result.StepSeconds * 1000:F1} ms/step, {result.Gflops:F1} GFLOP/s effective), {result.BytesPerStep} managed bytes allocated per steady-state step, final train loss {result.FinalLoss:F4}");
+                    $"({result.StepSeconds * 1000:F1} ms/step, {result.Gflops:F1} GFLOP/s effective), " +
+                    $"{result.SteadyStateBytes} managed bytes allocated over {result.SteadyStateSteps} steady-state steps, final train loss {result.FinalLoss:F4}");
                 training.Add(result);
             }
             report["training"] = training;
@@ -66,7 +67,7 @@ public static class BenchCommand
     }
 
     public sealed record TrainingBenchResult(int Threads, int Epochs, double SamplesPerSecond, double StepSeconds, double Gflops,
-        long BytesPerStep, double FinalLoss, double TrainSecondsTotal);
+        long SteadyStateBytes, long SteadyStateSteps, double FinalLoss, double TrainSecondsTotal);
 
     private static async Task<TrainingBenchResult> MeasureTrainingAsync(string configPath, CommandLine flags, int threads,
         CancellationToken cancellationToken)
@@ -86,7 +87,7 @@ public static class BenchCommand
         double samples = steady.Sum(e => e.Samples), seconds = steady.Sum(e => e.TrainSeconds);
         long steps = steady.Sum(e => e.Steps);
         return new TrainingBenchResult(threads, config.Training.Epochs, samples / seconds, seconds / steps,
-            samples * network.TrainingFlopsPerSample() / seconds / 1e9, probe.MaxSteadyBytesPerStep,
+            samples * network.TrainingFlopsPerSample() / seconds / 1e9, probe.SteadyBytes, probe.SteadySteps,
             probe.Epochs[^1].Loss, probe.Epochs.Sum(e => e.TrainSeconds));
     }
 
@@ -98,7 +99,9 @@ public static class BenchCommand
         private long _samples, _steps;
         private double _seconds;
         public List<(long Samples, long Steps, double TrainSeconds, double Loss)> Epochs { get; } = [];
-        public long MaxSteadyBytesPerStep { get; private set; }
+        /// <summary>Bytes allocated between consecutive steps after the warm-up epoch, and how many such intervals.</summary>
+        public long SteadyBytes { get; private set; }
+        public long SteadySteps { get; private set; }
 
         private long Allocated => GC.GetAllocatedBytesForCurrentThread() + source.HelperThreadAllocatedBytes;
 
@@ -107,7 +110,10 @@ public static class BenchCommand
             long now = Allocated;
             // Steady state: after the first epoch, between two steps of the same epoch.
             if (report.Epoch >= 1 && report.Epoch == _epoch && _lastBytes >= 0)
-                MaxSteadyBytesPerStep = Math.Max(MaxSteadyBytesPerStep, now - _lastBytes);
+            {
+                SteadyBytes += now - _lastBytes;
+                SteadySteps++;
+            }
             _epoch = report.Epoch;
             _samples += report.Outcome.Samples;
             _steps++;
