@@ -158,6 +158,8 @@ public static unsafe class Gemm
                 for (int i = r0; i < r1; i++) new Span<float>(op.C + (nint)i * op.Ldc + c0, c1 - c0).Clear();
             return;
         }
+        // A helper that joins after the last row block went would pack B for nothing while the caller waits on it.
+        if (sharedRows && r0 + (long)MC * Volatile.Read(ref rowBlock) >= r1) return;
         // k-blocks depend on k alone (equal sizes, the last one shorter): the reduction order is fixed by k.
         int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks;
         float* packA = PackBuffer(), packB = packA + MC * KCMax;
