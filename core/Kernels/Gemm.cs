@@ -76,29 +76,80 @@ public static unsafe class Gemm
         bool splitRows = m >= n;
         int units = splitRows ? (m + MR - 1) / MR : (n + NR - 1) / NR;
         long work = (long)m * n * op.K;
-        int parts = (int)Math.Min(Math.Min(threads, units), Math.Max(1, work / MinWorkPerThread));
-        if (parts <= 1)
+        int parts = (int)Math.Min(Math.Min(Math.Min(threads, units), GemmWorkers.MaxHelpers + 1),
+            Math.Max(1, work / MinWorkPerThread));
+        int rowBlocks = 0;
+        if (parts <= 1 || !Monitor.TryEnter(GemmWorkers.Gate))
         {
-            Compute(op, 0, m, 0, n);
+            Compute(op, 0, m, 0, n, ref rowBlocks, sharedRows: false);
             return;
         }
-        var job = new ParallelJob(op, m, n, parts, units, splitRows);
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, job.Run);
-    }
-
-    /// <summary>One contiguous slab of output tiles per part; tile boundaries never move, so neither do the bits.</summary>
-    private sealed class ParallelJob(Operands op, int m, int n, int parts, int units, bool splitRows)
-    {
-        public void Run(int part)
+        try
         {
-            int first = (int)((long)units * part / parts), last = (int)((long)units * (part + 1) / parts);
-            if (splitRows) Compute(op, first * MR, Math.Min(m, last * MR), 0, n);
-            else Compute(op, 0, m, first * NR, Math.Min(n, last * NR));
+            s_job.Set(op, m, n, parts, units, splitRows, splitRows && SinglePhase(n, op.K));
+            GemmWorkers.Run(s_job, parts - 1);
+        }
+        finally
+        {
+            Monitor.Exit(GemmWorkers.Gate);
         }
     }
 
-    /// <summary>C[r0..r1)×[c0..c1) on the calling thread, with its own pack buffers.</summary>
-    private static void Compute(in Operands op, int r0, int r1, int c0, int c1)
+    /// <summary>True when all of B fits one packing (one column block, one k-group): then each thread packs it once
+    /// and the row blocks can be handed out one at a time.</summary>
+    private static bool SinglePhase(int n, int k)
+    {
+        if (k == 0) return false;
+        int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks, nr = NR;
+        int ncMax = PackedBFloats / KCMax / nr * nr, ncPadded = (n + nr - 1) / nr * nr;
+        return n <= ncMax && Math.Max(1, PackedBFloats / (kcStep * ncPadded)) * kcStep >= k;
+    }
+
+    private static readonly ParallelJob s_job = new();
+
+    /// <summary>
+    /// The pieces of one parallel product, claimed first come, first served, so a thread that the OS runs late gets
+    /// fewer of them instead of delaying the rest. Tile boundaries never move with the partition, so neither do the
+    /// bits. Reused under <see cref="GemmWorkers.Gate"/>, so a parallel call allocates nothing.
+    /// </summary>
+    private sealed class ParallelJob : GemmWork
+    {
+        private Operands _op;
+        private int _m, _n, _slabs, _units, _nextSlab, _nextRowBlock;
+        private bool _splitRows, _sharedRows;
+
+        public void Set(in Operands op, int m, int n, int parts, int units, bool splitRows, bool sharedRows)
+        {
+            (_op, _m, _n, _units, _splitRows, _sharedRows) = (op, m, n, units, splitRows, sharedRows);
+            // One slab per thread: thinner column slabs measured ~10% slower on the weight gradient (each slab
+            // repacks all of A, and its packed B gets narrower), which costs more than a late thread does.
+            _slabs = parts;
+            _nextSlab = 0;
+            _nextRowBlock = 0;
+        }
+
+        public override void Participate()
+        {
+            if (_sharedRows)
+            {
+                Compute(_op, 0, _m, 0, _n, ref _nextRowBlock, sharedRows: true);
+                return;
+            }
+            for (int s; (s = Interlocked.Increment(ref _nextSlab) - 1) < _slabs;)
+            {
+                int first = (int)((long)_units * s / _slabs), last = (int)((long)_units * (s + 1) / _slabs);
+                int rowBlocks = 0;
+                if (_splitRows) Compute(_op, first * MR, Math.Min(_m, last * MR), 0, _n, ref rowBlocks, false);
+                else Compute(_op, 0, _m, first * NR, Math.Min(_n, last * NR), ref rowBlocks, false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// C[r0..r1)×[c0..c1) on the calling thread, with its own pack buffers. MC-row blocks are taken in order, or,
+    /// with <paramref name="sharedRows"/> (single phase only), claimed from a counter the threads share.
+    /// </summary>
+    private static void Compute(in Operands op, int r0, int r1, int c0, int c1, ref int rowBlock, bool sharedRows)
     {
         int k = op.K, nr = NR;
         if (k == 0)
@@ -107,6 +158,8 @@ public static unsafe class Gemm
                 for (int i = r0; i < r1; i++) new Span<float>(op.C + (nint)i * op.Ldc + c0, c1 - c0).Clear();
             return;
         }
+        // A helper that joins after the last row block went would pack B for nothing while the caller waits on it.
+        if (sharedRows && r0 + (long)MC * Volatile.Read(ref rowBlock) >= r1) return;
         // k-blocks depend on k alone (equal sizes, the last one shorter): the reduction order is fixed by k.
         int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks;
         float* packA = PackBuffer(), packB = packA + MC * KCMax;
@@ -128,8 +181,11 @@ public static unsafe class Gemm
                     GemmPacking.Pack(op.B(pc, jc), op.Ldb, op.BKContiguous, nc, kc, nr, bp);
                     bp += kc * ncPadded;
                 }
-                for (int ic = r0; ic < r1; ic += MC)
+                if (!sharedRows) rowBlock = 0;
+                for (int ic = NextRows(ref rowBlock, sharedRows, r0), nextIc; ic < r1; ic = nextIc)
                 {
+                    // Claimed one ahead, so the prefetcher knows which A block this thread packs next.
+                    nextIc = NextRows(ref rowBlock, sharedRows, r0);
                     int mc = Math.Min(MC, r1 - ic);
                     bp = packB;
                     for (int pc = pg; pc < groupEnd; pc += kcStep)
@@ -139,8 +195,8 @@ public static unsafe class Gemm
                         bool overwrite = !op.Accumulate && pc == 0;
                         float* cBlock = op.C + (nint)ic * op.Ldc + jc;
                         int tiles = (nc + nr - 1) / nr * ((mc + MR - 1) / MR);
-                        StartPrefetch(ref prefetchA, ref prefetchB, op, r0, r1, ic, pc, pg, groupEnd, groupDepth, kcStep,
-                            jc, nc, tiles);
+                        StartPrefetch(ref prefetchA, ref prefetchB, op, r0, r1, ic, nextIc, pc, pg, groupEnd, groupDepth,
+                            kcStep, jc, nc, tiles);
                         for (int jr = 0; jr < nc; jr += nr)
                             for (int ir = 0; ir < mc; ir += MR, prefetchA.Step(), prefetchB.Step())
                                 TileOrEdge(kc, packA + ir * kc, bp + jr * kc, cBlock + (nint)ir * op.Ldc + jr, op.Ldc,
@@ -152,21 +208,25 @@ public static unsafe class Gemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int NextRows(ref int rowBlock, bool shared, int r0) =>
+        r0 + MC * (shared ? Interlocked.Increment(ref rowBlock) - 1 : rowBlock++);
+
     /// <summary>Aims the prefetchers at what gets packed next: the next A block and, on a group's last C block,
     /// the matching k-block of the next B group.</summary>
     private static void StartPrefetch(ref GemmPrefetch nextA, ref GemmPrefetch nextB, in Operands op, int r0, int r1,
-        int ic, int pc, int pg, int groupEnd, int groupDepth, int kcStep, int jc, int nc, int tiles)
+        int ic, int nextIc, int pc, int pg, int groupEnd, int groupDepth, int kcStep, int jc, int nc, int tiles)
     {
         int k = op.K, next = pc + kcStep;
         if (next < groupEnd)
             nextA.Start(op.A(ic, next), op.Lda, op.AKContiguous, Math.Min(MC, r1 - ic), Math.Min(kcStep, k - next), tiles);
-        else if (ic + MC < r1)
-            nextA.Start(op.A(ic + MC, pg), op.Lda, op.AKContiguous, Math.Min(MC, r1 - ic - MC), Math.Min(kcStep, k - pg), tiles);
+        else if (nextIc < r1)
+            nextA.Start(op.A(nextIc, pg), op.Lda, op.AKContiguous, Math.Min(MC, r1 - nextIc), Math.Min(kcStep, k - pg), tiles);
         else if (groupEnd < k)
             nextA.Start(op.A(r0, groupEnd), op.Lda, op.AKContiguous, Math.Min(MC, r1 - r0), Math.Min(kcStep, k - groupEnd), tiles);
         else nextA.Stop();
         int nextGroupBlock = pc + groupDepth;
-        if (ic + MC >= r1 && nextGroupBlock < k)
+        if (nextIc >= r1 && nextGroupBlock < k)
             nextB.Start(op.B(nextGroupBlock, jc), op.Ldb, op.BKContiguous, nc, Math.Min(kcStep, k - nextGroupBlock), tiles);
         else nextB.Stop();
     }
@@ -190,6 +250,8 @@ public static unsafe class Gemm
             for (int j = 0; j < cols; j++) cr[j] = overwrite ? sr[j] : cr[j] + sr[j];
         }
     }
+
+    internal static void EnsurePackBuffer() => PackBuffer();
 
     /// <summary>This thread's pack buffers, allocated once (pinned, so the pointer stays valid) and 64-byte aligned.</summary>
     private static float* PackBuffer()

@@ -64,8 +64,9 @@ public class GemmTests(ITestOutputHelper output)
     [MemberData(nameof(Variants))]
     public void ThreadCountDoesNotChangeABit(Variant variant)
     {
-        // Tall (split by rows) and wide (split by columns) shapes, both with edge tiles and several k-blocks.
-        foreach (var (m, n, k) in new[] { (333, 77, 300), (45, 1100, 530), (1001, 13, 700) })
+        // Tall (split by rows, row blocks shared) and wide (split by columns) shapes, both with edge tiles and several
+        // k-blocks, and a tall one whose B needs two column blocks (split by rows into slabs).
+        foreach (var (m, n, k) in new[] { (333, 77, 300), (45, 1100, 530), (1001, 13, 700), (1100, 1030, 20) })
         {
             float[] a = RandomValues(m * k, 7), b = RandomValues(n * k, 8), initial = RandomValues(m * n, 9);
             var expected = new int[2][];
@@ -94,6 +95,28 @@ public class GemmTests(ITestOutputHelper output)
             Multiply(variant, a, b, c, m, n, k, accumulate: true, threads: 1);
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void TwoThreadedCallsAllocateNothingAfterWarmUp()
+    {
+        // Big enough to go parallel: split by rows (shared row blocks), by columns, and by rows into slabs.
+        foreach (var (m, n, k) in new[] { (300, 70, 300), (40, 300, 400), (1100, 1030, 20) })
+        {
+            float[] a = RandomValues(m * k, 1), b = RandomValues(n * k, 2), c = new float[m * n];
+            Variant[] variants = Enum.GetValues<Variant>();
+            for (int warmUp = 0; warmUp < 3; warmUp++)
+                foreach (Variant variant in variants) Multiply(variant, a, b, c, m, n, k, false, 2);
+            long before = GC.GetAllocatedBytesForCurrentThread(), helpersBefore = GemmWorkers.HelperAllocatedBytes;
+            for (int repeat = 0; repeat < 5; repeat++)
+                foreach (Variant variant in variants)
+                {
+                    Multiply(variant, a, b, c, m, n, k, accumulate: false, threads: 2);
+                    Multiply(variant, a, b, c, m, n, k, accumulate: true, threads: 2);
+                }
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(0, GemmWorkers.HelperAllocatedBytes - helpersBefore);
+        }
     }
 
     [Fact]
