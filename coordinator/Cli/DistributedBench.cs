@@ -17,9 +17,12 @@ public static class DistributedBench
         public double Seconds { get; private set; }
         public long Samples { get; private set; }
         public long Steps { get; private set; }
+        public bool SkipWarmup { get; init; }
 
         public override void OnStep(in StepReport report)
         {
+            // Epoch 1 is warm-up (JIT, first touch of buffers on every node), as in `disttrain bench`.
+            if (report.Epoch == 0 && report.BatchesPerEpoch > 0 && SkipWarmup) return;
             Seconds += report.Seconds;
             Samples += report.Outcome.Samples;
             Steps++;
@@ -36,7 +39,7 @@ public static class DistributedBench
         string fingerprint = Fingerprint.Compute(data);
         await using var cluster = await DistributedCluster.StartAsync(options, config, network.ParameterCount, data,
             fingerprint, message => Console.Error.WriteLine(message));
-        var timer = new StepTimer();
+        var timer = new StepTimer { SkipWarmup = config.Training.Epochs > 1 };
         try
         {
             await cluster.WaitForWorkersAsync(cancellationToken);
@@ -50,7 +53,7 @@ public static class DistributedBench
         var traffic = cluster.Source.Traffic;
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c,
-            $"distributed ({options}): {timer.Steps} steps, {timer.Samples} samples in {timer.Seconds:F2}s of steps = {timer.Samples / timer.Seconds:F0} samples/s"));
+            $"distributed ({options}): {(timer.SkipWarmup ? "after a warm-up epoch, " : "")}{timer.Steps} steps, {timer.Samples} samples in {timer.Seconds:F2}s of steps = {timer.Samples / timer.Seconds:F0} samples/s"));
         Console.WriteLine(string.Create(c,
             $"model {network.ParameterCount:N0} parameters; 4 × parameters = {4.0 * network.ParameterCount / 1024:F1} KiB"));
         foreach (var (worker, (sent, received, requests)) in traffic.PerWorker().OrderBy(p => p.Key, StringComparer.Ordinal))
