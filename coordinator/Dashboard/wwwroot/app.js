@@ -7,7 +7,8 @@ const history = { generation: -1, steps: [], series: {}, epochs: { steps: [], se
 let status = null, loading = false, drawQueued = false, lastEpochFetch = 0;
 
 const $ = id => document.getElementById(id);
-const num = (v, digits = 4) => v === null || v === undefined ? "–" : Number(v).toPrecision(digits);
+const num = (v, digits = 4) => v === null || v === undefined ? "–"
+  : v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6) ? Number(v).toExponential(digits - 1) : Number(v).toPrecision(digits);
 const percent = v => v === null || v === undefined ? "–" : (v * 100).toFixed(2) + "%";
 const integer = v => v === null || v === undefined ? "–" : Math.round(v).toLocaleString("en-US");
 
@@ -55,9 +56,10 @@ function renderStatus(s) {
   $("state").className = "pill " + t.state;
   $("model").textContent = t.model;
   $("step").textContent = t.step;
-  $("total-steps").textContent = t.totalSteps;
+  $("total-steps").textContent = integer(t.totalSteps);
   $("progress").style.width = (t.totalSteps > 0 ? Math.min(100, 100 * t.step / t.totalSteps) : 0) + "%";
-  $("epoch").textContent = t.epoch > 0 ? `${t.epoch} / ${t.epochs} (batch ${t.batch}/${t.batchesPerEpoch})` : "–";
+  $("epoch").textContent = t.epoch > 0 ? `${integer(t.epoch)} / ${integer(t.epochs)}` : "–";
+  $("batch").textContent = t.epoch > 0 ? `batch ${integer(t.batch)} / ${integer(t.batchesPerEpoch)}` : "";
   $("elapsed").textContent = duration(t.elapsedSeconds);
   $("eta").textContent = t.state === "finished" ? "done" : duration(t.etaSeconds);
   $("loss").textContent = num(t.loss);
@@ -123,7 +125,7 @@ function drawCharts() {
     { name: "train (per step)", color: PALETTE[0], xs, ys: s.loss || [] },
     { name: "train (epoch)", color: PALETTE[1], xs: e.steps, ys: e.series.trainLoss || [], dots: true },
     { name: "test (epoch)", color: PALETTE[2], xs: e.steps, ys: e.series.testLoss || [], dots: true },
-  ], { legend: $("legend-loss") });
+  ], { legend: $("legend-loss"), log: "auto" });
   drawChart($("chart-accuracy"), [
     { name: "train (per step)", color: PALETTE[0], xs, ys: s.accuracy || [] },
     { name: "train (epoch)", color: PALETTE[1], xs: e.steps, ys: e.series.trainAccuracy || [], dots: true },
@@ -133,7 +135,7 @@ function drawCharts() {
     { legend: $("legend-rate") });
   const layers = status ? status.training.layers : [];
   drawChart($("chart-grad"), [
-    ...layers.map((layer, i) => ({ name: layer, color: PALETTE[i % PALETTE.length], xs, ys: s["grad:" + layer] || [] })),
+    ...layers.map((layer, i) => ({ name: "layer " + layer, color: PALETTE[i % PALETTE.length], xs, ys: s["grad:" + layer] || [] })),
     { name: "global", color: "#344054", xs, ys: s.gradNorm || [], dashed: true },
   ], {
     log: true, legend: $("legend-grad"),

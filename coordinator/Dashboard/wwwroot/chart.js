@@ -1,5 +1,5 @@
 // A small SVG line chart: linear or log y axis, a few ticks, one polyline per series (optionally with dots), and
-// dashed horizontal threshold lines. Each polyline carries data-points so tests can watch a chart grow.
+// dashed horizontal threshold lines. Each polyline carries data-points and data-last-x so tests can watch a chart grow.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -28,11 +28,20 @@ function linearTicks(min, max, count) {
   return ticks;
 }
 
+// A diverging loss spans many decades; a linear axis would flatten everything but the spike.
+function wantsLog(series) {
+  let min = Infinity, max = -Infinity;
+  for (const s of series) for (const y of s.ys) if (y !== null && Number.isFinite(y)) { min = Math.min(min, y); max = Math.max(max, y); }
+  return min > 0 && max / min > 1e4;
+}
+
 /**
- * series: [{ name, color, xs, ys, dots?, dashed? }]; options: { log?, thresholds?: [{ y, label }], legend?: element }
+ * series: [{ name, color, xs, ys, dots?, dashed? }]; options: { log? (true, false or "auto"), thresholds?: [{ y, label }],
+ * legend?: element }
  * Values that are null, non-finite or (on a log axis) ≤ 0 are left out.
  */
 function drawChart(svg, series, options = {}) {
+  if (options.log === "auto") options = { ...options, log: wantsLog(series) };
   const width = Math.max(200, svg.clientWidth || 600), height = Math.max(120, svg.clientHeight || 220);
   const pad = { left: 48, right: 10, top: 8, bottom: 22 };
   const fy = options.log ? (v => Math.log10(v)) : (v => v);
@@ -80,13 +89,19 @@ function drawChart(svg, series, options = {}) {
 
   for (const s of series) {
     const points = [];
-    for (let i = 0; i < s.xs.length; i++)
-      if (usable(s.ys[i])) points.push(`${px(s.xs[i]).toFixed(1)},${py(fy(s.ys[i])).toFixed(1)}`);
+    let lastX = null;
+    for (let i = 0; i < s.xs.length; i++) {
+      if (!usable(s.ys[i])) continue;
+      points.push(`${px(s.xs[i]).toFixed(1)},${py(fy(s.ys[i])).toFixed(1)}`);
+      lastX = s.xs[i];
+    }
     svgElement("polyline", {
       points: points.join(" "), fill: "none", stroke: s.color, "stroke-width": s.dots ? 1 : 1.5,
       "stroke-dasharray": s.dashed ? "5 3" : "none", "data-series": s.name, "data-points": points.length,
+      "data-last-x": lastX ?? "",
     }, svg);
-    if (s.dots)
+    // Dots only while they stay apart; hundreds of epochs read better as a line.
+    if (s.dots && points.length <= 80)
       for (const p of points) {
         const [cx, cy] = p.split(",");
         svgElement("circle", { cx, cy, r: 3, fill: s.color }, svg);
