@@ -1,6 +1,8 @@
 // /metrics in the Prometheus text format, from a private registry per dashboard (tests run several in one process).
-// Gauges and counters are refreshed from a telemetry snapshot at scrape time; only the latency histogram is fed per
-// step. The byte counters are for distributed mode's transport to increment (they stay 0 in local mode).
+// Everything is brought up to date at scrape time: gauges and counters from a telemetry snapshot, and the latency
+// histogram from per-bucket tallies the training thread keeps. Observing the histogram directly from the training
+// thread would let a scrape print _count before and buckets after a step, and the two would disagree. The byte
+// counters are for distributed mode's transport to increment (they stay 0 in local mode).
 using Prometheus;
 
 namespace DistTrain.Coordinator.Dashboard;
@@ -15,6 +17,10 @@ public sealed class PrometheusExporter
     private readonly Gauge _loss, _accuracy, _testLoss, _testAccuracy, _gradNorm, _layerNorm, _rate, _learningRate, _epoch,
         _alerts, _workerState, _heartbeatAge;
     private readonly Histogram _stepLatency;
+    private readonly double[] _latencyBounds = Histogram.ExponentialBuckets(0.0005, 2, 16);
+    private readonly Lock _latencyGate = new(), _refreshGate = new();
+    private readonly long[] _latencyCounts;
+    private readonly double[] _latencySums;
 
     public PrometheusExporter(TrainingTelemetry telemetry, IWorkerStatusSource workers)
     {
@@ -42,18 +48,54 @@ public sealed class PrometheusExporter
         _workerState = f.CreateGauge("disttrain_worker_state", "1 for the worker's current state, 0 for the others.", "worker", "state");
         _heartbeatAge = f.CreateGauge("disttrain_worker_heartbeat_age_seconds", "Seconds since the worker was last heard from.", "worker");
         _stepLatency = f.CreateHistogram("disttrain_step_latency_seconds", "Wall time of one training step.",
-            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+            new HistogramConfiguration { Buckets = _latencyBounds });
+        _latencyCounts = new long[_latencyBounds.Length + 1];
+        _latencySums = new double[_latencyBounds.Length + 1];
         Registry.AddBeforeCollectCallback(Refresh);
     }
 
     public CollectorRegistry Registry { get; }
 
-    public void ObserveStepLatency(double seconds) => _stepLatency.Observe(seconds);
+    /// <summary>Called on the training thread: tallies the step into its bucket (published at the next scrape).</summary>
+    public void ObserveStepLatency(double seconds)
+    {
+        int bucket = 0;
+        while (bucket < _latencyBounds.Length && seconds > _latencyBounds[bucket]) bucket++;
+        lock (_latencyGate)
+        {
+            _latencyCounts[bucket]++;
+            _latencySums[bucket] += seconds;
+        }
+    }
     public void AddBytesSent(long bytes) => _bytesSent.Inc(bytes);
     public void AddBytesReceived(long bytes) => _bytesReceived.Inc(bytes);
 
     private void Refresh()
     {
+        lock (_refreshGate) RefreshLocked();
+    }
+
+    private void RefreshLocked()
+    {
+        // Each bucket's new steps enter at their mean latency, which lies in the same bucket, so the buckets and
+        // _sum come out exact.
+        Span<long> counts = stackalloc long[_latencyCounts.Length];
+        Span<double> sums = stackalloc double[_latencySums.Length];
+        lock (_latencyGate)
+        {
+            _latencyCounts.CopyTo(counts);
+            _latencySums.CopyTo(sums);
+            Array.Clear(_latencyCounts);
+            Array.Clear(_latencySums);
+        }
+        for (int i = 0; i < counts.Length; i++)
+            if (counts[i] > 0)
+            {
+                double mean = sums[i] / counts[i];
+                // Rounding must not carry a mean of values all equal to a bound into the next bucket.
+                _stepLatency.Observe(i < _latencyBounds.Length ? Math.Min(mean, _latencyBounds[i]) : mean, counts[i]);
+            }
+
         var s = _telemetry.Snapshot();
         _steps.IncTo(s.Step - s.StartStep);
         _samples.IncTo(s.Samples);

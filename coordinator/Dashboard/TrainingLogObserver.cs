@@ -13,8 +13,11 @@ public sealed class TrainingLogObserver(ILogger log) : TrainingObserver
     public override void OnEpoch(EpochMetrics m) =>
         log.LogInformation(
             "epoch {Epoch}/{Epochs} step {Step}: loss {TrainLoss} acc {TrainAccuracy} test_loss {TestLoss} test_acc {TestAccuracy} grad_norm {GradNorm} samples/s {SamplesPerSecond} seconds {Seconds} skipped {SkippedSteps} clipped {ClipEvents}",
-            m.Epoch, m.Epochs, m.Step, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.GradNorm, m.SamplesPerSecond,
-            m.Seconds, m.SkippedSteps, m.ClipEvents);
+            m.Epoch, m.Epochs, m.Step, Finite(m.TrainLoss), Finite(m.TrainAccuracy), Finite(m.TestLoss), Finite(m.TestAccuracy),
+            Finite(m.GradNorm), Finite(m.SamplesPerSecond), m.Seconds, m.SkippedSteps, m.ClipEvents);
+
+    // The JSON console formatter throws on NaN and ±Infinity (no test set, a diverged run): those become null.
+    private static double? Finite(double value) => double.IsFinite(value) ? value : null;
 
     public override void OnCheckpoint(string path, long step) =>
         log.LogInformation("checkpoint at step {Step}: {Path}", step, path);
