@@ -21,7 +21,9 @@ public sealed class EventStreamHub(int maxClients)
     {
         var channel = Channel.CreateBounded<string>(new BoundedChannelOptions(4)
         {
-            FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true,
+            FullMode = BoundedChannelFullMode.DropOldest,
+            SingleReader = true,
+            SingleWriter = true,
         });
         lock (_gate)
         {

@@ -80,7 +80,7 @@ public sealed class GradientMonitor
                 };
                 alerts.Add(new GradientAlert(kind, _layers[layer], _count[i], _first[i], _last[i], _value[i],
                     currentStep - _last[i] <= RecentSteps,
-                    $"{_layers[layer]}: {what} in {_count[i]} step(s), steps {_first[i]}–{_last[i]}"));
+                    $"layer {_layers[layer]}: {what} in {_count[i]} step(s), steps {_first[i]}–{_last[i]}"));
             }
         if (_skipped > 0)
             alerts.Add(new GradientAlert(GradientAlertKind.SkippedSteps, "", _skipped, _firstSkipped, _lastSkipped, double.NaN,

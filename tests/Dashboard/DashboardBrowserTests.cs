@@ -39,9 +39,9 @@ public class DashboardBrowserTests(SharedDashboardRun shared)
         // A marker on window survives only if the page is never reloaded.
         await page.EvaluateAsync("window.__noReload = 42");
         await page.WaitForSelectorAsync(LossLine, new PageWaitForSelectorOptions { Timeout = 15_000 });
-        long firstStep = long.Parse(await page.InnerTextAsync("#step"));
+        long firstStep = await Step(page);
         double firstX = await LastLossX(page);
-        long laterStep = await PollAsync(async () => long.Parse(await page.InnerTextAsync("#step")), s => s > firstStep,
+        long laterStep = await PollAsync(() => Step(page), s => s > firstStep,
             TimeSpan.FromSeconds(10), "the step counter advances");
         double laterX = await PollAsync(() => LastLossX(page), x => x > firstX, TimeSpan.FromSeconds(10), "the loss chart gains points");
         Assert.True(int.Parse(await page.GetAttributeAsync(LossLine, "data-points") ?? "0") > 1);
@@ -56,6 +56,9 @@ public class DashboardBrowserTests(SharedDashboardRun shared)
         Assert.False(run.HasExited, run.Stderr);
     }
 
+    // The step counter as shown (data-value holds the unformatted number).
+    private static async Task<long> Step(IPage page) => long.Parse(await page.GetAttributeAsync("#step", "data-value") ?? "-1");
+
     // The x (step) of the newest point on the per-step loss line.
     private static async Task<double> LastLossX(IPage page) =>
         await page.EvaluateAsync<double>($"() => {{ const p = document.querySelector(\"{LossLine}\"); return p ? Number(p.dataset.lastX ?? -1) : -1; }}");
@@ -65,7 +68,8 @@ public class DashboardBrowserTests(SharedDashboardRun shared)
     {
         using var run = new DashboardProcess(c => c["optimizer"] = new System.Text.Json.Nodes.JsonObject
         {
-            ["type"] = "sgd", ["learningRate"] = 1e4,
+            ["type"] = "sgd",
+            ["learningRate"] = 1e4,
         });
         var alerts = await PollAsync(async () => (await run.StatusAsync()).GetProperty("training").GetProperty("alerts"),
             a => a.GetArrayLength() > 0, TimeSpan.FromSeconds(15), "/api/status lists a gradient alert");

@@ -124,7 +124,9 @@ public static partial class PrometheusTextParser
                     if (i >= line.Length) throw new PrometheusFormatException(number, "dangling backslash");
                     value.Append(line[i++] switch
                     {
-                        '\\' => '\\', '"' => '"', 'n' => '\n',
+                        '\\' => '\\',
+                        '"' => '"',
+                        'n' => '\n',
                         var e => throw new PrometheusFormatException(number, $"bad escape \\{e} in label {label}"),
                     });
                 }
@@ -199,7 +201,8 @@ public static partial class PrometheusTextParser
             if (++i >= help.Length) throw new PrometheusFormatException(number, "dangling backslash in HELP");
             result.Append(help[i] switch
             {
-                '\\' => '\\', 'n' => '\n',
+                '\\' => '\\',
+                'n' => '\n',
                 var e => throw new PrometheusFormatException(number, $"bad escape \\{e} in HELP"),
             });
         }

@@ -55,7 +55,8 @@ function renderStatus(s) {
   $("state").textContent = t.state;
   $("state").className = "pill " + t.state;
   $("model").textContent = t.model;
-  $("step").textContent = t.step;
+  $("step").textContent = integer(t.step);
+  $("step").dataset.value = t.step;
   $("total-steps").textContent = integer(t.totalSteps);
   $("progress").style.width = (t.totalSteps > 0 ? Math.min(100, 100 * t.step / t.totalSteps) : 0) + "%";
   $("epoch").textContent = t.epoch > 0 ? `${integer(t.epoch)} / ${integer(t.epochs)}` : "–";
