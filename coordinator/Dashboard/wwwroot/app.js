@@ -18,6 +18,11 @@ function duration(seconds) {
   return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${s % 60}s` : `${s}s`;
 }
 
+function latency(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  return seconds < 1e-3 ? (seconds * 1e6).toFixed(0) + " µs" : seconds < 1 ? (seconds * 1e3).toFixed(1) + " ms" : seconds.toFixed(2) + " s";
+}
+
 async function loadHistory() {
   if (loading) return;
   loading = true;
@@ -98,7 +103,7 @@ function renderWorkers(workers) {
     const tr = document.createElement("tr");
     tr.dataset.worker = w.id;
     const cells = [w.id, w.address, null, w.heartbeatAgeSeconds === null ? "–" : w.heartbeatAgeSeconds.toFixed(1) + " s",
-      w.lastStepLatencySeconds === null ? "–" : (w.lastStepLatencySeconds * 1000).toFixed(1) + " ms",
+      latency(w.lastStepLatencySeconds),
       integer(w.samplesPerSecond), integer(w.shardsDone), integer(w.errors), w.cores];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
