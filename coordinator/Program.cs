@@ -8,6 +8,8 @@ const string Usage = """
                 [--threads N] [--clip-norm X] [--save FILE.safetensors] [--init FILE.safetensors]
                 [--metrics-out FILE.jsonl] [--step-log FILE.jsonl] [--checkpoint-dir DIR] [--checkpoint-every N]
                 [--resume] [--quiet]
+                [--dashboard-port N (default 8080, 0 = any free port)] [--dashboard-bind ADDR (default 127.0.0.1)]
+                [--no-dashboard] [--log-json] [--grad-vanish-below X (1e-7)] [--grad-explode-above X (1e3)]
                 distributed: --listen URL --expect-workers N [--min-workers M] [--wait-seconds S]
                              [--compute-timeout S] | --workers N (in-process workers over gRPC on 127.0.0.1)
       bench-distributed  --config FILE (--workers N | --listen URL --expect-workers N) [train options]

@@ -2,6 +2,7 @@
 // gRPC workers for --listen/--expect-workers or --workers), runs the Trainer with the console, metrics-file and step-log reporters, and saves the final weights.
 using System.Diagnostics;
 using DistTrain.Coordinator.Distributed;
+using DistTrain.Coordinator.Dashboard;
 using DistTrain.Coordinator.Reporting;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
@@ -11,13 +12,14 @@ namespace DistTrain.Coordinator.Cli;
 
 public static class TrainCommand
 {
-    public static readonly string[] Valued = [.. ConfigLoader.Overrides.Keys, "--config", .. ClusterOptions.Flags];
-    public static readonly string[] Switches = ["--resume", "--quiet"];
+    public static readonly string[] Valued = [.. ConfigLoader.Overrides.Keys, "--config", .. ClusterOptions.Flags, .. DashboardOptions.Valued];
+    public static readonly string[] Switches = ["--resume", "--quiet", .. DashboardOptions.Switches];
 
     public static async Task<int> RunAsync(CommandLine flags, CancellationToken cancellationToken)
     {
         var config = ConfigLoader.Load(flags.Require("--config"), flags);
         var network = new Network(config.Model);
+        await using var observability = await Observability.StartAsync(flags, config, network, config.EffectiveThreads, cancellationToken);
         var clock = Stopwatch.StartNew();
         var data = DataLoader.Load(config.Data);
         string fingerprint = Fingerprint.Compute(data);
@@ -37,6 +39,7 @@ public static class TrainCommand
         using var stepLog = run.StepLog is { Length: > 0 } s ? new StepLogWriter(s, append: resuming) : null;
         if (metrics is not null) observers.Add(metrics);
         if (stepLog is not null) observers.Add(stepLog);
+        observers.AddRange(observability.Observers);
 
         var clusterOptions = ClusterOptions.FromFlags(flags, threads);
         await using var cluster = clusterOptions is null ? null
