@@ -12,6 +12,9 @@ public static class DashboardLogging
     {
         builder.SetMinimumLevel(LogLevel.Information);
         builder.AddFilter("Microsoft", LogLevel.Warning);
+        // A dashboard port in use is reported by the dashboard itself in one line; the host would add a stack trace.
+        builder.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+        builder.AddFilter("Microsoft.AspNetCore.Hosting", LogLevel.None);
         builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         if (json)
             builder.AddJsonConsole(o =>

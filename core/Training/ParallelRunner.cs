@@ -4,24 +4,25 @@ namespace DistTrain.Core.Training;
 
 public sealed class ParallelRunner : IDisposable
 {
+    // One monitor for start and completion: Monitor.Wait allocates nothing on the managed heap, whereas the slim
+    // events allocate their lock object lazily at the first wait that really blocks (an allocation mid-training).
+    private readonly object _gate = new();
     private readonly Thread[] _threads;
-    private readonly SemaphoreSlim[] _start;
-    private readonly CountdownEvent _done;
     private Action<int>? _body;
     private Exception? _failure;
-    private volatile bool _stopping;
+    private long _generation;
+    private int _pending;
+    private bool _stopping;
+    private long _poolAllocated;
 
     public ParallelRunner(int threads)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ThreadCount = threads;
         _threads = new Thread[threads - 1];
-        _start = new SemaphoreSlim[threads - 1];
-        _done = new CountdownEvent(1);
         for (int i = 0; i < _threads.Length; i++)
         {
             int index = i + 1;
-            _start[i] = new SemaphoreSlim(0);
             _threads[i] = new Thread(() => Loop(index)) { IsBackground = true, Name = $"disttrain-compute-{index}" };
             _threads[i].Start();
         }
@@ -32,45 +33,61 @@ public sealed class ParallelRunner : IDisposable
     /// <summary>Managed bytes allocated by the pool's own threads inside bodies (the caller's thread not included).</summary>
     public long PoolAllocatedBytes => Interlocked.Read(ref _poolAllocated);
 
-    private long _poolAllocated;
-
     /// <summary>Runs body(0) on the calling thread and body(1..N-1) on the pool; rethrows the first failure.</summary>
     public void Run(Action<int> body)
     {
-        _body = body;
-        _failure = null;
-        _done.Reset(_threads.Length);
-        foreach (var start in _start) start.Release();
+        lock (_gate)
+        {
+            _body = body;
+            _failure = null;
+            _pending = _threads.Length;
+            _generation++;
+            Monitor.PulseAll(_gate);
+        }
         try { body(0); }
         catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
-        _done.Wait();
-        _body = null;
+        lock (_gate)
+        {
+            while (_pending > 0) Monitor.Wait(_gate);
+            _body = null;
+        }
         if (_failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }
 
     private void Loop(int index)
     {
+        long seen = 0;
         while (true)
         {
-            _start[index - 1].Wait();
-            if (_stopping) return;
+            Action<int> body;
+            lock (_gate)
+            {
+                while (_generation == seen && !_stopping) Monitor.Wait(_gate);
+                if (_stopping) return;
+                seen = _generation;
+                body = _body!;
+            }
             long before = GC.GetAllocatedBytesForCurrentThread();
-            try { _body!(index); }
+            try { body(index); }
             catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
             finally
             {
                 Interlocked.Add(ref _poolAllocated, GC.GetAllocatedBytesForCurrentThread() - before);
-                _done.Signal();
+                lock (_gate)
+                {
+                    if (--_pending == 0) Monitor.PulseAll(_gate);
+                }
             }
         }
     }
 
     public void Dispose()
     {
-        _stopping = true;
-        foreach (var start in _start) start.Release();
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
+        }
         foreach (var thread in _threads) thread.Join();
-        foreach (var start in _start) start.Dispose();
-        _done.Dispose();
     }
 }

@@ -26,10 +26,7 @@ public sealed class ProcessHarness : IDisposable
 
     public (Process Process, StringBuilder Output) Start(string dll, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(dll);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        var info = DistTrain.Tests.Infrastructure.CliProcess.StartInfo(dll, args);
         var output = new StringBuilder();
         var process = new Process { StartInfo = info };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };

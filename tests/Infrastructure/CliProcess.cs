@@ -12,17 +12,8 @@ public sealed class CliProcess : IDisposable
 
     private CliProcess(string assembly, IEnumerable<string> args, IDictionary<string, string>? environment, string? workingDirectory)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
-        };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, assembly));
-        foreach (var a in args) info.ArgumentList.Add(a);
-        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("DISTTRAIN_", StringComparison.Ordinal)).ToList())
-            info.Environment.Remove(key);
+        var info = StartInfo(Path.Combine(AppContext.BaseDirectory, assembly), args);
+        info.WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory;
         if (environment is not null) foreach (var (k, v) in environment) info.Environment[k] = v;
         _process = new Process { StartInfo = info };
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_stdout) _stdout.AppendLine(e.Data); };
@@ -30,6 +21,24 @@ public sealed class CliProcess : IDisposable
         _process.Start();
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
+    }
+
+    /// <summary>
+    /// `dotnet DLL args` with redirected output and no inherited DISTTRAIN_ settings. Tests run side by side, so
+    /// unless a test is about the dashboard, `train` does not compete for the dashboard's port.
+    /// </summary>
+    internal static ProcessStartInfo StartInfo(string dll, IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(dll);
+        var list = args.ToList();
+        foreach (var a in list) info.ArgumentList.Add(a);
+        if (list.FirstOrDefault() == "train" && !list.Any(a => a.StartsWith("--dashboard", StringComparison.Ordinal) || a == "--no-dashboard"))
+            info.ArgumentList.Add("--no-dashboard");
+        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("DISTTRAIN_", StringComparison.Ordinal)).ToList())
+            info.Environment.Remove(key);
+        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        return info;
     }
 
     public int Pid => _process.Id;
