@@ -62,6 +62,7 @@ public sealed class WorkerRegistry
                 known.LastSeen = now;
                 known.ReadyDuringStep = -1;
                 known.Rejoins++;
+                known.Throughput = 0; // measured afresh: it may be another machine, or the last figure a stall's
                 Signal();
                 return known;
             }

@@ -80,21 +80,30 @@ public sealed class FaultCluster : IDisposable
         if (signal == SigKill && !process.WaitForExit(10_000)) throw new TimeoutException($"process {process.Id} survived SIGKILL");
     }
 
-    /// <summary>The highest step in the step log so far (-1 when none), ignoring a line cut by a crash.</summary>
-    public long LastStep()
+    /// <summary>The step of the step log's last whole line (-1 when none); only the file's tail is read, so polling stays cheap.</summary>
+    public long LastStep() => LastRecord() is { } r ? r.RootElement.GetProperty("step").GetInt64() : -1;
+
+    /// <summary>The workers that computed the last logged step.</summary>
+    public IReadOnlyList<string> LastExecutors()
     {
-        if (!File.Exists(StepLog)) return -1;
-        long last = -1;
+        using var record = LastRecord();
+        return record is null ? [] : record.RootElement.GetProperty("blocks").EnumerateArray()
+            .Select(b => b.GetProperty("executor").GetString()!).Distinct().ToList();
+    }
+
+    private JsonDocument? LastRecord()
+    {
+        if (!File.Exists(StepLog)) return null;
         using var stream = new FileStream(StepLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(stream);
-        while (reader.ReadLine() is { } line)
-        {
-            int at = line.IndexOf("\"step\":", StringComparison.Ordinal);
-            if (at < 0) continue;
-            int end = line.IndexOf(',', at);
-            if (end > at && long.TryParse(line.AsSpan(at + 7, end - at - 7), out long step)) last = Math.Max(last, step);
-        }
-        return last;
+        int length = (int)Math.Min(stream.Length, 1 << 16);
+        stream.Seek(-length, SeekOrigin.End);
+        var tail = new byte[length];
+        stream.ReadExactly(tail);
+        // The last line may still be being written: take the last one that ends with a newline.
+        int end = Array.LastIndexOf(tail, (byte)'\n');
+        if (end <= 0) return null;
+        int start = Array.LastIndexOf(tail, (byte)'\n', end - 1) + 1;
+        return JsonDocument.Parse(tail.AsMemory(start, end - start));
     }
 
     /// <summary>Waits (bounded) until the step log shows step <paramref name="step"/>; fails if the coordinator exits first.</summary>
@@ -105,7 +114,7 @@ public sealed class FaultCluster : IDisposable
         {
             if (Coordinator.HasExited) throw new InvalidOperationException($"the coordinator exited before step {step}:\n{CoordinatorOutput}");
             if (DateTime.UtcNow > until) throw new TimeoutException($"step {step} not reached (at {LastStep()}):\n{CoordinatorOutput}");
-            Thread.Sleep(10);
+            Thread.Sleep(20);
         }
     }
 

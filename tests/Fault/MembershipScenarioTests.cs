@@ -118,4 +118,14 @@ public class MembershipScenarioTests
         await waiting.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Contains(notices, n => n.Contains("ready after waiting"));
     }
+
+    [Fact]
+    public void AWorkerMeasuredVerySlowStillGetsAShardSoItIsMeasuredAgain()
+    {
+        Assert.Equal([7, 1], StepAssignment.Split(8, [1000, 1]));
+        Assert.Equal([6, 1, 1], StepAssignment.Split(8, [1000, 1, 1]));
+        Assert.Equal([1, 0], StepAssignment.Split(1, [1000, 1])); // fewer shards than workers: someone must wait
+        var state = new StepAssignment(8, [("w1", 1000), ("w2", 0.001)]);
+        Assert.Contains(state.Start(), d => d.Worker == "w2");
+    }
 }
