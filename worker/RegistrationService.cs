@@ -1,6 +1,8 @@
 // Keeps this worker known to the coordinator: registers with the address Kestrel actually bound, then heartbeats
 // at the interval the coordinator asked for, registering again if the coordinator forgot it (restart, timeout).
 // Only Unavailable is retried; a refusal (wrong protocol version) stops the worker with the coordinator's reason.
+// --register-timeout bounds only the first registration: once registered, a coordinator that went away (crash,
+// restart with --resume) is waited for indefinitely, with backoff and a log line every few seconds.
 using DistTrain.Protos;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -26,10 +28,12 @@ public sealed class RegistrationService(
         var client = new Protos.Coordinator.CoordinatorClient(channel);
         try
         {
+            bool registered = false;
             while (!stoppingToken.IsCancellationRequested)
             {
-                var registration = await RegisterAsync(client, address, stoppingToken);
+                var registration = await RegisterAsync(client, address, giveUp: !registered, stoppingToken);
                 if (registration is null) return;
+                registered = true;
                 session.WorkerId = registration.WorkerId;
                 log.LogInformation("registered with {Coordinator} as {Id} ({Address}, {Cores} threads)",
                     options.Coordinator, registration.WorkerId, address, session.Cores);
@@ -41,9 +45,11 @@ public sealed class RegistrationService(
     }
 
     private async Task<RegisterReply?> RegisterAsync(Protos.Coordinator.CoordinatorClient client, string address,
-        CancellationToken stoppingToken)
+        bool giveUp, CancellationToken stoppingToken)
     {
-        var giveUp = DateTime.UtcNow.AddSeconds(options.RegisterTimeoutSeconds);
+        var started = DateTime.UtcNow;
+        var deadline = giveUp ? started.AddSeconds(options.RegisterTimeoutSeconds) : DateTime.MaxValue;
+        var nextNotice = started.AddSeconds(5);
         var delay = TimeSpan.FromMilliseconds(200);
         while (true)
         {
@@ -55,9 +61,15 @@ public sealed class RegistrationService(
                 Protocol.Check(reply.ProtocolVersion, "Register reply");
                 return reply;
             }
-            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && DateTime.UtcNow < giveUp)
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && DateTime.UtcNow < deadline)
             {
                 log.LogDebug("coordinator not reachable yet ({Detail}); retrying", e.Status.Detail);
+                if (DateTime.UtcNow >= nextNotice)
+                {
+                    log.LogInformation("coordinator {Coordinator} unreachable for {Seconds:F0}s; still retrying{Limit}", options.Coordinator,
+                        (DateTime.UtcNow - started).TotalSeconds, giveUp ? $" (giving up after {options.RegisterTimeoutSeconds}s)" : "");
+                    nextNotice = DateTime.UtcNow.AddSeconds(10);
+                }
             }
             catch (RpcException e)
             {

@@ -22,7 +22,7 @@ public sealed class WorkerOptions
     public int MaxMessageBytes { get; set; } = 64 << 20;
     /// <summary>Largest dataset accepted from the coordinator (bytes).</summary>
     public long MaxDatasetBytes { get; set; } = 4L << 30;
-    /// <summary>How long to keep trying to reach the coordinator before giving up (seconds).</summary>
+    /// <summary>How long the first registration keeps trying before giving up (seconds); after that, never.</summary>
     public int RegisterTimeoutSeconds { get; set; } = 120;
     /// <summary>Name reported in logs; defaults to the registered id.</summary>
     public string? Name { get; set; }

@@ -8,7 +8,8 @@ namespace DistTrain.Coordinator.Distributed;
 public sealed class ClusterOptions
 {
     public static readonly string[] Flags =
-        ["--listen", "--expect-workers", "--workers", "--min-workers", "--wait-seconds", "--compute-timeout", "--cache-dir"];
+        ["--listen", "--expect-workers", "--workers", "--min-workers", "--wait-seconds", "--compute-timeout", "--cache-dir",
+         "--wait-for-workers", "--heartbeat-timeout"];
 
     public string Listen { get; init; } = "http://127.0.0.1:0";
     public int ExpectWorkers { get; init; }
@@ -24,6 +25,8 @@ public sealed class ClusterOptions
     public TimeSpan DatasetTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>How long a run with no ready worker left waits for one (0: fail at once).</summary>
+    public TimeSpan WaitForWorkers { get; init; } = TimeSpan.Zero;
 
     /// <summary>Null when the flags ask for local mode.</summary>
     public static ClusterOptions? FromFlags(Cli.CommandLine flags, int threads)
@@ -48,6 +51,8 @@ public sealed class ClusterOptions
             CacheDir = flags.Get("--cache-dir"),
             WaitTimeout = Seconds(flags, "--wait-seconds", 120),
             ComputeTimeout = Seconds(flags, "--compute-timeout", 120),
+            WaitForWorkers = TimeSpan.FromSeconds(flags.GetInt("--wait-for-workers", 0) ?? 0),
+            HeartbeatTimeout = Seconds(flags, "--heartbeat-timeout", 10),
         };
     }
 

@@ -71,7 +71,8 @@ public sealed class DistributedCluster : IAsyncDisposable
         try { await server.StartAsync(); }
         catch (IOException e) { throw new Core.UserInputException($"train: cannot listen on {options.Listen}: {e.Message}"); }
 
-        var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write);
+        var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write,
+            new WorkerWait(registry, options.WaitForWorkers, TimeSpan.FromSeconds(2), write));
         var cluster = new DistributedCluster(server, registry, options, log, source);
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"http://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";

@@ -15,58 +15,118 @@ public sealed class WorkersUnavailableException(string message) : Exception(mess
 public sealed class RemoteGradientSource : IGradientSource
 {
     private sealed record Outcome(Dispatch Dispatch, ComputeReply? Reply, Exception? Error, double Seconds, long BytesSent);
+    private sealed record Open(PlannedWorker Worker, CancellationTokenSource Cancel);
+
+    /// <summary>Restarts of one step (each needs a worker lost and another ready) before it is given up.</summary>
+    private const int MaxAttempts = 100;
 
     private readonly int _parameterCount;
     private readonly WorkerRegistry _registry;
     private readonly TimeSpan _computeTimeout;
     private readonly Action<string> _log;
+    private readonly WorkerWait _wait;
     private readonly List<float[]> _buffers = [];
 
-    public RemoteGradientSource(int parameterCount, WorkerRegistry registry, TimeSpan computeTimeout, Action<string> log)
+    public RemoteGradientSource(int parameterCount, WorkerRegistry registry, TimeSpan computeTimeout, Action<string> log,
+        WorkerWait? wait = null)
     {
         _parameterCount = parameterCount;
         _registry = registry;
         _computeTimeout = computeTimeout;
         _log = log;
+        _wait = wait ?? WorkerWait.None(registry);
     }
 
     /// <summary>Traffic and timing totals, for the distributed benchmark.</summary>
     public TrafficStats Traffic { get; } = new();
 
+    /// <summary>
+    /// Runs the step with the workers ready at its start. When every worker that could compute a missing block is
+    /// lost, the step starts over with whoever is ready then (after waiting, if configured): the blocks are a pure
+    /// function of the weights and indices, so a restarted step gives the same bits.
+    /// </summary>
     public async ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        for (int attempt = 1; ; attempt++)
+        {
+            var workers = _registry.BeginStep(request.Step);
+            if (workers.Count == 0)
+            {
+                await _wait.UntilReadyAsync(request.Step, cancellationToken).ConfigureAwait(false);
+                workers = _registry.BeginStep(request.Step);
+                if (workers.Count == 0) continue; // lost again between the wait and the plan
+            }
+            var state = new StepAssignment(request.Plan.ShardCount, workers.Select(w => (w.Id, w.Throughput)).ToList());
+            var (slowest, lostAny) = await RunAsync(request, result, state, workers, cancellationToken).ConfigureAwait(false);
+            if (state.IsComplete)
+            {
+                Collect(state, result, request.Plan);
+                Traffic.EndStep(clock.Elapsed.TotalSeconds, slowest);
+                return;
+            }
+            string reason = $"step {request.Step}: {state.FailureReason}";
+            // A block every worker rejected is not a membership problem: starting over would only repeat it.
+            if (!lostAny || attempt >= MaxAttempts) throw new WorkersUnavailableException(reason);
+            _log($"{reason}; starting the step over with the workers ready now");
+        }
+    }
+
+    /// <summary>One attempt: dispatches until complete or stuck; returns the slowest compute time and whether a worker was lost.</summary>
+    private async Task<(double Slowest, bool LostAny)> RunAsync(GradientRequest request, GradientResult result,
+        StepAssignment state, IReadOnlyList<PlannedWorker> workers, CancellationToken cancellationToken)
+    {
         var plan = request.Plan;
         result.Reset(plan.ShardCount);
-        var workers = _registry.ReadyForPlanning();
-        if (workers.Count == 0) throw new WorkersUnavailableException($"step {request.Step}: no ready workers are left");
-        var state = new StepAssignment(plan.ShardCount, workers);
         while (_buffers.Count < state.BlockCount) _buffers.Add(new float[_parameterCount]);
         // One wrap of the weights for every request of the step; they do not change until the step returns.
         var weights = WireArrays.Wrap(request.Parameters);
+        var byId = workers.ToDictionary(w => w.Id);
+        var open = new Dictionary<int, Open>();
 
         using var stepCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var running = new List<Task<Outcome>>();
         double slowestCompute = 0;
+        bool lostAny = false;
+        void Send(Dispatch dispatch)
+        {
+            var cancel = CancellationTokenSource.CreateLinkedTokenSource(stepCancellation.Token);
+            open[dispatch.Id] = new Open(byId[dispatch.Worker], cancel);
+            running.Add(SendAsync(dispatch, byId[dispatch.Worker].Client, request, weights, state, cancel.Token));
+        }
         try
         {
-            foreach (var dispatch in state.Start()) running.Add(SendAsync(dispatch, request, weights, state, stepCancellation.Token));
-            while (!state.IsComplete)
+            foreach (var dispatch in state.Start()) Send(dispatch);
+            while (!state.IsComplete && state.FailureReason is null)
             {
-                if (state.FailureReason is { } reason) throw new WorkersUnavailableException($"step {request.Step}: {reason}");
                 if (running.Count == 0) throw new InvalidOperationException($"step {request.Step}: no request in flight but blocks are missing");
-                var finished = await Task.WhenAny(running).ConfigureAwait(false);
-                running.Remove(finished);
-                var outcome = await finished.ConfigureAwait(false);
+                // Heartbeats can declare a worker lost while its request hangs (a stopped process, a cut link): the
+                // registry's change wakes this loop, and the request is cancelled so its blocks move on now.
+                var membership = _registry.WaitForChangeAsync(stepCancellation.Token);
+                var finished = await Task.WhenAny(running.Append<Task>(membership)).ConfigureAwait(false);
+                if (finished == membership || finished.IsCanceled)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    foreach (var (_, o) in open)
+                        if (!_registry.IsCurrent(o.Worker.Id, o.Worker.Client)) o.Cancel.Cancel();
+                    continue;
+                }
+                var task = (Task<Outcome>)finished;
+                running.Remove(task);
+                var outcome = await task.ConfigureAwait(false);
                 var dispatch = outcome.Dispatch;
+                open.Remove(dispatch.Id, out var sent);
+                sent!.Cancel.Dispose();
                 StepProgress progress;
                 if (outcome.Error is { } error)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    string why = error is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : error.Message;
-                    _log($"step {request.Step}: worker {dispatch.Worker} failed ({why}); its blocks go to the others");
+                    string why = error is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}"
+                        : error is OperationCanceledException ? "lost (no heartbeat)" : error.Message;
                     _registry.RecordError(dispatch.Worker);
-                    _registry.MarkLost(dispatch.Worker, $"request failed at step {request.Step}: {why}");
+                    _registry.MarkLost(dispatch.Worker, sent.Worker.Client, $"request failed at step {request.Step}: {why}");
+                    _log($"step {request.Step}: worker {dispatch.Worker} failed ({why}); its blocks go to the others");
+                    lostAny = true;
                     progress = state.OnFailure(dispatch.Id);
                 }
                 else
@@ -83,7 +143,7 @@ public sealed class RemoteGradientSource : IGradientSource
                 }
                 foreach (var note in state.Notes) _log($"step {request.Step}: {note}");
                 state.Notes.Clear();
-                foreach (var next in progress.Next) running.Add(SendAsync(next, request, weights, state, stepCancellation.Token));
+                foreach (var next in progress.Next) Send(next);
             }
         }
         finally
@@ -91,8 +151,13 @@ public sealed class RemoteGradientSource : IGradientSource
             // A fatal error leaves requests in flight; they must not outlive the step that owns their buffers.
             stepCancellation.Cancel();
             if (running.Count > 0) await Task.WhenAll(running).ConfigureAwait(false);
+            foreach (var (_, o) in open) o.Cancel.Dispose();
         }
+        return (slowestCompute, lostAny);
+    }
 
+    private void Collect(StepAssignment state, GradientResult result, ShardPlan plan)
+    {
         var blocks = new List<(int, int, float[])>(state.BlockCount);
         for (int b = 0; b < state.BlockCount; b++)
         {
@@ -101,18 +166,15 @@ public sealed class RemoteGradientSource : IGradientSource
             result.Blocks.Add(new BlockRecord(first, count, state.ExecutorOf(b)!));
         }
         BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(result.GradientSum);
-        Traffic.EndStep(clock.Elapsed.TotalSeconds, slowestCompute);
     }
 
-    private async Task<Outcome> SendAsync(Dispatch dispatch, GradientRequest step, Google.Protobuf.ByteString weights,
-        StepAssignment state, CancellationToken cancellationToken)
+    private async Task<Outcome> SendAsync(Dispatch dispatch, IWorkerClient client, GradientRequest step,
+        Google.Protobuf.ByteString weights, StepAssignment state, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         long sent = 0;
         try
         {
-            var client = _registry.Get(dispatch.Worker)?.Client
-                ?? throw new RpcException(new Status(StatusCode.Unavailable, "the worker is no longer connected"));
             var message = new ComputeRequest
             {
                 ProtocolVersion = Protocol.Version, Step = step.Step, WeightsVersion = step.Step, Weights = weights,

@@ -130,7 +130,10 @@ public sealed class StepAssignment
         return new StepProgress([], Reassign(dispatch.Blocks.ToList()));
     }
 
-    /// <summary>Shard counts per worker proportional to weight (largest remainder, ties to the earlier worker).</summary>
+    /// <summary>
+    /// Shard counts per worker proportional to weight (largest remainder, ties to the earlier worker), at least one
+    /// each when there are as many shards as workers.
+    /// </summary>
     public static int[] Split(int shards, IReadOnlyList<double> weights)
     {
         double total = weights.Sum();
@@ -146,6 +149,11 @@ public sealed class StepAssignment
         }
         foreach (var (_, w) in remainders.OrderByDescending(r => r.Remainder).ThenBy(r => r.Worker).Take(shards - given))
             counts[w]++;
+        // Every worker computes something when there are shards enough: a worker measured slow once (a stall, a
+        // cold start) would otherwise get nothing, never be measured again, and sit idle for the rest of the run.
+        if (shards >= weights.Count)
+            for (int w = 0; w < counts.Length; w++)
+                if (counts[w] == 0) { counts[Array.IndexOf(counts, counts.Max())]--; counts[w] = 1; }
         return counts;
     }
 

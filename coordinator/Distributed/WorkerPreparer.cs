@@ -64,7 +64,8 @@ public sealed class WorkerPreparer(
                 return;
             }
             registry.MarkReady(entry.Id, client);
-            log.Write($"worker {entry.Id} ({entry.Address}, {entry.Cores} thread(s)) ready; data: {reply.DataSource}");
+            string when = entry.ReadyDuringStep >= 0 ? $" during step {entry.ReadyDuringStep} (gets work from step {entry.ReadyDuringStep + 1})" : "";
+            log.Write($"worker {entry.Id} ({entry.Address}, {entry.Cores} thread(s)) {(entry.Rejoins > 0 ? "rejoined and is " : "")}ready{when}; data: {reply.DataSource}");
         }
         catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
         {

@@ -1,15 +1,17 @@
 // Membership as a deterministic state machine: registrations, heartbeats and ticks (time passed in, never read)
-// move workers through Registered → Preparing → Ready, or to Refused / Lost. The gRPC service, the preparer and the
+// move workers through Registered → Preparing → Ready, or to Refused / Lost. A worker that registers again from an
+// address it had before keeps its id and goes Rejoining → Preparing → Ready (re-prepared: it may have restarted and
+// lost its model). Workers join the plan only at a step boundary (BeginStep). The gRPC service, the preparer and the
 // gradient source only call in; unit tests drive it with a fake clock.
 namespace DistTrain.Coordinator.Distributed;
 
-public enum WorkerState { Registered, Preparing, Ready, Refused, Lost }
+public enum WorkerState { Registered, Preparing, Ready, Refused, Lost, Rejoining }
 
 public sealed class WorkerEntry
 {
     public required string Id { get; init; }
     public required string Address { get; init; }
-    public required int Cores { get; init; }
+    public int Cores { get; internal set; }
     public WorkerState State { get; internal set; }
     public TimeSpan LastSeen { get; internal set; }
     /// <summary>EWMA of samples per second over its requests (0 until measured).</summary>
@@ -18,7 +20,14 @@ public sealed class WorkerEntry
     public IWorkerClient? Client { get; internal set; }
     public long BlocksComputed { get; internal set; }
     public long Errors { get; internal set; }
+    /// <summary>The step that was running (or last started) when the worker became ready; it plans from the next.</summary>
+    public long ReadyDuringStep { get; internal set; } = -1;
+    /// <summary>How often this id came back after being lost or restarting.</summary>
+    public int Rejoins { get; internal set; }
 }
+
+/// <summary>A ready worker as planned for one step: the client captured then, so later changes cannot leak in.</summary>
+public sealed record PlannedWorker(string Id, double Throughput, IWorkerClient Client);
 
 public sealed class WorkerRegistry
 {
@@ -38,14 +47,25 @@ public sealed class WorkerRegistry
     public TimeSpan HeartbeatInterval { get; }
     public TimeSpan HeartbeatTimeout { get; }
 
-    /// <summary>Adds a worker; a live entry at the same address (a restarted worker) is replaced and marked lost.</summary>
+    /// <summary>
+    /// Adds a worker. One registering again from a known address (back after being lost, or restarted) keeps its id
+    /// and becomes Rejoining: its old client is dropped and it is prepared again before it gets work.
+    /// </summary>
     public WorkerEntry Register(string address, int cores, TimeSpan now)
     {
         lock (_lock)
         {
-            foreach (var old in _workers)
-                if (old.Address == address && old.State is not (WorkerState.Lost or WorkerState.Refused))
-                    Drop(old, WorkerState.Lost, "registered again (restarted)");
+            if (_workers.FirstOrDefault(w => w.Address == address && w.State != WorkerState.Refused) is { } known)
+            {
+                Drop(known, WorkerState.Rejoining, known.State == WorkerState.Lost ? $"back after: {known.Reason}" : "registered again (restarted)");
+                known.Cores = Math.Max(1, cores);
+                known.LastSeen = now;
+                known.ReadyDuringStep = -1;
+                known.Rejoins++;
+                known.Throughput = 0; // measured afresh: it may be another machine, or the last figure a stall's
+                Signal();
+                return known;
+            }
             var entry = new WorkerEntry
             {
                 Id = $"w{++_nextId}", Address = address, Cores = Math.Max(1, cores), State = WorkerState.Registered,
@@ -74,8 +94,8 @@ public sealed class WorkerRegistry
     {
         lock (_lock)
         {
-            var lost = _workers.Where(w => w.State is WorkerState.Registered or WorkerState.Preparing or WorkerState.Ready
-                && now - w.LastSeen > HeartbeatTimeout).ToList();
+            var lost = _workers.Where(w => w.State is WorkerState.Registered or WorkerState.Rejoining or WorkerState.Preparing
+                or WorkerState.Ready && now - w.LastSeen > HeartbeatTimeout).ToList();
             foreach (var w in lost) Drop(w, WorkerState.Lost, $"no heartbeat for {(now - w.LastSeen).TotalSeconds:F1}s");
             if (lost.Count > 0) Signal();
             return lost;
@@ -87,7 +107,7 @@ public sealed class WorkerRegistry
     {
         lock (_lock)
         {
-            var list = _workers.Where(w => w.State == WorkerState.Registered).ToList();
+            var list = _workers.Where(w => w.State is WorkerState.Registered or WorkerState.Rejoining).ToList();
             foreach (var w in list) w.State = WorkerState.Preparing;
             return list;
         }
@@ -100,12 +120,63 @@ public sealed class WorkerRegistry
             if (Find(id) is not { State: WorkerState.Preparing } entry) return;
             entry.State = WorkerState.Ready;
             entry.Client = client;
+            entry.ReadyDuringStep = CurrentStep;
             Signal();
         }
     }
 
     public void MarkRefused(string id, string reason) => Transition(id, WorkerState.Refused, reason);
     public void MarkLost(string id, string reason) => Transition(id, WorkerState.Lost, reason);
+
+    /// <summary>
+    /// A request over <paramref name="client"/> failed: the worker is lost — unless it has registered again since
+    /// (its entry holds another client or none), in which case the failure belongs to its previous life.
+    /// </summary>
+    public bool MarkLost(string id, IWorkerClient client, string reason)
+    {
+        lock (_lock)
+        {
+            if (Find(id) is not { State: WorkerState.Ready } entry || !ReferenceEquals(entry.Client, client)) return false;
+            Drop(entry, WorkerState.Lost, reason);
+            Signal();
+            return true;
+        }
+    }
+
+    /// <summary>The step in progress (or last started); -1 before the first.</summary>
+    public long CurrentStep { get; private set; } = -1;
+
+    /// <summary>
+    /// Starts step <paramref name="step"/> and returns the workers to plan it with, atomically: a worker that becomes
+    /// ready after this call records this step and is planned from the next one.
+    /// </summary>
+    public IReadOnlyList<PlannedWorker> BeginStep(long step)
+    {
+        lock (_lock)
+        {
+            CurrentStep = step;
+            var planning = ReadyForPlanning();
+            return planning.Select(p => new PlannedWorker(p.Id, p.Throughput, Find(p.Id)!.Client!)).ToList();
+        }
+    }
+
+    /// <summary>True while <paramref name="id"/> is still ready with the client it was planned with.</summary>
+    public bool IsCurrent(string id, IWorkerClient client)
+    {
+        lock (_lock) return Find(id) is { State: WorkerState.Ready } entry && ReferenceEquals(entry.Client, client);
+    }
+
+    /// <summary>One line on who is not ready and why, for waiting and failure messages.</summary>
+    public string DescribeAbsent()
+    {
+        lock (_lock)
+        {
+            var absent = _workers.Where(w => w.State != WorkerState.Ready)
+                .Select(w => $"{w.Id} {w.State.ToString().ToLowerInvariant()}{(w.Reason.Length > 0 ? $" ({w.Reason})" : "")}");
+            string text = string.Join("; ", absent);
+            return text.Length > 0 ? text : "no worker has registered";
+        }
+    }
 
     public void RecordThroughput(string id, int samples, double seconds, int blocks)
     {

@@ -45,12 +45,29 @@ public sealed class MetricsFileWriter : TrainingObserver, IDisposable
 
 public sealed class StepLogWriter : TrainingObserver, IDisposable
 {
-    private readonly StreamWriter _writer;
+    private readonly FileStream _file;
 
     public StepLogWriter(string path, bool append)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _writer = new StreamWriter(path, append) { AutoFlush = true };
+        _file = new FileStream(path, append ? FileMode.OpenOrCreate : FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1);
+        if (append) DropTornLine(_file);
+        _file.Seek(0, SeekOrigin.End);
+    }
+
+    /// <summary>A coordinator killed mid-line leaves a partial last line; a resumed run continues after the last whole one.</summary>
+    private static void DropTornLine(FileStream file)
+    {
+        long end = file.Length;
+        var one = new byte[1];
+        while (end > 0)
+        {
+            file.Position = end - 1;
+            file.ReadExactly(one);
+            if (one[0] == (byte)'\n') break;
+            end--;
+        }
+        file.SetLength(end);
     }
 
     public override void OnStep(in StepReport r)
@@ -68,7 +85,7 @@ public sealed class StepLogWriter : TrainingObserver, IDisposable
                 indices = r.BatchIndices.Slice(start, end - start).ToArray(),
             });
         }
-        _writer.WriteLine(JsonSerializer.Serialize(new
+        var line = JsonSerializer.SerializeToUtf8Bytes(new
         {
             step = r.Outcome.Step,
             epoch = r.Epoch,
@@ -76,8 +93,13 @@ public sealed class StepLogWriter : TrainingObserver, IDisposable
             samples = r.Outcome.Samples,
             skipped = r.Outcome.Skipped,
             blocks,
-        }));
+        });
+        // One write per line (the stream is unbuffered), so a crash cuts at most the line being written.
+        var record = new byte[line.Length + 1];
+        line.CopyTo(record, 0);
+        record[^1] = (byte)'\n';
+        _file.Write(record);
     }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose() => _file.Dispose();
 }

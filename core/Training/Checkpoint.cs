@@ -49,6 +49,10 @@ public static partial class Checkpoint
     [GeneratedRegex(@"^checkpoint-(\d{12})\.safetensors$")]
     private static partial Regex FileName();
 
+    // AtomicFile's temporary name for a checkpoint; one left behind means a writer died mid-write.
+    [GeneratedRegex(@"^\.checkpoint-\d{12}\.safetensors\.\d+\.[0-9a-f]{32}\.tmp$")]
+    private static partial Regex TemporaryName();
+
     public static string PathFor(string directory, long step) =>
         System.IO.Path.Combine(directory, $"checkpoint-{step:D12}.safetensors");
 
@@ -99,12 +103,24 @@ public static partial class Checkpoint
     /// <summary>Loads the newest readable checkpoint, or null when the directory holds none.</summary>
     public static CheckpointState? LoadLatest(string directory, Network network, Action<string>? warn = null)
     {
+        RemoveTornWrites(directory, warn);
         foreach (var (_, path) in List(directory))
         {
             try { return Load(path, network); }
             catch (UserInputException e) { warn?.Invoke($"skipping unreadable checkpoint: {e.Message}"); }
         }
         return null;
+    }
+
+    /// <summary>Deletes temporaries of writes that never completed (the process was killed before the rename).</summary>
+    private static void RemoveTornWrites(string directory, Action<string>? warn)
+    {
+        if (!Directory.Exists(directory)) return;
+        foreach (var file in Directory.EnumerateFiles(directory).Where(f => TemporaryName().IsMatch(System.IO.Path.GetFileName(f))).ToList())
+        {
+            try { File.Delete(file); warn?.Invoke($"removed {System.IO.Path.GetFileName(file)}, left by an interrupted checkpoint write"); }
+            catch (IOException) { }
+        }
     }
 
     public static CheckpointState Load(string path, Network network)
