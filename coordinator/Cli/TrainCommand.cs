@@ -19,7 +19,6 @@ public static class TrainCommand
     {
         var config = ConfigLoader.Load(flags.Require("--config"), flags);
         var network = new Network(config.Model);
-        await using var observability = await Observability.StartAsync(flags, config, network, config.EffectiveThreads, cancellationToken);
         var clock = Stopwatch.StartNew();
         var data = DataLoader.Load(config.Data);
         string fingerprint = Fingerprint.Compute(data);
@@ -39,12 +38,16 @@ public static class TrainCommand
         using var stepLog = run.StepLog is { Length: > 0 } s ? new StepLogWriter(s, append: resuming) : null;
         if (metrics is not null) observers.Add(metrics);
         if (stepLog is not null) observers.Add(stepLog);
-        observers.AddRange(observability.Observers);
 
         var clusterOptions = ClusterOptions.FromFlags(flags, threads);
         await using var cluster = clusterOptions is null ? null
             : await DistributedCluster.StartAsync(clusterOptions, config, network.ParameterCount, data, fingerprint,
                 message => Console.Error.WriteLine(message));
+        var health = DashboardOptions.FromFlags(flags).WorkerHealth;
+        await using var observability = await Observability.StartAsync(flags, config, network, threads, cancellationToken,
+            cluster is null ? null : new RegistryWorkerStatusSource(cluster.Registry, cluster.Clock, health),
+            cluster is null ? "local" : "distributed");
+        observers.AddRange(observability.Observers);
         using var local = cluster is null ? new LocalGradientSource(network, data.Train, threads) : null;
         IGradientSource source = (IGradientSource?)local ?? cluster!.Source;
         float[] weights;

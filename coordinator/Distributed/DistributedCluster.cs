@@ -35,6 +35,8 @@ public sealed class DistributedCluster : IAsyncDisposable
     }
 
     public WorkerRegistry Registry { get; }
+    /// <summary>The clock heartbeats and registrations are stamped with.</summary>
+    public ClusterClock Clock { get; private init; } = new();
     public RemoteGradientSource Source { get; }
     /// <summary>The URL workers register at (the bound port when --listen asked for port 0).</summary>
     public string Address { get; private set; } = "";
@@ -73,7 +75,7 @@ public sealed class DistributedCluster : IAsyncDisposable
 
         var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write,
             new WorkerWait(registry, options.WaitForWorkers, TimeSpan.FromSeconds(2), write));
-        var cluster = new DistributedCluster(server, registry, options, log, source);
+        var cluster = new DistributedCluster(server, registry, options, log, source) { Clock = clock };
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"http://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
         var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log);

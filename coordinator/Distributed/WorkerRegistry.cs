@@ -19,6 +19,8 @@ public sealed class WorkerEntry
     public string Reason { get; internal set; } = "";
     public IWorkerClient? Client { get; internal set; }
     public long BlocksComputed { get; internal set; }
+    /// <summary>Wall time of its last completed request in seconds (NaN before the first).</summary>
+    public double LastRequestSeconds { get; internal set; } = double.NaN;
     public long Errors { get; internal set; }
     /// <summary>The step that was running (or last started) when the worker became ready; it plans from the next.</summary>
     public long ReadyDuringStep { get; internal set; } = -1;
@@ -187,6 +189,7 @@ public sealed class WorkerRegistry
             double measured = samples / seconds;
             entry.Throughput = entry.Throughput > 0 ? Smoothing * measured + (1 - Smoothing) * entry.Throughput : measured;
             entry.BlocksComputed += blocks;
+            entry.LastRequestSeconds = seconds;
         }
     }
 
