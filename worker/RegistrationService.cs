@@ -2,6 +2,7 @@
 // at the interval the coordinator asked for, registering again if the coordinator forgot it (restart, timeout).
 // Only Unavailable is retried; a refusal (wrong protocol version) stops the worker with the coordinator's reason.
 using DistTrain.Protos;
+using DistTrain.Protos.Security;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -11,7 +12,7 @@ namespace DistTrain.Worker;
 
 public sealed class RegistrationService(
     WorkerOptions options, WorkerSession session, IServer server, IHostApplicationLifetime lifetime,
-    ILogger<RegistrationService> log) : BackgroundService
+    NodeSecurity security, ILogger<RegistrationService> log) : BackgroundService
 {
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(5);
 
@@ -21,6 +22,7 @@ public sealed class RegistrationService(
         string address = AdvertisedAddress();
         using var channel = GrpcChannel.ForAddress(options.Coordinator, new GrpcChannelOptions
         {
+            HttpHandler = security.CreateClientHandler(), DisposeHttpClient = true,
             MaxReceiveMessageSize = 64 * 1024, MaxSendMessageSize = 64 * 1024,
         });
         var client = new Protos.Coordinator.CoordinatorClient(channel);
@@ -106,12 +108,11 @@ public sealed class RegistrationService(
         catch (OperationCanceledException) { return false; }
     }
 
-    /// <summary>The bound address (port 0 resolves to the real port) with the configured host name.</summary>
+    /// <summary>The bound address (port 0 resolves to the real port) with a host the coordinator can reach.</summary>
     private string AdvertisedAddress()
     {
         var bound = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("the server reports no bound address");
-        var uri = new Uri(bound.Replace("[::]", "localhost").Replace("0.0.0.0", "localhost"));
-        return $"{uri.Scheme}://{options.Host}:{uri.Port}";
+        return Worker.AdvertisedAddress.Resolve(options, bound);
     }
 }

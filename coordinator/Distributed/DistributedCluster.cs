@@ -50,7 +50,11 @@ public sealed class DistributedCluster : IAsyncDisposable
         var listen = new Uri(options.Listen);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            void Http2(ListenOptions o) => o.Protocols = HttpProtocols.Http2;
+            void Http2(ListenOptions o)
+            {
+                o.Protocols = HttpProtocols.Http2;
+                options.Security.ConfigureEndpoint(o);
+            }
             if (IPAddress.TryParse(listen.Host, out var ip)) kestrel.Listen(ip, listen.Port, Http2);
             else if (listen.Host == "localhost") kestrel.ListenLocalhost(listen.Port, Http2);
             else kestrel.ListenAnyIP(listen.Port, Http2);
@@ -66,6 +70,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         builder.Services.AddGrpcHealthChecks().AddCheck("coordinator", () =>
             Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         var server = builder.Build();
+        options.Security.Protect(server, log.Write);
         server.MapGrpcService<CoordinatorService>();
         server.MapGrpcHealthChecksService();
         try { await server.StartAsync(); }
@@ -74,7 +79,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write);
         var cluster = new DistributedCluster(server, registry, options, log, source);
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        cluster.Address = $"http://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
+        cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
         var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log);
         cluster._loops.Add(Task.Run(() => preparer.RunAsync(cluster._stopping.Token)));
         cluster._loops.Add(Task.Run(() => cluster.TickAsync(clock)));
@@ -84,7 +89,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         {
             var args = new List<string> { "--coordinator", cluster.Address, "--threads", options.InProcessThreads.ToString() };
             if (options.CacheDir is { } cache) args.AddRange(["--cache-dir", cache]);
-            var worker = WorkerHost.Build([.. args], quiet: true);
+            var worker = WorkerHost.Build([.. args], quiet: true, options.Security);
             cluster._workers.Add(worker);
             await worker.StartAsync();
         }

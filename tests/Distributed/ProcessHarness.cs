@@ -24,11 +24,21 @@ public sealed class ProcessHarness : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public (Process Process, StringBuilder Output) Start(string dll, params string[] args)
+    public (Process Process, StringBuilder Output) Start(string dll, params string[] args) =>
+        StartProgram("dotnet", [dll, .. args], environment: null);
+
+    /// <summary>
+    /// Starts any program (e.g. `ip netns exec NS dotnet …`) with only the given DISTTRAIN_ variables, so a setting
+    /// of the machine running the tests cannot leak into a run.
+    /// </summary>
+    public (Process Process, StringBuilder Output) StartProgram(string program, IEnumerable<string> args,
+        IReadOnlyDictionary<string, string>? environment)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(dll);
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("DISTTRAIN_", StringComparison.Ordinal)).ToList())
+            info.Environment.Remove(key);
+        if (environment is not null) foreach (var (key, value) in environment) info.Environment[key] = value;
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         var output = new StringBuilder();
         var process = new Process { StartInfo = info };
@@ -53,7 +63,7 @@ public sealed class ProcessHarness : IDisposable
         return (started.Process.ExitCode, Text(started.Output));
     }
 
-    private static string Text(StringBuilder output)
+    public static string Text(StringBuilder output)
     {
         lock (output) return output.ToString();
     }
