@@ -58,11 +58,21 @@ public sealed class SecureCluster : IDisposable
         return started;
     }
 
+    /// <summary>Runs a command (`dotnet DLL …`) inside network namespace <paramref name="ns"/>.</summary>
+    public (Process Process, StringBuilder Output) StartIn(string ns, string name, string[] command,
+        IReadOnlyDictionary<string, string> environment)
+    {
+        var started = _processes.StartProgram("ip", Deployment.NetworkNamespaces.Exec(ns, command), environment);
+        _outputs.Add((name, started.Output));
+        return started;
+    }
+
     /// <summary>Local mode on the same config: the weights every distributed run must reproduce byte for byte.</summary>
-    public byte[] TrainLocal(string config)
+    public byte[] TrainLocal(string config, IReadOnlyDictionary<string, string>? environment = null)
     {
         string save = File("local.safetensors");
-        var run = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--threads", "2", "--save", save, "--quiet");
+        var run = _processes.StartProgram("dotnet",
+            [ProcessHarness.CoordinatorDll, "train", "--config", config, "--threads", "2", "--save", save, "--quiet"], environment);
         var (code, output) = ProcessHarness.Wait(run, RunTimeout);
         Assert.True(code == 0, output);
         return System.IO.File.ReadAllBytes(save);
