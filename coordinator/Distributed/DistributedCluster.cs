@@ -58,8 +58,10 @@ public sealed class DistributedCluster : IAsyncDisposable
             if (IPAddress.TryParse(listen.Host, out var ip)) kestrel.Listen(ip, listen.Port, Http2);
             else if (listen.Host == "localhost") kestrel.ListenLocalhost(listen.Port, Http2);
             else kestrel.ListenAnyIP(listen.Port, Http2);
-            // Only tiny Register/Heartbeat messages arrive here; cap what a stranger can make us buffer.
-            kestrel.Limits.MaxRequestBodySize = 64 * 1024;
+            // Only tiny Register/Heartbeat messages arrive here; gRPC's 64 KiB message limit below refuses a larger one
+            // from its 5-byte prefix (ResourceExhausted). This body cap is a backstop kept above HTTP/2's initial stream
+            // window (768 KiB), so the window holds a fast sender back until gRPC has read the prefix and answered.
+            kestrel.Limits.MaxRequestBodySize = 1 << 20;
         });
         builder.Services.AddSingleton(registry).AddSingleton(clock).AddSingleton(log);
         builder.Services.AddGrpc(grpc =>
