@@ -32,7 +32,8 @@ public static class HealthEndpoint
             // The nodes' ports speak HTTP/2 only; over plain http that is prior knowledge (h2c).
             using var request = new HttpRequestMessage(HttpMethod.Get, url)
             {
-                Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
             };
             using var response = await http.SendAsync(request);
             Console.WriteLine($"{url}: {(int)response.StatusCode}");

@@ -45,6 +45,7 @@ public class ConfigFuzzTests
         }
         // Some mutants are harmless (a digit changed): the loop exercised the success path as well.
         Assert.InRange(loaded, 1, Mutations - 1);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed.TotalSeconds:F0}s");
+        // About 20 s alone on 2 cores; the bound only catches a hang when the whole suite shares the cores.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(180), $"took {clock.Elapsed.TotalSeconds:F0}s");
     }
 }

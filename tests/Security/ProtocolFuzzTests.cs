@@ -53,7 +53,8 @@ public sealed class ProtocolFuzzTests : IDisposable
         Assert.True(code == 0, _cluster.AllOutput());
         Assert.Equal(_cluster.TrainLocal(configPath), File.ReadAllBytes(save));
         _cluster.AssertNeverLogged(token);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed.TotalSeconds:F0}s ({frames} raw frames)");
+        // About 20 s alone on 2 cores; the bound only catches a hang when the whole suite shares the cores.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(180), $"took {clock.Elapsed.TotalSeconds:F0}s ({frames} raw frames)");
     }
 
     private sealed record ValidSet(int ParameterCount, string Fingerprint, PrepareRequest Prepare, ComputeRequest Compute,

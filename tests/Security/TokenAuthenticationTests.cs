@@ -43,7 +43,8 @@ public sealed class TokenAuthenticationTests : IDisposable
         Assert.Equal(_cluster.TrainLocal(config), File.ReadAllBytes(save));
         Assert.Contains("refused an unauthenticated call to /disttrain.v1.Coordinator/Register from 127.0.0.1:", coordinatorOutput);
         Assert.Contains("no bearer token", coordinatorOutput);
-        Assert.Equal(2, coordinatorOutput.Split('\n').Count(l => l.Contains("wrong bearer token")));
+        // At least one each from the near miss and the other deployment (a slow start may make a worker retry).
+        Assert.True(coordinatorOutput.Split('\n').Count(l => l.Contains("wrong bearer token")) >= 2, coordinatorOutput);
         Assert.Contains("worker w1 registered", coordinatorOutput);
         good.Process.Kill();
         _cluster.AssertNeverLogged(token, nearMiss, otherDeployment);
