@@ -1,6 +1,7 @@
-// The disttrain command: train (local or distributed), evaluate, bench. User errors print one line and exit 2.
+// The disttrain command: train (local or distributed), evaluate, bench, healthcheck. User errors print one line and exit 2.
 using DistTrain.Coordinator.Cli;
 using DistTrain.Core;
+using DistTrain.Protos;
 
 const string Usage = """
     usage: disttrain <command> [options]
@@ -12,11 +13,15 @@ const string Usage = """
                 [--no-dashboard] [--log-json] [--grad-vanish-below X (1e-7)] [--grad-explode-above X (1e3)]
                 distributed: --listen URL --expect-workers N [--min-workers M] [--wait-seconds S]
                              [--compute-timeout S] | --workers N (in-process workers over gRPC on 127.0.0.1)
+                security:    [--token-file FILE] [--tls-cert PEM --tls-key PEM] [--tls-ca PEM] [--tls-mutual true]
+                             (or DISTTRAIN_TOKEN_FILE, DISTTRAIN_TOKEN, DISTTRAIN_TLS_*; see docs/deployment.md)
       bench-distributed  --config FILE (--workers N | --listen URL --expect-workers N) [train options]
       evaluate  --model FILE.safetensors --config FILE [--data PATH]
       bench     [--config FILE] [--epochs N] [--threads 1,2] [--repetitions N] [--json FILE] [--skip-gemm] [--skip-training]
+      healthcheck URL   exits 0 when a node's /healthz answers (container health checks)
     """;
 
+if (args is [HealthEndpoint.Command, .. var probe]) return await HealthEndpoint.ProbeAsync(probe);
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 {
     Console.WriteLine(Usage);
@@ -42,7 +47,7 @@ try
             CommandLine.Parse("evaluate", args.AsSpan(1), EvaluateCommand.Valued, EvaluateCommand.Switches)),
         "bench" => await BenchCommand.RunAsync(
             CommandLine.Parse("bench", args.AsSpan(1), BenchCommand.Valued, BenchCommand.Switches), cancellation.Token),
-        _ => throw new UserInputException($"unknown command '{args[0]}'; expected train, evaluate, bench, bench-distributed (see disttrain --help)"),
+        _ => throw new UserInputException($"unknown command '{args[0]}'; expected train, evaluate, bench, bench-distributed, healthcheck (see disttrain --help)"),
     };
 }
 catch (UserInputException e)

@@ -1,8 +1,11 @@
 // Worker entry point: `DistTrain.Worker --coordinator URL [--port N] [--data PATH] [--threads N]` serves shard
-// gradients to the coordinator until stopped. Bad flags print one line and exit 2.
+// gradients to the coordinator until stopped; `DistTrain.Worker healthcheck URL` probes a node's /healthz.
+// Bad flags print one line and exit 2.
 using DistTrain.Core;
+using DistTrain.Protos;
 using DistTrain.Worker;
 
+if (args is [HealthEndpoint.Command, .. var probe]) return await HealthEndpoint.ProbeAsync(probe);
 try
 {
     var app = WorkerHost.Build(args);

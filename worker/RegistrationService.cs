@@ -4,6 +4,7 @@
 // --register-timeout bounds only the first registration: once registered, a coordinator that went away (crash,
 // restart with --resume) is waited for indefinitely, with backoff and a log line every few seconds.
 using DistTrain.Protos;
+using DistTrain.Protos.Security;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -13,7 +14,7 @@ namespace DistTrain.Worker;
 
 public sealed class RegistrationService(
     WorkerOptions options, WorkerSession session, IServer server, IHostApplicationLifetime lifetime,
-    ILogger<RegistrationService> log) : BackgroundService
+    NodeSecurity security, ILogger<RegistrationService> log) : BackgroundService
 {
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(5);
 
@@ -23,6 +24,7 @@ public sealed class RegistrationService(
         string address = AdvertisedAddress();
         using var channel = GrpcChannel.ForAddress(options.Coordinator, new GrpcChannelOptions
         {
+            HttpHandler = security.CreateClientHandler(), DisposeHttpClient = true,
             MaxReceiveMessageSize = 64 * 1024, MaxSendMessageSize = 64 * 1024,
         });
         var client = new Protos.Coordinator.CoordinatorClient(channel);
@@ -118,12 +120,11 @@ public sealed class RegistrationService(
         catch (OperationCanceledException) { return false; }
     }
 
-    /// <summary>The bound address (port 0 resolves to the real port) with the configured host name.</summary>
+    /// <summary>The bound address (port 0 resolves to the real port) with a host the coordinator can reach.</summary>
     private string AdvertisedAddress()
     {
         var bound = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("the server reports no bound address");
-        var uri = new Uri(bound.Replace("[::]", "localhost").Replace("0.0.0.0", "localhost"));
-        return $"{uri.Scheme}://{options.Host}:{uri.Port}";
+        return Worker.AdvertisedAddress.Resolve(options, bound);
     }
 }

@@ -1,5 +1,5 @@
 // The worker's settings, bound from appsettings.json, DISTTRAIN_WORKER__* environment variables and flags
-// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --max-message-bytes N).
+// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N).
 namespace DistTrain.Worker;
 
 public sealed class WorkerOptions
@@ -12,6 +12,11 @@ public sealed class WorkerOptions
     public int Port { get; set; }
     /// <summary>Interface to bind and the host name put in the registered address.</summary>
     public string Host { get; set; } = "127.0.0.1";
+    /// <summary>
+    /// Host name or address registered with the coordinator when it differs from Host; when Host is a wildcard
+    /// (0.0.0.0, ::) and this is empty, the local address this machine uses to reach the coordinator.
+    /// </summary>
+    public string? Advertise { get; set; }
     /// <summary>Overrides the data path the coordinator's DataSpec names (this machine's copy of the files).</summary>
     public string? Data { get; set; }
     /// <summary>Compute threads (0 = all cores).</summary>

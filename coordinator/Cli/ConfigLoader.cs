@@ -9,8 +9,6 @@ namespace DistTrain.Coordinator.Cli;
 
 public static class ConfigLoader
 {
-    private static readonly string[] Sections = ["MODEL__", "DATA__", "OPTIMIZER__", "SCHEDULE__", "TRAINING__"];
-
     /// <summary>Flags that override one config key each.</summary>
     public static readonly IReadOnlyDictionary<string, string> Overrides = new Dictionary<string, string>
     {
@@ -75,22 +73,11 @@ public static class ConfigLoader
         }
     }
 
-    private static Dictionary<string, string?> EnvironmentOverrides(IReadOnlyDictionary<string, string>? environment)
-    {
-        var result = new Dictionary<string, string?>();
-        IEnumerable<KeyValuePair<string, string>> variables = environment ??
+    private static Dictionary<string, string?> EnvironmentOverrides(IReadOnlyDictionary<string, string>? environment) =>
+        // Only the config sections: other DISTTRAIN_ variables (the token, the worker's settings) belong elsewhere.
+        CoordinatorEnvironment.ConfigOverrides(environment ??
             Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-                .Select(e => new KeyValuePair<string, string>((string)e.Key, (string?)e.Value ?? ""));
-        foreach (var (name, value) in variables)
-        {
-            if (!name.StartsWith("DISTTRAIN_", StringComparison.OrdinalIgnoreCase)) continue;
-            string rest = name["DISTTRAIN_".Length..];
-            // Only the config sections: other DISTTRAIN_ variables (the token, the worker's settings) belong elsewhere.
-            if (!Sections.Any(s => rest.StartsWith(s, StringComparison.OrdinalIgnoreCase))) continue;
-            result[rest.Replace("__", ":")] = value;
-        }
-        return result;
-    }
+                .Select(e => new KeyValuePair<string, string>((string)e.Key, (string?)e.Value ?? "")));
 
     /// <summary>Relative data paths in a config file are relative to the file; on the command line, to the cwd.</summary>
     private static void ResolvePaths(TrainingConfig config, string configDirectory, CommandLine? flags)

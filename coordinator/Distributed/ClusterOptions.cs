@@ -1,7 +1,8 @@
 // Settings of distributed mode, from `disttrain train` flags: either --listen URL --expect-workers N (remote workers
-// register) or --workers N (N in-process workers over the same gRPC path on 127.0.0.1).
+// register) or --workers N (N in-process workers over the same gRPC path on 127.0.0.1); and the node's security.
 using System.Globalization;
 using DistTrain.Core;
+using DistTrain.Protos.Security;
 
 namespace DistTrain.Coordinator.Distributed;
 
@@ -9,7 +10,7 @@ public sealed class ClusterOptions
 {
     public static readonly string[] Flags =
         ["--listen", "--expect-workers", "--workers", "--min-workers", "--wait-seconds", "--compute-timeout", "--cache-dir",
-         "--wait-for-workers", "--heartbeat-timeout"];
+         "--wait-for-workers", "--heartbeat-timeout", .. SecurityOptions.Flags.Keys];
 
     public string Listen { get; init; } = "http://127.0.0.1:0";
     public int ExpectWorkers { get; init; }
@@ -27,6 +28,8 @@ public sealed class ClusterOptions
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>How long a run with no ready worker left waits for one (0: fail at once).</summary>
     public TimeSpan WaitForWorkers { get; init; } = TimeSpan.Zero;
+    /// <summary>Token and TLS for the coordinator's server and its calls to workers.</summary>
+    public NodeSecurity Security { get; init; } = NodeSecurity.None;
 
     /// <summary>Null when the flags ask for local mode.</summary>
     public static ClusterOptions? FromFlags(Cli.CommandLine flags, int threads)
@@ -42,8 +45,16 @@ public sealed class ClusterOptions
         int min = flags.GetInt("--min-workers", 1) ?? count;
         if (min > count) throw new UserInputException($"train: --min-workers {min} exceeds the {count} expected workers");
         string url = flags.Get("--listen") ?? "http://127.0.0.1:0";
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http")
-            throw new UserInputException($"train: --listen must be an http URL like http://0.0.0.0:5100, found '{url}'");
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            throw new UserInputException($"train: --listen must be an http(s) URL like http://0.0.0.0:5100, found '{url}'");
+        var security = NodeSecurity.Create(SecurityOptions.Read(flags.Get, Environment.GetEnvironmentVariable),
+            uri.Host, "coordinator", workers is null ? Console.Error.WriteLine : _ => { });
+        if (uri.Scheme != security.Scheme)
+            throw new UserInputException(security.ServesTls
+                ? $"train: with --tls-cert the coordinator serves TLS; --listen must be https://, found '{url}'"
+                : $"train: --listen {url} needs --tls-cert and --tls-key");
+        // In-process workers share a secret no other process knows, so even a laptop run is not open to local users.
+        if (workers is not null && security.Token is null) security = security.WithToken(SharedToken.Random());
         return new ClusterOptions
         {
             Listen = url, ExpectWorkers = count, MinWorkers = min,
@@ -53,6 +64,7 @@ public sealed class ClusterOptions
             ComputeTimeout = Seconds(flags, "--compute-timeout", 120),
             WaitForWorkers = TimeSpan.FromSeconds(flags.GetInt("--wait-for-workers", 0) ?? 0),
             HeartbeatTimeout = Seconds(flags, "--heartbeat-timeout", 10),
+            Security = security,
         };
     }
 
@@ -61,5 +73,5 @@ public sealed class ClusterOptions
 
     public override string ToString() => InProcessWorkers > 0
         ? $"{InProcessWorkers} in-process worker(s) × {InProcessThreads} thread(s)"
-        : string.Create(CultureInfo.InvariantCulture, $"{ExpectWorkers} remote worker(s) via {Listen}");
+        : string.Create(CultureInfo.InvariantCulture, $"{ExpectWorkers} remote worker(s) via {Listen}; {Security}");
 }

@@ -52,12 +52,18 @@ public sealed class DistributedCluster : IAsyncDisposable
         var listen = new Uri(options.Listen);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            void Http2(ListenOptions o) => o.Protocols = HttpProtocols.Http2;
+            void Http2(ListenOptions o)
+            {
+                o.Protocols = HttpProtocols.Http2;
+                options.Security.ConfigureEndpoint(o);
+            }
             if (IPAddress.TryParse(listen.Host, out var ip)) kestrel.Listen(ip, listen.Port, Http2);
             else if (listen.Host == "localhost") kestrel.ListenLocalhost(listen.Port, Http2);
             else kestrel.ListenAnyIP(listen.Port, Http2);
-            // Only tiny Register/Heartbeat messages arrive here; cap what a stranger can make us buffer.
-            kestrel.Limits.MaxRequestBodySize = 64 * 1024;
+            // Only tiny Register/Heartbeat messages arrive here; gRPC's 64 KiB message limit below refuses a larger one
+            // from its 5-byte prefix (ResourceExhausted). This body cap is a backstop kept above HTTP/2's initial stream
+            // window (768 KiB), so the window holds a fast sender back until gRPC has read the prefix and answered.
+            kestrel.Limits.MaxRequestBodySize = 1 << 20;
         });
         builder.Services.AddSingleton(registry).AddSingleton(clock).AddSingleton(log);
         builder.Services.AddGrpc(grpc =>
@@ -68,6 +74,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         builder.Services.AddGrpcHealthChecks().AddCheck("coordinator", () =>
             Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         var server = builder.Build();
+        options.Security.Protect(server, log.Write);
         server.MapGrpcService<CoordinatorService>();
         server.MapGrpcHealthChecksService();
         try { await server.StartAsync(); }
@@ -77,7 +84,7 @@ public sealed class DistributedCluster : IAsyncDisposable
             new WorkerWait(registry, options.WaitForWorkers, TimeSpan.FromSeconds(2), write));
         var cluster = new DistributedCluster(server, registry, options, log, source) { Clock = clock };
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        cluster.Address = $"http://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
+        cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
         var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log);
         cluster._loops.Add(Task.Run(() => preparer.RunAsync(cluster._stopping.Token)));
         cluster._loops.Add(Task.Run(() => cluster.TickAsync(clock)));
@@ -87,7 +94,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         {
             var args = new List<string> { "--coordinator", cluster.Address, "--threads", options.InProcessThreads.ToString() };
             if (options.CacheDir is { } cache) args.AddRange(["--cache-dir", cache]);
-            var worker = WorkerHost.Build([.. args], quiet: true);
+            var worker = WorkerHost.Build([.. args], quiet: true, options.Security);
             cluster._workers.Add(worker);
             await worker.StartAsync();
         }

@@ -42,7 +42,7 @@ public sealed class WorkerPreparer(
 
     private async Task PrepareAsync(WorkerEntry entry, CancellationToken cancellationToken)
     {
-        var client = new GrpcWorkerClient(entry.Address, _requestBytes, _replyBytes);
+        var client = new GrpcWorkerClient(entry.Address, _requestBytes, _replyBytes, options.Security);
         lock (_clients) _clients.Add(client);
         try
         {

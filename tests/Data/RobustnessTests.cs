@@ -8,7 +8,7 @@ namespace DistTrain.Tests.Data;
 
 public class RobustnessTests
 {
-    private const int Mutations = 2000;
+    private const int Mutations = 10_000;
 
     [Fact]
     public void MutatedIdxFilesFailCleanly()
@@ -63,7 +63,7 @@ public class RobustnessTests
     }
 
     /// <summary>One to three edits: overwrite a byte, flip a bit, truncate, insert or duplicate a run.</summary>
-    private static byte[] Mutate(byte[] original, DeterministicRandom rng)
+    internal static byte[] Mutate(byte[] original, DeterministicRandom rng)
     {
         var bytes = new List<byte>(original);
         int edits = 1 + rng.NextInt(3);

@@ -24,9 +24,18 @@ public sealed class ProcessHarness : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public (Process Process, StringBuilder Output) Start(string dll, params string[] args)
+    public (Process Process, StringBuilder Output) Start(string dll, params string[] args) =>
+        StartProgram("dotnet", [dll, .. args], environment: null);
+
+    /// <summary>
+    /// Starts any program (e.g. `ip netns exec NS dotnet …`) with only the given DISTTRAIN_ variables, so a setting
+    /// of the machine running the tests cannot leak into a run.
+    /// </summary>
+    public (Process Process, StringBuilder Output) StartProgram(string program, IEnumerable<string> args,
+        IReadOnlyDictionary<string, string>? environment)
     {
-        var info = DistTrain.Tests.Infrastructure.CliProcess.StartInfo(dll, args);
+        var info = DistTrain.Tests.Infrastructure.CliProcess.StartInfo(program, args);
+        if (environment is not null) foreach (var (key, value) in environment) info.Environment[key] = value;
         var output = new StringBuilder();
         var process = new Process { StartInfo = info };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
@@ -50,7 +59,7 @@ public sealed class ProcessHarness : IDisposable
         return (started.Process.ExitCode, Text(started.Output));
     }
 
-    private static string Text(StringBuilder output)
+    public static string Text(StringBuilder output)
     {
         lock (output) return output.ToString();
     }

@@ -12,7 +12,7 @@ public sealed class CliProcess : IDisposable
 
     private CliProcess(string assembly, IEnumerable<string> args, IDictionary<string, string>? environment, string? workingDirectory)
     {
-        var info = StartInfo(Path.Combine(AppContext.BaseDirectory, assembly), args);
+        var info = StartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, assembly), .. args]);
         info.WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory;
         if (environment is not null) foreach (var (k, v) in environment) info.Environment[k] = v;
         _process = new Process { StartInfo = info };
@@ -24,16 +24,18 @@ public sealed class CliProcess : IDisposable
     }
 
     /// <summary>
-    /// `dotnet DLL args` with redirected output and no inherited DISTTRAIN_ settings. Tests run side by side, so
-    /// unless a test is about the dashboard, `train` does not compete for the dashboard's port.
+    /// A program (`dotnet DLL …`, or `ip netns exec NS dotnet DLL …`) with redirected output and no inherited
+    /// DISTTRAIN_ settings. Tests run side by side, so unless a test is about the dashboard, `DLL train` does not
+    /// compete for the dashboard's port.
     /// </summary>
-    internal static ProcessStartInfo StartInfo(string dll, IEnumerable<string> args)
+    internal static ProcessStartInfo StartInfo(string program, IEnumerable<string> args)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(dll);
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         var list = args.ToList();
         foreach (var a in list) info.ArgumentList.Add(a);
-        if (list.FirstOrDefault() == "train" && !list.Any(a => a.StartsWith("--dashboard", StringComparison.Ordinal) || a == "--no-dashboard"))
+        int dll = list.FindIndex(a => a.EndsWith(".dll", StringComparison.Ordinal));
+        bool train = dll >= 0 && dll + 1 < list.Count && list[dll + 1] == "train";
+        if (train && !list.Any(a => a.StartsWith("--dashboard", StringComparison.Ordinal) || a == "--no-dashboard"))
             info.ArgumentList.Add("--no-dashboard");
         foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("DISTTRAIN_", StringComparison.Ordinal)).ToList())
             info.Environment.Remove(key);

@@ -1,0 +1,138 @@
+// docker-compose.yml and the Dockerfile against the programs as built: every DISTTRAIN_ variable set is one the
+// program reads (the programs' own registries, which are what read them), every command parses with the program's
+// real flag parser, health checks probe the ports the services serve, and the image holds what the commands name.
+using System.Text.RegularExpressions;
+using DistTrain.Coordinator.Cli;
+using DistTrain.Protos;
+using DistTrain.Protos.Security;
+using DistTrain.Worker;
+using YamlDotNet.RepresentationModel;
+
+namespace DistTrain.Tests.Deployment;
+
+public sealed partial class DeploymentConsistencyTests
+{
+    private const string CoordinatorDll = "/app/disttrain.dll", WorkerDll = "/app/DistTrain.Worker.dll";
+    private static readonly string Root = Distributed.ProcessHarness.RepoRoot;
+    private readonly ComposeFile _compose = ComposeFile.Load(ComposeFile.DefaultPath);
+
+    private IEnumerable<ComposeService> Services(string dll) => _compose.Services.Values.Where(s => s.Command.Contains(dll));
+
+    [Fact]
+    public void EveryServiceRunsOneOfTheTwoProgramsOfTheImage()
+    {
+        Assert.NotEmpty(Services(CoordinatorDll));
+        Assert.NotEmpty(Services(WorkerDll));
+        foreach (var service in _compose.Services.Values)
+        {
+            Assert.True(service.Command is ["dotnet", CoordinatorDll or WorkerDll, ..], $"{service.Name}: command {string.Join(' ', service.Command)}");
+            Assert.Equal("disttrain:latest", ((YamlScalarNode)ComposeFile.Child(service.Node, "image")!).Value);
+            Assert.NotNull(ComposeFile.Child(service.Node, "restart"));
+        }
+    }
+
+    [Fact]
+    public void EveryDisttrainVariableIsOneTheProgramReads()
+    {
+        foreach (var (dll, reads) in new (string, Func<string, bool>)[] { (CoordinatorDll, CoordinatorEnvironment.Reads), (WorkerDll, WorkerEnvironment.Reads) })
+            foreach (var service in Services(dll))
+                foreach (var name in service.Environment.Keys.Where(k => k.StartsWith("DISTTRAIN_", StringComparison.Ordinal)))
+                    Assert.True(reads(name), $"{service.Name} sets {name}, which {dll} does not read");
+        // The registries are not vacuous: they refuse near misses.
+        Assert.False(CoordinatorEnvironment.Reads("DISTTRAIN_TRAINING__EPOCH"));
+        Assert.False(WorkerEnvironment.Reads("DISTTRAIN_WORKER__COORDINATORS"));
+        Assert.True(CoordinatorEnvironment.Reads("DISTTRAIN_MODEL__LAYERS__0__UNITS"));
+    }
+
+    [Fact]
+    public void TheSecretComesFromADockerSecretNeverFromTheFile()
+    {
+        var declared = ((YamlMappingNode)ComposeFile.Child(_compose.Root, "secrets")!).Children.Keys.Select(k => ((YamlScalarNode)k).Value).ToList();
+        foreach (var service in _compose.Services.Values)
+        {
+            Assert.False(service.Environment.ContainsKey(SecurityOptions.TokenVariable), $"{service.Name} puts the secret itself in the compose file");
+            string file = service.Environment[SecurityOptions.TokenFileVariable];
+            Assert.StartsWith("/run/secrets/", file);
+            Assert.Contains(Path.GetFileName(file), service.Secrets);
+            Assert.Contains(Path.GetFileName(file), declared);
+        }
+    }
+
+    [Fact]
+    public void CommandsParseWithTheProgramsOwnFlagParsers()
+    {
+        foreach (var service in Services(CoordinatorDll))
+        {
+            Assert.Equal("train", service.Command[2]);
+            var flags = CommandLine.Parse("train", service.Command.Skip(3).ToArray(), TrainCommand.Valued, TrainCommand.Switches);
+            // The coordinator must accept the config with exactly the variables compose sets.
+            var config = ConfigLoader.Load(Path.Combine(Root, flags.Require("--config").Replace("/app/", "")), flags, service.Environment);
+            Assert.Equal(service.Environment["DISTTRAIN_DATA__PATH"], config.Data.Path);
+        }
+        foreach (var service in Services(WorkerDll))
+            foreach (var flag in service.Command.Skip(2).Where(a => a.StartsWith("--", StringComparison.Ordinal)))
+                Assert.True(WorkerHost.Flags.ContainsKey(flag.Split('=')[0]), $"{service.Name}: the worker has no flag {flag}");
+    }
+
+    [Fact]
+    public void HealthChecksProbeThePortEachServiceServes()
+    {
+        foreach (var service in _compose.Services.Values)
+        {
+            Assert.True(service.HealthCheck is ["CMD", "dotnet", CoordinatorDll or WorkerDll, HealthEndpoint.Command, _],
+                $"{service.Name}: health check {string.Join(' ', service.HealthCheck)}");
+            var probe = new Uri(service.HealthCheck[4]);
+            Assert.Equal(HealthEndpoint.Path, probe.AbsolutePath);
+            Assert.True(NodeSecurityIsLoopback(probe.Host), $"{service.Name} probes {probe.Host}; the probe runs inside the container");
+            int served = service.Command.Contains(CoordinatorDll)
+                ? new Uri(service.Command[service.Command.ToList().IndexOf("--listen") + 1]).Port
+                : int.Parse(service.Environment[WorkerEnvironment.Prefix + "PORT"]);
+            Assert.Equal(served, probe.Port);
+        }
+    }
+
+    [Fact]
+    public void WorkersFindTheCoordinatorAndTheDataIsReadOnly()
+    {
+        var coordinator = Assert.Single(Services(CoordinatorDll));
+        int port = new Uri(coordinator.Command[coordinator.Command.ToList().IndexOf("--listen") + 1]).Port;
+        var worker = _compose.Services["worker"];
+        Assert.Equal($"http://{coordinator.Name}:{port}", worker.Environment[WorkerEnvironment.Prefix + "COORDINATOR"]);
+        Assert.Equal("0.0.0.0", worker.Environment[WorkerEnvironment.Prefix + "HOST"]);
+        foreach (var service in _compose.Services.Values)
+            Assert.Contains(service.Volumes, v => v.StartsWith("fashion-mnist:", StringComparison.Ordinal) && v.EndsWith(":ro", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void DockerfileBuildsBothProgramsAndRunsThemAsAnUnprivilegedUser()
+    {
+        string dockerfile = File.ReadAllText(Path.Combine(Root, "Dockerfile"));
+        var from = From().Matches(dockerfile).Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(["mcr.microsoft.com/dotnet/sdk:10.0", "mcr.microsoft.com/dotnet/aspnet:10.0"], from);
+        foreach (var (project, dll) in new[] { ("coordinator/DistTrain.Coordinator.csproj", CoordinatorDll), ("worker/DistTrain.Worker.csproj", WorkerDll) })
+        {
+            Assert.Matches($@"dotnet publish {Regex.Escape(project)} .*-o /app", dockerfile);
+            string assembly = AssemblyName().Match(File.ReadAllText(Path.Combine(Root, project))).Groups[1].Value;
+            Assert.Equal(dll, $"/app/{assembly}.dll");
+        }
+        var user = User().Matches(dockerfile).Select(m => m.Groups[1].Value).Last();
+        Assert.DoesNotMatch("^(root|0)$", user);
+        Assert.Contains("COPY examples/ ./examples/", dockerfile);
+        foreach (var service in Services(CoordinatorDll))
+            Assert.True(File.Exists(Path.Combine(Root, service.Command[service.Command.ToList().IndexOf("--config") + 1].Replace("/app/", ""))));
+        foreach (var port in new[] { "5100", "5101", "8080" }) Assert.Matches($@"EXPOSE .*\b{port}\b", dockerfile);
+        string ignore = File.ReadAllText(Path.Combine(Root, ".dockerignore"));
+        Assert.Contains("secrets/", ignore);
+    }
+
+    private static bool NodeSecurityIsLoopback(string host) => NodeSecurity.IsLoopback(host);
+
+    [GeneratedRegex(@"^FROM\s+(\S+)", RegexOptions.Multiline)]
+    private static partial Regex From();
+
+    [GeneratedRegex(@"^USER\s+(\S+)", RegexOptions.Multiline)]
+    private static partial Regex User();
+
+    [GeneratedRegex(@"<AssemblyName>([^<]+)</AssemblyName>")]
+    private static partial Regex AssemblyName();
+}

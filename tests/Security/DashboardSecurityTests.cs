@@ -1,0 +1,57 @@
+// The dashboard policy the lead wires into the dashboard: everything on loopback; off loopback read-only, with the
+// status page and /healthz public and everything else behind the bearer token; no token off loopback is refused.
+using DistTrain.Coordinator.Security;
+using DistTrain.Core;
+using DistTrain.Protos.Security;
+
+namespace DistTrain.Tests.Security;
+
+public class DashboardSecurityTests
+{
+    private const string Secret = "0123456789abcdef0123456789abcdef";
+    private static readonly SharedToken Token = SharedToken.Parse(Secret, "test");
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("localhost")]
+    [InlineData("::1")]
+    public void LoopbackAllowsEverything(string bind)
+    {
+        foreach (var token in new[] { null, Token })
+        {
+            var policy = DashboardSecurity.Create(bind, token);
+            Assert.True(policy.IsLoopback);
+            Assert.Equal(DashboardAccess.Allowed, policy.Decide("GET", "/api/status", null));
+            Assert.Equal(DashboardAccess.Allowed, policy.Decide("POST", "/api/anything", null));
+        }
+    }
+
+    [Fact]
+    public void ElsewhereItIsReadOnlyAndOnlyTheStatusPageIsPublic()
+    {
+        var policy = DashboardSecurity.Create("0.0.0.0", Token);
+        Assert.False(policy.IsLoopback);
+        Assert.Equal(DashboardAccess.Allowed, policy.Decide("GET", "/", null));
+        Assert.Equal(DashboardAccess.Allowed, policy.Decide("HEAD", "/healthz", null));
+        foreach (var path in new[] { "/api/status", "/metrics", "/events", "/api/workers" })
+        {
+            Assert.Equal(DashboardAccess.Unauthorized, policy.Decide("GET", path, null));
+            Assert.Equal(DashboardAccess.Unauthorized, policy.Decide("GET", path, "Bearer " + SecureCluster.NewToken()));
+            Assert.Equal(DashboardAccess.Allowed, policy.Decide("GET", path, "Bearer " + Secret));
+        }
+        foreach (var method in new[] { "POST", "PUT", "DELETE", "PATCH" })
+            Assert.Equal(DashboardAccess.MethodNotAllowed, policy.Decide(method, "/api/status", "Bearer " + Secret));
+        Assert.Equal(401, DashboardSecurity.StatusCode(DashboardAccess.Unauthorized));
+        Assert.Equal(405, DashboardSecurity.StatusCode(DashboardAccess.MethodNotAllowed));
+    }
+
+    [Theory]
+    [InlineData("0.0.0.0")]
+    [InlineData("::")]
+    [InlineData("192.168.1.20")]
+    public void ElsewhereWithoutATokenIsRefusedAtStartup(string bind)
+    {
+        var error = Assert.Throws<UserInputException>(() => DashboardSecurity.Create(bind, null));
+        Assert.Contains("needs a shared token", error.Message);
+    }
+}
