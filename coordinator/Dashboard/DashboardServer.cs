@@ -46,7 +46,8 @@ public sealed class DashboardServer : IAsyncDisposable
 
     /// <summary>Starts serving; returns null (and logs why) when the address cannot be bound, so training goes on.</summary>
     public static async Task<DashboardServer?> TryStartAsync(DashboardOptions options, TrainingTelemetry telemetry,
-        IWorkerStatusSource workers, PrometheusExporter exporter, RunInfo run, ILoggerFactory loggers, CancellationToken cancellationToken)
+        IWorkerStatusSource workers, PrometheusExporter exporter, RunInfo run, ILoggerFactory loggers,
+        Security.DashboardSecurity security, CancellationToken cancellationToken)
     {
         var log = loggers.CreateLogger("DistTrain.Dashboard");
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "disttrain" });
@@ -65,6 +66,18 @@ public sealed class DashboardServer : IAsyncDisposable
             k.Listen(options.Bind, options.Port);
         });
         var app = builder.Build();
+        // Off loopback the dashboard is read-only and, beyond the status page, needs the deployment's token.
+        app.Use(async (context, next) =>
+        {
+            var access = security.Decide(context.Request.Method, context.Request.Path.Value ?? "/", context.Request.Headers.Authorization);
+            if (access == Security.DashboardAccess.Allowed)
+            {
+                await next(context);
+                return;
+            }
+            context.Response.StatusCode = Security.DashboardSecurity.StatusCode(access);
+            if (access == Security.DashboardAccess.Unauthorized) context.Response.Headers.WWWAuthenticate = "Bearer";
+        });
         var server = new DashboardServer(app, options, telemetry, workers, run, log);
         server.MapRoutes(exporter);
         try

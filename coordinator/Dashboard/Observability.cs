@@ -41,7 +41,10 @@ public sealed class Observability : IAsyncDisposable
         var exporter = new PrometheusExporter(telemetry, workers);
         var run = new RunInfo(mode, $"{config.Optimizer.Type} lr {config.Optimizer.LearningRate:G4}", threads,
             JsonDocument.Parse(config.ToJson()).RootElement.Clone());
-        var server = await DashboardServer.TryStartAsync(options, telemetry, workers, exporter, run, loggers, cancellationToken);
+        var token = Protos.Security.NodeSecurity.Create(
+            Protos.Security.SecurityOptions.Read(flags.Get, Environment.GetEnvironmentVariable), "127.0.0.1", "dashboard", _ => { }).Token;
+        var security = Security.DashboardSecurity.Create(options.Bind.ToString(), token);
+        var server = await DashboardServer.TryStartAsync(options, telemetry, workers, exporter, run, loggers, security, cancellationToken);
         if (server is null) return new Observability(loggers, null, null, observers);
         observers.Add(new DashboardObserver(telemetry, exporter));
         return new Observability(loggers, server, exporter, observers);

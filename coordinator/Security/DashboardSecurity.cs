@@ -19,8 +19,12 @@ public enum DashboardAccess
 
 public sealed class DashboardSecurity
 {
-    /// <summary>Paths anyone who can reach the port may read: the status page and liveness.</summary>
-    public static readonly IReadOnlySet<string> PublicPaths = new HashSet<string>(StringComparer.Ordinal) { "/", "/index.html", "/healthz" };
+    /// <summary>
+    /// Paths anyone who can reach the port may read: the status page (its HTML, script, style and the run summary
+    /// it shows) and liveness. Histories, the live event stream and Prometheus metrics need the token.
+    /// </summary>
+    public static readonly IReadOnlySet<string> PublicPaths = new HashSet<string>(StringComparer.Ordinal)
+        { "/", "/index.html", "/app.js", "/chart.js", "/style.css", "/api/status", "/healthz" };
 
     private readonly SharedToken? _token;
 
