@@ -17,6 +17,7 @@ public sealed class FaultCluster : IDisposable
     private static extern int SendSignal(int pid, int signal);
 
     private readonly List<Process> _started = [];
+    private readonly string _token = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
     private readonly Dictionary<int, (Process Process, StringBuilder Output)> _workers = [];
     private readonly int[] _workerPorts;
     private (Process Process, StringBuilder Output)? _coordinator;
@@ -165,11 +166,9 @@ public sealed class FaultCluster : IDisposable
 
     private Process Start(string program, IEnumerable<string> args, StringBuilder output)
     {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("DISTTRAIN_", StringComparison.Ordinal)).ToList())
-            info.Environment.Remove(key);
+        var info = Infrastructure.CliProcess.StartInfo(program, args);
+        // One deployment token for the whole cluster: nodes bound beyond loopback (the namespaces) require one.
+        info.Environment["DISTTRAIN_TOKEN"] = _token;
         var process = new Process { StartInfo = info };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };

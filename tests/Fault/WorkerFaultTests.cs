@@ -14,7 +14,7 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void WorkerKilledMidStepThenRestartedGivesIdenticalWeightsAndEverySampleOnce()
     {
-        const int samples = 1536, epochs = 6, batch = 64;
+        const int samples = 1536, epochs = 40, batch = 64; // long enough for a restart and rejoin
         string config = FaultRuns.WriteConfig(_dir, samples, epochs, batch: batch);
         var reference = FaultRuns.Reference(_dir, config);
         var random = new Random(20240607);
