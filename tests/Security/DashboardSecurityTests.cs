@@ -33,7 +33,10 @@ public class DashboardSecurityTests
         Assert.False(policy.IsLoopback);
         Assert.Equal(DashboardAccess.Allowed, policy.Decide("GET", "/", null));
         Assert.Equal(DashboardAccess.Allowed, policy.Decide("HEAD", "/healthz", null));
-        foreach (var path in new[] { "/api/status", "/metrics", "/events", "/api/workers" })
+        // The status page: its assets and the run summary it shows.
+        foreach (var path in new[] { "/index.html", "/app.js", "/chart.js", "/style.css", "/api/status" })
+            Assert.Equal(DashboardAccess.Allowed, policy.Decide("GET", path, null));
+        foreach (var path in new[] { "/metrics", "/api/events", "/api/metrics", "/api/workers" })
         {
             Assert.Equal(DashboardAccess.Unauthorized, policy.Decide("GET", path, null));
             Assert.Equal(DashboardAccess.Unauthorized, policy.Decide("GET", path, "Bearer " + SecureCluster.NewToken()));
