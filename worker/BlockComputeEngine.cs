@@ -19,6 +19,7 @@ public sealed class BlockComputeEngine : IDisposable
 
     // The request being computed (fields, so the per-thread body is one cached delegate).
     private ByteString _weights = ByteString.Empty;
+    private float[] _parameters = [];
     private Dataset? _data;
     private int[] _batch = [];
     private ShardPlan _plan;
@@ -27,11 +28,33 @@ public sealed class BlockComputeEngine : IDisposable
     private int[] _correct = [], _samples = [];
     private int _nextPiece;
 
+    // One long-lived thread drives every request: the GEMM's per-thread pack buffers and the workspaces stay warm,
+    // where a fresh thread per request would allocate and first-touch them again each step.
+    private readonly System.Collections.Concurrent.BlockingCollection<Action> _queue = [];
+    private readonly Thread _driver;
+
     public BlockComputeEngine(int threads)
     {
         _runner = new ParallelRunner(threads);
         _computers = new ShardBlockComputer?[threads];
         _body = RunThread;
+        _driver = new Thread(() =>
+        {
+            foreach (var work in _queue.GetConsumingEnumerable()) work();
+        }) { IsBackground = true, Name = "disttrain-worker-compute" };
+        _driver.Start();
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the engine's compute thread (the server's I/O threads never block).</summary>
+    public Task<T> RunOnComputeThread<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _queue.Add(() =>
+        {
+            try { done.SetResult(work()); }
+            catch (Exception e) { done.SetException(e); }
+        });
+        return done.Task;
     }
 
     public int Threads => _runner.ThreadCount;
@@ -65,6 +88,10 @@ public sealed class BlockComputeEngine : IDisposable
         }
         EnsureComputers(network, Math.Min(plan.ShardSize, plan.BatchSize), maxPiece);
 
+        // The weights arrive at an arbitrary byte offset inside the received message; the GEMM reads them many
+        // times per shard, so they are copied once into a float array (aligned, 400 KB for the lecture model).
+        if (_parameters.Length != network.ParameterCount) _parameters = new float[network.ParameterCount];
+        MemoryMarshal.Cast<byte, float>(weights.Span).CopyTo(_parameters);
         (_weights, _data, _batch, _plan) = (weights, data, batch, plan);
         (_loss, _correct, _samples) = (shardLoss, shardCorrect, shardSamples);
         _nextPiece = -1;
@@ -85,7 +112,7 @@ public sealed class BlockComputeEngine : IDisposable
     private void RunThread(int thread)
     {
         var computer = _computers[thread]!;
-        var parameters = MemoryMarshal.Cast<byte, float>(_weights.Span);
+        var parameters = _parameters;
         int piece;
         while ((piece = Interlocked.Increment(ref _nextPiece)) < _pieces.Count)
         {
@@ -104,5 +131,11 @@ public sealed class BlockComputeEngine : IDisposable
                     Math.Max(maxPiece, _computers[t]?.MaxShardsPerBlock ?? 1));
     }
 
-    public void Dispose() => _runner.Dispose();
+    public void Dispose()
+    {
+        _queue.CompleteAdding();
+        _driver.Join();
+        _queue.Dispose();
+        _runner.Dispose();
+    }
 }

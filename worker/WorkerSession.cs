@@ -120,10 +120,8 @@ public sealed class WorkerSession : IDisposable
             var correct = new int[plan.ShardCount];
             var samples = new int[plan.ShardCount];
             var clock = Stopwatch.StartNew();
-            // The compute threads block; run them from a dedicated thread, not one the server's I/O needs.
-            var sums = await Task.Factory.StartNew(
-                () => _engine.Compute(network, prepared.Train, request.Weights, batch, plan, blocks, loss, correct, samples),
-                cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            var sums = await _engine.RunOnComputeThread(
+                () => _engine.Compute(network, prepared.Train, request.Weights, batch, plan, blocks, loss, correct, samples));
             var reply = new ComputeReply
             {
                 ProtocolVersion = Protocol.Version, Step = request.Step, ComputeSeconds = clock.Elapsed.TotalSeconds,
