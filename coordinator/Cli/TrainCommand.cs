@@ -48,6 +48,12 @@ public static class TrainCommand
             cluster is null ? null : new RegistryWorkerStatusSource(cluster.Registry, cluster.Clock, health),
             cluster is null ? "local" : "distributed");
         observers.AddRange(observability.Observers);
+        if (cluster is not null && observability.Exporter is { } exporter)
+            cluster.Source.Traffic.OnTraffic = (sent, received) =>
+            {
+                exporter.AddBytesSent(sent);
+                exporter.AddBytesReceived(received);
+            };
         using var local = cluster is null ? new LocalGradientSource(network, data.Train, threads) : null;
         IGradientSource source = (IGradientSource?)local ?? cluster!.Source;
         float[] weights;

@@ -12,8 +12,12 @@ public sealed class TrafficStats
     /// <summary>Σ over steps of (gradient-source wall time − slowest worker's reported compute time).</summary>
     public double NetworkWaitSeconds { get; private set; }
 
+    /// <summary>Also told of every request's bytes (the dashboard's Prometheus counters); must be thread-safe.</summary>
+    public Action<long, long>? OnTraffic { get; set; }
+
     public void Add(string worker, long sent, long received)
     {
+        OnTraffic?.Invoke(sent, received);
         lock (_lock)
         {
             var (s, r, n) = _perWorker.GetValueOrDefault(worker);
