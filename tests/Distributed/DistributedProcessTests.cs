@@ -98,7 +98,7 @@ public sealed class DistributedProcessTests : IDisposable
         string config = WriteConfig("robust.json", samples: 300, batch: 100, shard: 25, epochs: 2);
         var (weights, _, _) = TrainDistributed(config, "robust", [1], port =>
         {
-            WaitForPort(port);
+            ProcessHarness.WaitForPort(port);
             var random = new Random(42);
             for (int i = 0; i < 5; i++)
             {
@@ -147,22 +147,6 @@ public sealed class DistributedProcessTests : IDisposable
             length = 0;
             return false;
         }
-    }
-
-    private static void WaitForPort(int port)
-    {
-        var until = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < until)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                probe.Connect(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException) { Thread.Sleep(100); }
-        }
-        throw new TimeoutException($"the coordinator did not listen on {port} within 30s");
     }
 
     [Fact]

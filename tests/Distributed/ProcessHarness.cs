@@ -17,6 +17,34 @@ public sealed class ProcessHarness : IDisposable
     public static string CoordinatorDll => Path.Combine(RepoRoot, "coordinator", "bin", Configuration, "net10.0", "disttrain.dll");
     public static string WorkerDll => Path.Combine(RepoRoot, "worker", "bin", Configuration, "net10.0", "DistTrain.Worker.dll");
 
+    public static void WaitForPort(int port, TimeSpan? timeout = null)
+    {
+        var until = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (DateTime.UtcNow < until)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                probe.Connect(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException) { Thread.Sleep(100); }
+        }
+        throw new TimeoutException($"nothing listened on 127.0.0.1:{port} within the timeout");
+    }
+
+    /// <summary>Starts <paramref name="info"/> with stdout and stderr both appended, line by line, to <paramref name="output"/>.</summary>
+    public static Process StartCapturing(ProcessStartInfo info, StringBuilder output)
+    {
+        var process = new Process { StartInfo = info };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -37,12 +65,7 @@ public sealed class ProcessHarness : IDisposable
         var info = DistTrain.Tests.Infrastructure.CliProcess.StartInfo(program, args);
         if (environment is not null) foreach (var (key, value) in environment) info.Environment[key] = value;
         var output = new StringBuilder();
-        var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = StartCapturing(info, output);
         _started.Add((process, output));
         return (process, output);
     }

@@ -169,12 +169,7 @@ public sealed class FaultCluster : IDisposable
         var info = Infrastructure.CliProcess.StartInfo(program, args);
         // One deployment token for the whole cluster: nodes bound beyond loopback (the namespaces) require one.
         info.Environment["DISTTRAIN_TOKEN"] = _token;
-        var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = ProcessHarness.StartCapturing(info, output);
         _started.Add(process);
         return process;
     }

@@ -20,8 +20,8 @@ public sealed partial class MessageSizeTests : IDisposable
         var coordinator = _cluster.Coordinator($"http://127.0.0.1:{coordinatorPort}", _cluster.WriteConfig(), _cluster.File("x.safetensors"), environment);
         var worker = _cluster.Worker("worker", $"http://127.0.0.1:{nobody}", environment,
             "--port", workerPort.ToString(), "--max-message-bytes", (1 << 20).ToString());
-        SecureCluster.WaitForPort(coordinatorPort);
-        SecureCluster.WaitForPort(workerPort);
+        ProcessHarness.WaitForPort(coordinatorPort);
+        ProcessHarness.WaitForPort(workerPort);
 
         // Each body is a Register / ComputeGradients message prefix promising the size, followed by that many bytes.
         foreach (var (process, port, path, size) in new[]

@@ -34,8 +34,8 @@ public sealed class ProtocolFuzzTests : IDisposable
         var coordinator = _cluster.Coordinator($"http://127.0.0.1:{coordinatorPort}", configPath, save, environment);
         // This worker registers nowhere: it only serves the fuzzer and the checks after it.
         var target = _cluster.Worker("fuzzed-worker", $"http://127.0.0.1:{nobody}", environment, "--port", workerPort.ToString());
-        SecureCluster.WaitForPort(coordinatorPort);
-        SecureCluster.WaitForPort(workerPort);
+        ProcessHarness.WaitForPort(coordinatorPort);
+        ProcessHarness.WaitForPort(workerPort);
 
         var valid = ValidRequests(config);
         var statuses = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();

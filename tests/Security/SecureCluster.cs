@@ -90,22 +90,6 @@ public sealed class SecureCluster : IDisposable
             Assert.False(all.Contains(secret, StringComparison.Ordinal), $"a secret reached the logs:\n{all}");
     }
 
-    public static void WaitForPort(int port, TimeSpan? timeout = null)
-    {
-        var until = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
-        while (DateTime.UtcNow < until)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                probe.Connect(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException) { Thread.Sleep(100); }
-        }
-        throw new TimeoutException($"nothing listened on 127.0.0.1:{port} within the timeout");
-    }
-
     public static void WaitForOutput(StringBuilder output, string text, TimeSpan timeout)
     {
         var until = DateTime.UtcNow + timeout;

@@ -30,7 +30,7 @@ public sealed class TlsTests : IDisposable
             ["DISTTRAIN_TLS_CA"] = authority.CaPath, ["DISTTRAIN_TLS_MUTUAL"] = "true",
         };
         var coordinator = _cluster.Coordinator(url, config, save, Node(coordinatorCert, coordinatorKey));
-        SecureCluster.WaitForPort(port);
+        ProcessHarness.WaitForPort(port);
 
         // Every one of these carries the right token: what refuses them is TLS alone.
         Assert.NotEqual(StatusCode.OK, Heartbeat($"http://127.0.0.1:{port}", token, ca: null, cert: null, key: null));

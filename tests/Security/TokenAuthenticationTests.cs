@@ -22,7 +22,7 @@ public sealed class TokenAuthenticationTests : IDisposable
         int port = ProcessHarness.FreePort();
         string url = $"http://127.0.0.1:{port}", save = _cluster.File("distributed.safetensors");
         var coordinator = _cluster.Coordinator(url, config, save, new Dictionary<string, string> { ["DISTTRAIN_TOKEN_FILE"] = tokenFile });
-        SecureCluster.WaitForPort(port);
+        ProcessHarness.WaitForPort(port);
 
         var refused = new[]
         {
@@ -57,7 +57,7 @@ public sealed class TokenAuthenticationTests : IDisposable
         int port = ProcessHarness.FreePort(), nobody = ProcessHarness.FreePort();
         var worker = _cluster.Worker("worker", $"http://127.0.0.1:{nobody}",
             new Dictionary<string, string> { ["DISTTRAIN_TOKEN"] = token, ["DISTTRAIN_WORKER__PORT"] = port.ToString() });
-        SecureCluster.WaitForPort(port);
+        ProcessHarness.WaitForPort(port);
 
         Assert.Equal(StatusCode.Unauthenticated, CallStatus(port, authorization: null));
         Assert.Equal(StatusCode.Unauthenticated, CallStatus(port, "Bearer " + SecureCluster.NewToken()));
