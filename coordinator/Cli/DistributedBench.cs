@@ -18,11 +18,18 @@ public static class DistributedBench
         public long Samples { get; private set; }
         public long Steps { get; private set; }
         public bool SkipWarmup { get; init; }
+        public TrafficStats? Traffic { get; init; }
+        public double WaitBaseline { get; private set; }
 
         public override void OnStep(in StepReport report)
         {
             // Epoch 1 is warm-up (JIT, first touch of buffers on every node), as in `disttrain bench`.
-            if (report.Epoch == 0 && report.BatchesPerEpoch > 0 && SkipWarmup) return;
+            if (report.Epoch == 0 && report.BatchesPerEpoch > 0 && SkipWarmup)
+            {
+                // The traffic totals include every step; remember where the measured steps start.
+                WaitBaseline = Traffic?.NetworkWaitSeconds ?? 0;
+                return;
+            }
             Seconds += report.Seconds;
             Samples += report.Outcome.Samples;
             Steps++;
@@ -39,7 +46,7 @@ public static class DistributedBench
         string fingerprint = Fingerprint.Compute(data);
         await using var cluster = await DistributedCluster.StartAsync(options, config, network.ParameterCount, data,
             fingerprint, message => Console.Error.WriteLine(message));
-        var timer = new StepTimer { SkipWarmup = config.Training.Epochs > 1 };
+        var timer = new StepTimer { SkipWarmup = config.Training.Epochs > 1, Traffic = cluster.Source.Traffic };
         try
         {
             await cluster.WaitForWorkersAsync(cancellationToken);
@@ -60,7 +67,7 @@ public static class DistributedBench
             Console.WriteLine(string.Create(c,
                 $"  {worker}: {requests} requests; per step sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB"));
         Console.WriteLine(string.Create(c,
-            $"network wait: {traffic.NetworkWaitSeconds:F2}s of {timer.Seconds:F2}s step time = {100 * traffic.NetworkWaitSeconds / timer.Seconds:F1}%"));
+            $"network wait: {traffic.NetworkWaitSeconds - timer.WaitBaseline:F2}s of {timer.Seconds:F2}s step time = {100 * (traffic.NetworkWaitSeconds - timer.WaitBaseline) / timer.Seconds:F1}%"));
         return 0;
     }
 }
