@@ -10,14 +10,12 @@ namespace DistTrain.Core.Optim;
 /// AdaGrad (Duchi et al. 2011) as torch.optim.Adagrad with lr_decay 0: g ← g + λw; s ← s + g²;
 /// w ← w − lr·g / (√s + ε), s starting at the initial accumulator value.
 /// </summary>
-public sealed class AdaGrad : IOptimizer
+public sealed class AdaGrad : OptimizerBase
 {
     /// <summary>State key of the squared-gradient sum s.</summary>
     public const string SumKey = "sum";
 
     private readonly float[] _sum;
-    private readonly Dictionary<string, float[]> _state;
-    private long _stepCount;
 
     public AdaGrad(int parameterCount, float epsilon = 1e-10f, float weightDecay = 0f, float initialAccumulator = 0f)
     {
@@ -30,24 +28,15 @@ public sealed class AdaGrad : IOptimizer
         WeightDecay = weightDecay;
         _sum = new float[parameterCount];
         _sum.AsSpan().Fill(initialAccumulator);
-        _state = new() { [SumKey] = _sum };
+        StateBuffers[SumKey] = _sum;
     }
 
-    public string Name => "adagrad";
+    public override string Name => "adagrad";
     public int ParameterCount { get; }
     public float Epsilon { get; }
     public float WeightDecay { get; }
 
-    public long StepCount
-    {
-        get => _stepCount;
-        set { ArgumentOutOfRangeException.ThrowIfNegative(value); _stepCount = value; }
-    }
-
-    /// <summary>The live state buffers (see <see cref="IOptimizer.State"/>).</summary>
-    public IReadOnlyDictionary<string, float[]> State => _state;
-
-    public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
         int n = parameters.Length, i = 0;
@@ -93,6 +82,6 @@ public sealed class AdaGrad : IOptimizer
             si += d * d;
             wi -= lr * (d / (MathF.Sqrt(si) + eps));
         }
-        _stepCount++;
+        CompleteStep();
     }
 }

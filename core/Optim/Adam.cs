@@ -11,7 +11,7 @@ namespace DistTrain.Core.Optim;
 /// decays w ← w·(1 − lr·λ), Adam instead adds g ← g + λw; then m ← β1·m + (1−β1)g, v ← β2·v + (1−β2)g²,
 /// w ← w − lr/(1−β1ᵗ) · m / (√v / √(1−β2ᵗ) + ε) with t the 1-based step.
 /// </summary>
-public sealed class Adam : IOptimizer
+public sealed class Adam : OptimizerBase
 {
     /// <summary>State key of the first moment m.</summary>
     public const string FirstMomentKey = "m";
@@ -19,8 +19,6 @@ public sealed class Adam : IOptimizer
     public const string SecondMomentKey = "v";
 
     private readonly float[] _m, _v;
-    private readonly Dictionary<string, float[]> _state;
-    private long _stepCount;
 
     public Adam(int parameterCount, float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f,
         float weightDecay = 0f, bool decoupledWeightDecay = false)
@@ -38,10 +36,11 @@ public sealed class Adam : IOptimizer
         DecoupledWeightDecay = decoupledWeightDecay;
         _m = new float[parameterCount];
         _v = new float[parameterCount];
-        _state = new() { [FirstMomentKey] = _m, [SecondMomentKey] = _v };
+        StateBuffers[FirstMomentKey] = _m;
+        StateBuffers[SecondMomentKey] = _v;
     }
 
-    public string Name => DecoupledWeightDecay ? "adamw" : "adam";
+    public override string Name => DecoupledWeightDecay ? "adamw" : "adam";
     public int ParameterCount { get; }
     public float Beta1 { get; }
     public float Beta2 { get; }
@@ -50,17 +49,7 @@ public sealed class Adam : IOptimizer
     /// <summary>true: AdamW's decoupled decay; false: Adam's L2 penalty added to the gradient.</summary>
     public bool DecoupledWeightDecay { get; }
 
-    /// <summary>Completed steps; the bias correction of the next step uses t = StepCount + 1.</summary>
-    public long StepCount
-    {
-        get => _stepCount;
-        set { ArgumentOutOfRangeException.ThrowIfNegative(value); _stepCount = value; }
-    }
-
-    /// <summary>The live state buffers (see <see cref="IOptimizer.State"/>).</summary>
-    public IReadOnlyDictionary<string, float[]> State => _state;
-
-    public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
         int n = parameters.Length, i = 0;
@@ -70,7 +59,7 @@ public sealed class Adam : IOptimizer
         ref float v = ref MemoryMarshal.GetArrayDataReference(_v);
 
         // Per-step scalars in double (β^t underflows gracefully; 1 − β2^t loses digits in float for small t).
-        double t = _stepCount + 1;
+        double t = StepCount + 1;
         float stepSize = (float)(learningRate / (1.0 - Math.Pow(Beta1, t)));
         float correction2Sqrt = (float)Math.Sqrt(1.0 - Math.Pow(Beta2, t));
         float decay = DecoupledWeightDecay ? (float)(1.0 - (double)learningRate * WeightDecay) : 1f;
@@ -129,6 +118,6 @@ public sealed class Adam : IOptimizer
             float denominator = MathF.Sqrt(vi) / correction2Sqrt + eps;
             wi -= stepSize * (mi / denominator);
         }
-        _stepCount++;
+        CompleteStep();
     }
 }

@@ -11,7 +11,7 @@ namespace DistTrain.Core.Optim;
 /// v ← αv + (1−α)g²; centered: a ← αa + (1−α)g, d = √(v − a²) + ε, else d = √v + ε;
 /// momentum μ &gt; 0: b ← μb + g/d, w ← w − lr·b; else w ← w − lr·g/d.
 /// </summary>
-public sealed class RmsProp : IOptimizer
+public sealed class RmsProp : OptimizerBase
 {
     /// <summary>State key of the squared-gradient average v.</summary>
     public const string SquareAverageKey = "squareAverage";
@@ -21,8 +21,6 @@ public sealed class RmsProp : IOptimizer
     public const string GradientAverageKey = "gradientAverage";
 
     private readonly float[] _squareAverage, _momentumBuffer, _gradientAverage;
-    private readonly Dictionary<string, float[]> _state = [];
-    private long _stepCount;
 
     public RmsProp(int parameterCount, float alpha = 0.99f, float epsilon = 1e-8f, float momentum = 0f,
         bool centered = false, float weightDecay = 0f)
@@ -39,14 +37,14 @@ public sealed class RmsProp : IOptimizer
         Centered = centered;
         WeightDecay = weightDecay;
         _squareAverage = new float[parameterCount];
-        _state[SquareAverageKey] = _squareAverage;
+        StateBuffers[SquareAverageKey] = _squareAverage;
         _momentumBuffer = momentum > 0f ? new float[parameterCount] : [];
-        if (momentum > 0f) _state[MomentumKey] = _momentumBuffer;
+        if (momentum > 0f) StateBuffers[MomentumKey] = _momentumBuffer;
         _gradientAverage = centered ? new float[parameterCount] : [];
-        if (centered) _state[GradientAverageKey] = _gradientAverage;
+        if (centered) StateBuffers[GradientAverageKey] = _gradientAverage;
     }
 
-    public string Name => "rmsprop";
+    public override string Name => "rmsprop";
     public int ParameterCount { get; }
     public float Alpha { get; }
     public float Epsilon { get; }
@@ -54,16 +52,7 @@ public sealed class RmsProp : IOptimizer
     public bool Centered { get; }
     public float WeightDecay { get; }
 
-    public long StepCount
-    {
-        get => _stepCount;
-        set { ArgumentOutOfRangeException.ThrowIfNegative(value); _stepCount = value; }
-    }
-
-    /// <summary>The live state buffers (see <see cref="IOptimizer.State"/>).</summary>
-    public IReadOnlyDictionary<string, float[]> State => _state;
-
-    public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
         int n = parameters.Length, i = 0;
@@ -152,6 +141,6 @@ public sealed class RmsProp : IOptimizer
             }
             wi -= lr * step;
         }
-        _stepCount++;
+        CompleteStep();
     }
 }

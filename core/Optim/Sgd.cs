@@ -10,14 +10,12 @@ namespace DistTrain.Core.Optim;
 /// SGD as torch.optim.SGD with dampening 0: g ← g + λw; b ← μb + g; g ← g + μb (Nesterov momentum, Sutskever
 /// et al. 2013, as PyTorch implements it) or g ← b; w ← w − lr·g.
 /// </summary>
-public sealed class Sgd : IOptimizer
+public sealed class Sgd : OptimizerBase
 {
     /// <summary>State key of the momentum buffer b (present only when μ &gt; 0).</summary>
     public const string MomentumKey = "momentum";
 
     private readonly float[] _momentumBuffer;
-    private readonly Dictionary<string, float[]> _state = [];
-    private long _stepCount;
 
     public Sgd(int parameterCount, float momentum = 0f, bool nesterov = false, float weightDecay = 0f)
     {
@@ -33,25 +31,16 @@ public sealed class Sgd : IOptimizer
         // PyTorch seeds b with g on the first step; with dampening 0, μ·0 + g == g exactly, so a zeroed buffer
         // gives the same first step and a checkpoint never has to record "buffer not yet created".
         _momentumBuffer = momentum > 0f ? new float[parameterCount] : [];
-        if (momentum > 0f) _state[MomentumKey] = _momentumBuffer;
+        if (momentum > 0f) StateBuffers[MomentumKey] = _momentumBuffer;
     }
 
-    public string Name => "sgd";
+    public override string Name => "sgd";
     public int ParameterCount { get; }
     public float Momentum { get; }
     public bool Nesterov { get; }
     public float WeightDecay { get; }
 
-    public long StepCount
-    {
-        get => _stepCount;
-        set { ArgumentOutOfRangeException.ThrowIfNegative(value); _stepCount = value; }
-    }
-
-    /// <summary>The live state buffers (see <see cref="IOptimizer.State"/>).</summary>
-    public IReadOnlyDictionary<string, float[]> State => _state;
-
-    public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
         int n = parameters.Length, i = 0;
@@ -111,6 +100,6 @@ public sealed class Sgd : IOptimizer
             }
             wi -= lr * d;
         }
-        _stepCount++;
+        CompleteStep();
     }
 }

@@ -1,0 +1,28 @@
+// What every optimizer shares: the completed-step counter (Adam's bias correction reads it, checkpoints restore
+// it) and the named state buffers, which are the live arrays a checkpoint writes and copies back into.
+namespace DistTrain.Core.Optim;
+
+public abstract class OptimizerBase : IOptimizer
+{
+    private long _stepCount;
+
+    public abstract string Name { get; }
+
+    /// <summary>Completed steps; the next step is number StepCount + 1.</summary>
+    public long StepCount
+    {
+        get => _stepCount;
+        set { ArgumentOutOfRangeException.ThrowIfNegative(value); _stepCount = value; }
+    }
+
+    /// <summary>The live state buffers (see <see cref="IOptimizer.State"/>).</summary>
+    public IReadOnlyDictionary<string, float[]> State => StateBuffers;
+
+    /// <summary>Filled by the constructor; its keys never change afterwards.</summary>
+    protected Dictionary<string, float[]> StateBuffers { get; } = [];
+
+    public abstract void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate);
+
+    /// <summary>Called by Step once the update has been applied.</summary>
+    protected void CompleteStep() => _stepCount++;
+}
