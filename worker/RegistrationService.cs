@@ -1,6 +1,8 @@
 // Keeps this worker known to the coordinator: registers with the address Kestrel actually bound, then heartbeats
 // at the interval the coordinator asked for, registering again if the coordinator forgot it (restart, timeout).
-// Only Unavailable is retried; a refusal (wrong protocol version) stops the worker with the coordinator's reason.
+// Transport failures of any kind (Unavailable, DeadlineExceeded, Internal or Unknown from a connection torn down
+// mid-call, Cancelled by a dying server) are retried; only a refusal (wrong protocol version, bad token, bad
+// request) stops the worker with the coordinator's reason.
 // --register-timeout bounds only the first registration: once registered, a coordinator that went away (crash,
 // restart with --resume) is waited for indefinitely, with backoff and a log line every few seconds.
 using DistTrain.Protos;
@@ -40,7 +42,15 @@ public sealed class RegistrationService(
                 log.LogInformation("registered with {Coordinator} as {Id} ({Address}, {Cores} threads)",
                     options.Coordinator, registration.WorkerId, address, session.Cores);
                 var interval = TimeSpan.FromMilliseconds(Math.Clamp(registration.HeartbeatIntervalMs, 100, 60_000));
-                await HeartbeatUntilForgottenAsync(client, registration.WorkerId, interval, stoppingToken);
+                try
+                {
+                    await HeartbeatUntilForgottenAsync(client, registration.WorkerId, interval, stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Whatever went wrong with this registration, the worker stays up and registers again.
+                    log.LogWarning("heartbeat loop failed ({Error}); registering again", e.Message);
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
@@ -63,9 +73,13 @@ public sealed class RegistrationService(
                 Protocol.Check(reply.ProtocolVersion, "Register reply");
                 return reply;
             }
-            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && DateTime.UtcNow < deadline)
+            catch (RpcException) when (stoppingToken.IsCancellationRequested)
             {
-                log.LogDebug("coordinator not reachable yet ({Detail}); retrying", e.Status.Detail);
+                return null;
+            }
+            catch (RpcException e) when (!IsRefusal(e.StatusCode) && DateTime.UtcNow < deadline)
+            {
+                log.LogDebug("coordinator not reachable yet ({Status}: {Detail}); retrying", e.StatusCode, e.Status.Detail);
                 if (DateTime.UtcNow >= nextNotice)
                 {
                     log.LogInformation("coordinator {Coordinator} unreachable for {Seconds:F0}s; still retrying{Limit}", options.Coordinator,
@@ -75,8 +89,12 @@ public sealed class RegistrationService(
             }
             catch (RpcException e)
             {
-                log.LogError("the coordinator at {Coordinator} refused this worker: {Status} {Detail}",
-                    options.Coordinator, e.StatusCode, e.Status.Detail);
+                if (IsRefusal(e.StatusCode))
+                    log.LogError("the coordinator at {Coordinator} refused this worker: {Status} {Detail}",
+                        options.Coordinator, e.StatusCode, e.Status.Detail);
+                else
+                    log.LogError("the coordinator at {Coordinator} stayed unreachable for {Seconds}s (--register-timeout): {Status} {Detail}",
+                        options.Coordinator, options.RegisterTimeoutSeconds, e.StatusCode, e.Status.Detail);
                 Environment.ExitCode = 1;
                 lifetime.StopApplication();
                 return null;
@@ -102,14 +120,20 @@ public sealed class RegistrationService(
                     return;
                 }
             }
-            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            catch (RpcException e) when (!stoppingToken.IsCancellationRequested)
             {
-                // A coordinator that went away will forget us; registering again covers both cases.
+                // A coordinator that went away (or came back with other settings) will forget us; registering again
+                // covers every case, and a real refusal is reported there.
                 log.LogInformation("heartbeat failed ({Status}); registering again", e.StatusCode);
                 return;
             }
         }
     }
+
+    /// <summary>A coordinator's answer that retrying cannot change; everything else is a transport failure.</summary>
+    internal static bool IsRefusal(StatusCode code) => code is StatusCode.InvalidArgument or StatusCode.FailedPrecondition
+        or StatusCode.PermissionDenied or StatusCode.Unauthenticated or StatusCode.Unimplemented or StatusCode.OutOfRange
+        or StatusCode.AlreadyExists or StatusCode.NotFound;
 
     private async Task<bool> WaitForStartAsync(CancellationToken stoppingToken)
     {

@@ -80,7 +80,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         }
         output.WriteLine(string.Join("\n", injected));
 
-        Assert.True(cluster.WaitForCoordinator(TimeSpan.FromSeconds(180)) == 0, cluster.CoordinatorOutput);
+        Assert.True(cluster.WaitForCoordinator(TimeSpan.FromSeconds(180)) == 0, cluster.Diagnostics());
         Assert.Equal(reference, File.ReadAllBytes(cluster.Save));
         FaultRuns.AssertEverySampleOncePerEpoch(cluster.ReadSteps(), Samples, Epochs, totalSteps: Epochs * Samples / Batch);
         Assert.Equal(Faults, injected.Count);
@@ -98,8 +98,8 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         var until = DateTime.UtcNow + Bound;
         while (cluster.LastExecutors().Count < Workers)
         {
-            if (cluster.Coordinator.HasExited) throw new InvalidOperationException($"the run ended early:\n{cluster.CoordinatorOutput}");
-            if (DateTime.UtcNow > until) throw new TimeoutException($"the workers did not all compute again:\n{cluster.CoordinatorOutput}");
+            if (cluster.Coordinator.HasExited) throw new InvalidOperationException($"the run ended early:\n{cluster.Diagnostics()}");
+            if (DateTime.UtcNow > until) throw new TimeoutException($"the workers did not all compute again:\n{cluster.Diagnostics()}");
             Thread.Sleep(20);
         }
     }

@@ -70,6 +70,20 @@ public sealed class FaultCluster : IDisposable
     }
 
     public Process Worker(int slot) => _workers[slot].Process;
+
+    /// <summary>The coordinator's output and, per worker slot, whether it runs and the tail of its output: what a failed wait reports.</summary>
+    public string Diagnostics()
+    {
+        var text = new StringBuilder(CoordinatorOutput);
+        foreach (var (slot, (process, output)) in _workers.OrderBy(w => w.Key))
+        {
+            string state = process.HasExited ? $"exited with {process.ExitCode}" : "running";
+            string tail = Text(output);
+            if (tail.Length > 4000) tail = "…" + tail[^4000..];
+            text.AppendLine($"--- worker slot {slot} (pid {process.Id}, {state}) ---").AppendLine(tail);
+        }
+        return text.ToString();
+    }
     public string WorkerOutput(int slot) => Text(_workers[slot].Output);
 
     /// <summary>Sends <paramref name="signal"/> to exactly this process; a kill waits until the process is gone.</summary>
@@ -113,8 +127,8 @@ public sealed class FaultCluster : IDisposable
         var until = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         while (LastStep() < step)
         {
-            if (Coordinator.HasExited) throw new InvalidOperationException($"the coordinator exited before step {step}:\n{CoordinatorOutput}");
-            if (DateTime.UtcNow > until) throw new TimeoutException($"step {step} not reached (at {LastStep()}):\n{CoordinatorOutput}");
+            if (Coordinator.HasExited) throw new InvalidOperationException($"the coordinator exited before step {step}:\n{Diagnostics()}");
+            if (DateTime.UtcNow > until) throw new TimeoutException($"step {step} not reached (at {LastStep()}):\n{Diagnostics()}");
             Thread.Sleep(20);
         }
     }
@@ -125,8 +139,8 @@ public sealed class FaultCluster : IDisposable
         var until = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         while (Occurrences(CoordinatorOutput, text) < count)
         {
-            if (Coordinator.HasExited) throw new InvalidOperationException($"the coordinator exited before printing '{text}':\n{CoordinatorOutput}");
-            if (DateTime.UtcNow > until) throw new TimeoutException($"'{text}' ×{count} not printed:\n{CoordinatorOutput}");
+            if (Coordinator.HasExited) throw new InvalidOperationException($"the coordinator exited before printing '{text}':\n{Diagnostics()}");
+            if (DateTime.UtcNow > until) throw new TimeoutException($"'{text}' ×{count} not printed:\n{Diagnostics()}");
             Thread.Sleep(10);
         }
     }
@@ -143,7 +157,7 @@ public sealed class FaultCluster : IDisposable
     public int WaitForCoordinator(TimeSpan timeout)
     {
         if (!Coordinator.WaitForExit(timeout))
-            throw new TimeoutException($"the coordinator did not exit within {timeout.TotalSeconds}s:\n{CoordinatorOutput}");
+            throw new TimeoutException($"the coordinator did not exit within {timeout.TotalSeconds}s:\n{Diagnostics()}");
         Coordinator.WaitForExit(); // drains the output readers
         return Coordinator.ExitCode;
     }
