@@ -65,10 +65,13 @@ public static unsafe class Gemm
         public readonly bool AKContiguous = aKContiguous, BKContiguous = bKContiguous, Accumulate = accumulate;
         private readonly float* _a = a, _b = b;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float* A(int i, int p) => AKContiguous ? _a + (nint)i * Lda + p : _a + (nint)p * Lda + i;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float* B(int p, int j) => BKContiguous ? _b + (nint)j * Ldb + p : _b + (nint)p * Ldb + j;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run(in Operands op, int m, int n, int threads)
     {
         if (m == 0 || n == 0) return;
@@ -214,6 +217,7 @@ public static unsafe class Gemm
 
     /// <summary>Aims the prefetchers at what gets packed next: the next A block and, on a group's last C block,
     /// the matching k-block of the next B group.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StartPrefetch(ref GemmPrefetch nextA, ref GemmPrefetch nextB, in Operands op, int r0, int r1,
         int ic, int nextIc, int pc, int pg, int groupEnd, int groupDepth, int kcStep, int jc, int nc, int tiles)
     {
@@ -254,6 +258,7 @@ public static unsafe class Gemm
     internal static void EnsurePackBuffer() => PackBuffer();
 
     /// <summary>This thread's pack buffers, allocated once (pinned, so the pointer stays valid) and 64-byte aligned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float* PackBuffer()
     {
         float[] buffer = t_packBuffer ??= GC.AllocateUninitializedArray<float>(MC * KCMax + PackedBFloats + 16, pinned: true);

@@ -1,6 +1,7 @@
 // Packs a kc-deep slab of an operand into micro-panels [kc][width] (zero-padded), the layout the micro-kernels
 // stream. The transposed forms of the public API are absorbed here, so no transpose is ever materialised.
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -70,6 +71,7 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>Eight rows of 8 (stride ld) in, eight columns out (stride width): the classic unpack/shuffle/permute.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8x8(float* s, int ld, float* d, int width)
     {
         Vector256<float> r0 = Avx.LoadVector256(s), r1 = Avx.LoadVector256(s + ld),

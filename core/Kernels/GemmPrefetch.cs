@@ -14,6 +14,7 @@ internal unsafe struct GemmPrefetch
     private int _linesLeft, _chunksPerLine, _chunk, _perStep;
 
     /// <summary>Same addressing as <see cref="GemmPacking.Pack"/>: count lines × kc depth, spread over steps tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Start(float* source, int ld, bool kContiguous, int count, int kc, int steps)
     {
         int lines = kContiguous ? count : kc, lineFloats = kContiguous ? kc : count;
@@ -25,6 +26,7 @@ internal unsafe struct GemmPrefetch
         _perStep = (int)(((long)lines * _chunksPerLine + steps - 1) / Math.Max(1, steps));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Stop() => _linesLeft = 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
