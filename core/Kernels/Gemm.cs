@@ -103,7 +103,7 @@ public static unsafe class Gemm
     private static bool SinglePhase(int n, int k)
     {
         if (k == 0) return false;
-        int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks, nr = NR;
+        int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks, nr = n <= NarrowNR ? NarrowNR : NR;
         int ncMax = PackedBFloats / KCMax / nr * nr, ncPadded = (n + nr - 1) / nr * nr;
         return n <= ncMax && Math.Max(1, PackedBFloats / (kcStep * ncPadded)) * kcStep >= k;
     }
@@ -154,7 +154,7 @@ public static unsafe class Gemm
     /// </summary>
     private static void Compute(in Operands op, int r0, int r1, int c0, int c1, ref int rowBlock, bool sharedRows)
     {
-        int k = op.K, nr = NR;
+        int k = op.K, nr = c1 - c0 <= NarrowNR ? NarrowNR : NR;
         if (k == 0)
         {
             if (!op.Accumulate)
@@ -203,7 +203,7 @@ public static unsafe class Gemm
                         for (int jr = 0; jr < nc; jr += nr)
                             for (int ir = 0; ir < mc; ir += MR, prefetchA.Step(), prefetchB.Step())
                                 TileOrEdge(kc, packA + ir * kc, bp + jr * kc, cBlock + (nint)ir * op.Ldc + jr, op.Ldc,
-                                    Math.Min(MR, mc - ir), Math.Min(nr, nc - jr), overwrite, scratch);
+                                    Math.Min(MR, mc - ir), Math.Min(nr, nc - jr), nr, overwrite, scratch);
                         bp += kc * ncPadded;
                     }
                 }
@@ -238,16 +238,18 @@ public static unsafe class Gemm
     /// <summary>Full tiles go straight to C; partial ones are computed whole into scratch (the panels are
     /// zero-padded) and only the valid rows×cols merged, with the same single rounding of the add as a full tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void TileOrEdge(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite,
-        float* scratch)
+    private static void TileOrEdge(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, int nr,
+        bool overwrite, float* scratch)
     {
-        int nr = NR;
+        bool narrow = nr != NR;
         if (rows == MR && cols == nr)
         {
-            Tile(kc, a, b, c, ldc, overwrite);
+            if (narrow) TileNarrow(kc, a, b, c, ldc, overwrite);
+            else Tile(kc, a, b, c, ldc, overwrite);
             return;
         }
-        Tile(kc, a, b, scratch, nr, overwrite: true);
+        if (narrow) TileNarrow(kc, a, b, scratch, nr, overwrite: true);
+        else Tile(kc, a, b, scratch, nr, overwrite: true);
         for (int r = 0; r < rows; r++)
         {
             float* cr = c + (nint)r * ldc, sr = scratch + r * nr;

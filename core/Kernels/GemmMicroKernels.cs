@@ -25,6 +25,13 @@ internal static unsafe class GemmMicroKernels
     /// <summary>Columns of a micro-tile: two vectors wide, so each broadcast of A feeds two FMAs.</summary>
     public static readonly int NR = Path switch { GemmPath.Avx512 => 32, GemmPath.Avx2 => 16, _ => 8 };
 
+    /// <summary>
+    /// Columns of the narrow tile used when a product has at most this many columns (the 10-wide output layer):
+    /// one AVX-512 vector instead of two, so a 10-column product wastes 6 lanes of 16 rather than 22 of 32.
+    /// Other paths keep <see cref="NR"/>. Each element's FMA chain is the same in both tiles, so are the bits.
+    /// </summary>
+    public static readonly int NarrowNR = Path == GemmPath.Avx512 ? 16 : NR;
+
     // SSE-only x86 has no FMA: Vector128.FusedMultiplyAdd would be emulated in software there.
     private static readonly bool Fused128 = Fma.IsSupported || AdvSimd.Arm64.IsSupported;
 
@@ -36,6 +43,41 @@ internal static unsafe class GemmMicroKernels
         else if (Path == GemmPath.Avx2) Tile8x16(kc, a, b, c, ldc, overwrite);
         else if (Path == GemmPath.Vector128) Tile8x8Vector128(kc, a, b, c, ldc, overwrite);
         else Tile8x8Scalar(kc, a, b, c, ldc, overwrite);
+    }
+
+    /// <summary>The <see cref="NarrowNR"/>-column tile; on paths without one it is <see cref="Tile"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void TileNarrow(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        if (Path == GemmPath.Avx512) Tile8x16Avx512(kc, a, b, c, ldc, overwrite);
+        else Tile(kc, a, b, c, ldc, overwrite);
+    }
+
+    /// <summary>AVX-512, one vector of columns: 8 zmm accumulators, enough independent FMAs to cover their latency.</summary>
+    private static void Tile8x16Avx512(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default,
+            c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < kc; p++, a += MR, b += 16)
+        {
+            Vector512<float> b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b0, c7);
+        }
+        Store(c, c0, overwrite); c += ldc;
+        Store(c, c1, overwrite); c += ldc;
+        Store(c, c2, overwrite); c += ldc;
+        Store(c, c3, overwrite); c += ldc;
+        Store(c, c4, overwrite); c += ldc;
+        Store(c, c5, overwrite); c += ldc;
+        Store(c, c6, overwrite); c += ldc;
+        Store(c, c7, overwrite);
     }
 
     /// <summary>AVX-512: 16 zmm accumulators + 2 B vectors + 1 broadcast out of 32 registers.</summary>

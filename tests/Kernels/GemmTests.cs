@@ -81,6 +81,30 @@ public class GemmTests(ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void NarrowProductsEqualTheSameColumnsOfAWideOne(Variant variant)
+    {
+        // Up to 16 columns take the narrow tile (on AVX-512), wider products the wide one: every element must still
+        // come out with the same bits, or local mode and a worker with another column split would disagree.
+        const int m = 37, k = 300, wide = 40;
+        float[] a = RandomValues(m * k, 21), b = RandomValues(wide * k, 22), initial = RandomValues(m * wide, 23);
+        foreach (int narrow in new[] { 1, 10, 16, 17 })
+            foreach (bool accumulate in new[] { false, true })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    float[] cWide = (float[])initial.Clone();
+                    Multiply(variant, a, b, cWide, m, wide, k, accumulate, threads);
+                    // The first `narrow` columns of B (rows of B for A·Bᵀ) and of the initial C.
+                    float[] bNarrow = variant == Variant.ABt ? b[..(narrow * k)]
+                        : Enumerable.Range(0, k * narrow).Select(x => b[x / narrow * wide + x % narrow]).ToArray();
+                    float[] cNarrow = Enumerable.Range(0, m * narrow).Select(x => initial[x / narrow * wide + x % narrow]).ToArray();
+                    Multiply(variant, a, bNarrow, cNarrow, m, narrow, k, accumulate, threads);
+                    var expected = Enumerable.Range(0, m * narrow).Select(x => cWide[x / narrow * wide + x % narrow]).ToArray();
+                    Assert.Equal(Bits(expected), Bits(cNarrow));
+                }
+    }
+
     [Fact]
     public void SingleThreadedCallsAllocateNothingAfterWarmUp()
     {
