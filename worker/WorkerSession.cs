@@ -120,11 +120,18 @@ public sealed class WorkerSession : IDisposable
             var correct = new int[plan.ShardCount];
             var samples = new int[plan.ShardCount];
             var clock = Stopwatch.StartNew();
-            var sums = await _engine.RunOnComputeThread(
-                () => _engine.Compute(network, prepared.Train, request.Weights, batch, plan, blocks, loss, correct, samples));
+            double cpuSeconds = 0;
+            var sums = await _engine.RunOnComputeThread(() =>
+            {
+                var cpu = ProcessCpu();
+                var result = _engine.Compute(network, prepared.Train, request.Weights, batch, plan, blocks, loss, correct, samples);
+                cpuSeconds = (ProcessCpu() - cpu).TotalSeconds / _engine.Threads;
+                return result;
+            });
             var reply = new ComputeReply
             {
                 ProtocolVersion = Protocol.Version, Step = request.Step, ComputeSeconds = clock.Elapsed.TotalSeconds,
+                ComputeCpuSeconds = cpuSeconds,
             };
             for (int i = 0; i < blocks.Count; i++)
             {
@@ -143,6 +150,12 @@ public sealed class WorkerSession : IDisposable
             return reply;
         }
         finally { _computeLock.Release(); }
+    }
+
+    private static TimeSpan ProcessCpu()
+    {
+        using var process = Process.GetCurrentProcess();
+        return process.TotalProcessorTime;
     }
 
     public StatusReply Status(StatusRequest request)

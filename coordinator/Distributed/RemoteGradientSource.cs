@@ -137,7 +137,13 @@ public sealed class RemoteGradientSource : IGradientSource
                     if (verdicts.Any(v => v != BlockVerdict.Valid)) _registry.RecordError(dispatch.Worker);
                     foreach (int b in progress.Accepted) Keep(reply.Blocks[IndexOf(dispatch.Blocks, b)], _buffers[b], result);
                     int samples = dispatch.Blocks.Sum(b => plan.Range(state.BlockRange(b).FirstShard, state.BlockRange(b).ShardCount).Length);
-                    _registry.RecordThroughput(dispatch.Worker, samples, outcome.Seconds, progress.Accepted.Count);
+                    // Speed = samples over the request's time with the compute counted as the CPU time it used: a worker
+                    // that shares cores with others is not mistaken for a slow one (fewer shards would make it wait
+                    // for cores longer still), while transfer time still counts.
+                    double seconds = reply.ComputeCpuSeconds > 0 && reply.ComputeSeconds > 0
+                        ? Math.Max(1e-6, outcome.Seconds - Math.Min(outcome.Seconds, reply.ComputeSeconds) + reply.ComputeCpuSeconds)
+                        : outcome.Seconds;
+                    _registry.RecordThroughput(dispatch.Worker, samples, seconds, progress.Accepted.Count);
                     slowestCompute = Math.Max(slowestCompute, reply.ComputeSeconds);
                     Traffic.Add(dispatch.Worker, outcome.BytesSent, reply.CalculateSize());
                 }

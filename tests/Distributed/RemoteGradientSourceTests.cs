@@ -22,7 +22,8 @@ public class RemoteGradientSourceTests
         Inputs = 2, Layers = [new() { Type = "linear", Units = 16 }, new() { Type = "tanh" }, new() { Type = "linear", Units = 3 }],
     };
 
-    private sealed class SessionClient(WorkerSession session, Func<ComputeReply, ComputeReply>? tamper = null) : IWorkerClient
+    private sealed class SessionClient(WorkerSession session, Func<ComputeReply, ComputeReply>? tamper = null,
+        TimeSpan delay = default) : IWorkerClient
     {
         public int Calls;
         public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken ct) =>
@@ -32,6 +33,7 @@ public class RemoteGradientSourceTests
         public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken ct)
         {
             Interlocked.Increment(ref Calls);
+            if (delay > TimeSpan.Zero) await Task.Delay(delay, ct);
             var reply = await session.ComputeAsync(request, ct);
             return tamper is null ? reply : tamper(reply);
         }
@@ -67,6 +69,13 @@ public class RemoteGradientSourceTests
     private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log)> RunStepAsync(
         Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2)
     {
+        var (local, remote, log, _) = await RunStepAsync(tamperW1, tamperW2, TimeSpan.Zero);
+        return (local, remote, log);
+    }
+
+    private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, WorkerRegistry Registry)> RunStepAsync(
+        Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1)
+    {
         var split = DataLoader.Load(Data);
         string fingerprint = Fingerprint.Compute(split);
         var network = new Network(Model);
@@ -79,7 +88,7 @@ public class RemoteGradientSourceTests
             Assert.True((await session.PrepareAsync(Prepare(fingerprint), default)).DataPresent);
             var entry = registry.Register($"http://127.0.0.{sessions.Count}:1", 1, TimeSpan.Zero);
             registry.TakeUnprepared();
-            registry.MarkReady(entry.Id, new SessionClient(session, tamper));
+            registry.MarkReady(entry.Id, new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero));
         }
         var permutation = new int[split.Train.Count];
         Sampler.EpochPermutation(1, 0, permutation.Length, permutation);
@@ -95,7 +104,29 @@ public class RemoteGradientSourceTests
         await new RemoteGradientSource(network.ParameterCount, registry, TimeSpan.FromSeconds(30), log.Add)
             .ComputeAsync(request, remote, default);
         foreach (var s in sessions) s.Dispose();
-        return (local, remote, log);
+        return (local, remote, log, registry);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task SpeedCountsComputeAsCpuTimeButTransferAsWallTime(bool waitedForACore)
+    {
+        // w1's request takes 300 ms longer. When the worker reports that time as compute that used no CPU (it waited
+        // for a core another process held), w1 is as fast as w2 and keeps its share; when the time was not compute
+        // (a slow link), w1 is measured slower and gets fewer shards next step.
+        const double cpu = 0.002;
+        ComputeReply Report(ComputeReply reply, double computeSeconds)
+        {
+            var copy = reply.Clone();
+            (copy.ComputeSeconds, copy.ComputeCpuSeconds) = (computeSeconds, cpu);
+            return copy;
+        }
+        var (_, _, _, registry) = await RunStepAsync(r => Report(r, waitedForACore ? 0.3 : cpu), r => Report(r, cpu),
+            TimeSpan.FromMilliseconds(300));
+        double w1 = registry.Get("w1")!.Throughput, w2 = registry.Get("w2")!.Throughput;
+        if (waitedForACore) Assert.InRange(w1 / w2, 0.5, 2);
+        else Assert.True(w1 < w2 / 10, $"w1 {w1:F0} samples/s, w2 {w2:F0} samples/s");
     }
 
     [Fact]
