@@ -13,7 +13,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
     private enum Fault { Kill, Stop, Cut, Delay, Coordinator }
 
     // Enough steps that the run outlasts 22 faults (each takes seconds: restarts, heartbeat timeouts) on a fast machine.
-    private const int Faults = 22, Workers = 3, Samples = 2048, Epochs = 300, Batch = 64;
+    private const int Faults = 22, Workers = 3, Samples = 2048, Epochs = 400, Batch = 64;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(40);
     private readonly string _dir = FaultRuns.NewDirectory("disttrain-chaos-");
 

@@ -100,7 +100,8 @@ public class MembershipScenarioTests
         Assert.Contains("pass --wait-for-workers", none.Message);
 
         var notices = new List<string>();
-        var wait = new WorkerWait(registry, TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(100), notices.Add);
+        // Notices every 100 ms over 1.5 s: fewer than two would need the timer to stall for 1.4 s, even on a busy machine.
+        var wait = new WorkerWait(registry, TimeSpan.FromMilliseconds(1500), TimeSpan.FromMilliseconds(100), notices.Add);
         var timedOut = await Assert.ThrowsAsync<WorkersUnavailableException>(() => wait.UntilReadyAsync(3, default));
         Assert.Contains("no worker became ready within", timedOut.Message);
         Assert.True(notices.Count >= 2, string.Join("\n", notices));

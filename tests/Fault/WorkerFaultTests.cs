@@ -14,7 +14,7 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void WorkerKilledMidStepThenRestartedGivesIdenticalWeightsAndEverySampleOnce()
     {
-        const int samples = 1536, epochs = 40, batch = 64; // long enough for a restart and rejoin
+        const int samples = 1536, epochs = 120, batch = 64; // ~2,900 steps: long enough for a restart and rejoin
         string config = FaultRuns.WriteConfig(_dir, samples, epochs, batch: batch);
         var reference = FaultRuns.Reference(_dir, config);
         var random = new Random(20240607);
@@ -48,8 +48,9 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void WorkerJoiningAtStepKContributesFromStepKPlusOne()
     {
-        // Long enough (~500 steps) that the second worker's start-up (seconds on a busy machine) ends mid-run.
-        const int samples = 2048, epochs = 16, batch = 64;
+        // Long enough (~2,000 steps, several seconds even on a quiet machine) that the second worker's start-up
+        // (1–2 s, more on a busy machine) ends mid-run; 500 steps were over before it was ready.
+        const int samples = 2048, epochs = 64, batch = 64;
         string config = FaultRuns.WriteConfig(_dir, samples, epochs, batch: batch);
         var reference = FaultRuns.Reference(_dir, config);
         using var cluster = new FaultCluster(_dir, config, workerSlots: 2);
