@@ -75,7 +75,8 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void NoWorkerLeftWithoutWaitingExitsNonZeroWithOneLine()
     {
-        string config = FaultRuns.WriteConfig(_dir, samples: 1024, epochs: 20);
+        // ~1,000 steps: the kill at step 5 lands long before the run could end on its own.
+        string config = FaultRuns.WriteConfig(_dir, samples: 1024, epochs: 60);
         using var cluster = new FaultCluster(_dir, config, workerSlots: 1);
         cluster.StartCoordinator(1);
         cluster.StartWorker(0);
@@ -90,7 +91,7 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void NoWorkerLeftWaitsVisiblyThenContinuesWhenOneReturnsOrGivesUp()
     {
-        const int samples = 512, epochs = 8;
+        const int samples = 512, epochs = 32; // 256 steps: the stop and the kill at step 4 land mid-run
         string config = FaultRuns.WriteConfig(_dir, samples, epochs);
         var reference = FaultRuns.Reference(_dir, config);
         using (var cluster = new FaultCluster(_dir, config, workerSlots: 1))
