@@ -123,9 +123,9 @@ public sealed class WorkerSession : IDisposable
             double cpuSeconds = 0;
             var sums = await _engine.RunOnComputeThread(() =>
             {
-                var cpu = ProcessCpu();
+                var cpu = Environment.CpuUsage.TotalTime;
                 var result = _engine.Compute(network, prepared.Train, request.Weights, batch, plan, blocks, loss, correct, samples);
-                cpuSeconds = (ProcessCpu() - cpu).TotalSeconds / _engine.Threads;
+                cpuSeconds = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds / _engine.Threads;
                 return result;
             });
             var reply = new ComputeReply
@@ -150,12 +150,6 @@ public sealed class WorkerSession : IDisposable
             return reply;
         }
         finally { _computeLock.Release(); }
-    }
-
-    private static TimeSpan ProcessCpu()
-    {
-        using var process = Process.GetCurrentProcess();
-        return process.TotalProcessorTime;
     }
 
     public StatusReply Status(StatusRequest request)

@@ -103,7 +103,7 @@ public static unsafe class Gemm
     private static bool SinglePhase(int n, int k)
     {
         if (k == 0) return false;
-        int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks, nr = n <= NarrowNR ? NarrowNR : NR;
+        int kBlocks = (k + KCMax - 1) / KCMax, kcStep = (k + kBlocks - 1) / kBlocks, nr = TileWidth(n);
         int ncMax = PackedBFloats / KCMax / nr * nr, ncPadded = (n + nr - 1) / nr * nr;
         return n <= ncMax && Math.Max(1, PackedBFloats / (kcStep * ncPadded)) * kcStep >= k;
     }
@@ -154,7 +154,7 @@ public static unsafe class Gemm
     /// </summary>
     private static void Compute(in Operands op, int r0, int r1, int c0, int c1, ref int rowBlock, bool sharedRows)
     {
-        int k = op.K, nr = c1 - c0 <= NarrowNR ? NarrowNR : NR;
+        int k = op.K, nr = TileWidth(c1 - c0);
         if (k == 0)
         {
             if (!op.Accumulate)
@@ -241,15 +241,12 @@ public static unsafe class Gemm
     private static void TileOrEdge(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, int nr,
         bool overwrite, float* scratch)
     {
-        bool narrow = nr != NR;
         if (rows == MR && cols == nr)
         {
-            if (narrow) TileNarrow(kc, a, b, c, ldc, overwrite);
-            else Tile(kc, a, b, c, ldc, overwrite);
+            Tile(nr, kc, a, b, c, ldc, overwrite);
             return;
         }
-        if (narrow) TileNarrow(kc, a, b, scratch, nr, overwrite: true);
-        else Tile(kc, a, b, scratch, nr, overwrite: true);
+        Tile(nr, kc, a, b, scratch, nr, overwrite: true);
         for (int r = 0; r < rows; r++)
         {
             float* cr = c + (nint)r * ldc, sr = scratch + r * nr;

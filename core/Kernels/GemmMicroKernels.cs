@@ -32,6 +32,9 @@ internal static unsafe class GemmMicroKernels
     /// </summary>
     public static readonly int NarrowNR = Path == GemmPath.Avx512 ? 16 : NR;
 
+    /// <summary>The tile width for a product (or column slab) <paramref name="columns"/> wide.</summary>
+    public static int TileWidth(int columns) => columns <= NarrowNR ? NarrowNR : NR;
+
     // SSE-only x86 has no FMA: Vector128.FusedMultiplyAdd would be emulated in software there.
     private static readonly bool Fused128 = Fma.IsSupported || AdvSimd.Arm64.IsSupported;
 
@@ -45,12 +48,12 @@ internal static unsafe class GemmMicroKernels
         else Tile8x8Scalar(kc, a, b, c, ldc, overwrite);
     }
 
-    /// <summary>The <see cref="NarrowNR"/>-column tile; on paths without one it is <see cref="Tile"/>.</summary>
+    /// <summary>The tile <paramref name="nr"/> columns wide: <see cref="NR"/>, or <see cref="NarrowNR"/> where it differs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void TileNarrow(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    public static void Tile(int nr, int kc, float* a, float* b, float* c, int ldc, bool overwrite)
     {
-        if (Path == GemmPath.Avx512) Tile8x16Avx512(kc, a, b, c, ldc, overwrite);
-        else Tile(kc, a, b, c, ldc, overwrite);
+        if (nr == NR) Tile(kc, a, b, c, ldc, overwrite);
+        else Tile8x16Avx512(kc, a, b, c, ldc, overwrite);
     }
 
     /// <summary>AVX-512, one vector of columns: 8 zmm accumulators, enough independent FMAs to cover their latency.</summary>
