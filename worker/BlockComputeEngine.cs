@@ -2,13 +2,14 @@
 // single large block still uses every core), threads claim pieces, and each block's pieces are joined along the
 // pairwise tree. The result is the block's subtree sum, bit-identical to computing it on one thread.
 using System.Numerics;
-using System.Runtime.InteropServices;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
 using DistTrain.Core.Training;
-using Google.Protobuf;
 
 namespace DistTrain.Worker;
+
+/// <summary>Fills the engine's parameter array with the request's weights.</summary>
+public delegate void WeightsLoader(Span<float> destination);
 
 public sealed class BlockComputeEngine : IDisposable
 {
@@ -18,12 +19,12 @@ public sealed class BlockComputeEngine : IDisposable
     private Network? _network;
 
     // The request being computed (fields, so the per-thread body is one cached delegate).
-    private ByteString _weights = ByteString.Empty;
     private float[] _parameters = [];
     private Dataset? _data;
     private int[] _batch = [];
     private ShardPlan _plan;
     private readonly List<(int First, int Count, float[] Sum)> _pieces = [];
+    private readonly List<float[]> _pieceBuffers = [];
     private double[] _loss = [];
     private int[] _correct = [], _samples = [];
     private int _nextPiece;
@@ -64,8 +65,9 @@ public sealed class BlockComputeEngine : IDisposable
     /// holds the sample index of every batch position those blocks cover. Returns one sum per block and fills the
     /// per-shard statistics (indexed by shard). Not reentrant: callers serialize requests.
     /// </summary>
-    public float[][] Compute(Network network, Dataset data, ByteString weights, int[] batch, ShardPlan plan,
-        IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples)
+    public float[][] Compute(Network network, Dataset data, WeightsLoader loadWeights, int[] batch, ShardPlan plan,
+        IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples,
+        bool reuseBuffers)
     {
         int requested = blocks.Sum(b => b.Count);
         // One thread: whole blocks (fewest buffers). More: pieces small enough for about two per thread.
@@ -80,23 +82,25 @@ public sealed class BlockComputeEngine : IDisposable
             for (int first = block.First; first < block.First + block.Count; first += size)
             {
                 int count = Math.Min(size, block.First + block.Count - first);
-                // Fresh buffers: they go out in the reply, which is serialized after the next request may start.
-                _pieces.Add((first, count, new float[network.ParameterCount]));
+                // Sums that go out in a gRPC reply need fresh buffers: the reply is serialized after this method
+                // returns, when the next request may already be computing. Sums the caller copies out before the
+                // next request (into shared memory) use the engine's own buffers, warm and allocation-free.
+                _pieces.Add((first, count, reuseBuffers ? PieceBuffer(_pieces.Count, network.ParameterCount) : new float[network.ParameterCount]));
                 maxPiece = Math.Max(maxPiece, count);
             }
             pieceRanges[i].Count = _pieces.Count - pieceRanges[i].Start;
         }
         EnsureComputers(network, Math.Min(plan.ShardSize, plan.BatchSize), maxPiece);
 
-        // The weights arrive at an arbitrary byte offset inside the received message; the GEMM reads them many
-        // times per shard, so they are copied once into a float array (aligned, 400 KB for the lecture model).
+        // The weights arrive inside a received message or a shared file; the GEMM reads them many times per shard,
+        // so they are copied once into a float array of the engine's (400 KB for the lecture model).
         if (_parameters.Length != network.ParameterCount) _parameters = new float[network.ParameterCount];
-        MemoryMarshal.Cast<byte, float>(weights.Span).CopyTo(_parameters);
-        (_weights, _data, _batch, _plan) = (weights, data, batch, plan);
+        loadWeights(_parameters);
+        (_data, _batch, _plan) = (data, batch, plan);
         (_loss, _correct, _samples) = (shardLoss, shardCorrect, shardSamples);
         _nextPiece = -1;
         try { _runner.Run(_body); }
-        finally { (_weights, _data, _batch) = (ByteString.Empty, null, []); }
+        finally { (_data, _batch) = (null, []); }
 
         var sums = new float[blocks.Count][];
         for (int i = 0; i < blocks.Count; i++)
@@ -107,6 +111,13 @@ public sealed class BlockComputeEngine : IDisposable
                 : BlockTree.Complete(_pieces.GetRange(start, count), plan.ShardCount, network.ParameterCount);
         }
         return sums;
+    }
+
+    private float[] PieceBuffer(int index, int length)
+    {
+        while (_pieceBuffers.Count <= index) _pieceBuffers.Add(new float[length]);
+        if (_pieceBuffers[index].Length != length) _pieceBuffers[index] = new float[length];
+        return _pieceBuffers[index];
     }
 
     private void RunThread(int thread)

@@ -23,6 +23,7 @@ public static class WorkerHost
         ["--cache-dir"] = "Worker:CacheDir",
         ["--max-message-bytes"] = "Worker:MaxMessageBytes",
         ["--register-timeout"] = "Worker:RegisterTimeoutSeconds",
+        ["--shared-memory"] = "Worker:SharedMemory",
     }.Concat(SecurityOptions.Flags.Keys.Select(flag => KeyValuePair.Create(flag, SecurityKey(flag)))).ToDictionary();
 
     /// <summary>Security flags land in their own section, away from the bound WorkerOptions.</summary>

@@ -1,5 +1,5 @@
 // The worker's settings, bound from appsettings.json, DISTTRAIN_WORKER__* environment variables and flags
-// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N).
+// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false).
 namespace DistTrain.Worker;
 
 public sealed class WorkerOptions
@@ -29,6 +29,11 @@ public sealed class WorkerOptions
     public long MaxDatasetBytes { get; set; } = 4L << 30;
     /// <summary>How long the first registration keeps trying before giving up (seconds); after that, never.</summary>
     public int RegisterTimeoutSeconds { get; set; } = 120;
+    /// <summary>
+    /// Accept the coordinator's offer of shared-memory files for weights and gradients (used only when this worker
+    /// can open them, i.e. it runs on the coordinator's machine and sees its /dev/shm).
+    /// </summary>
+    public bool SharedMemory { get; set; } = true;
     /// <summary>Name reported in logs; defaults to the registered id.</summary>
     public string? Name { get; set; }
 

@@ -2,6 +2,7 @@
 // blocks. Every request is checked at this edge (InvalidArgument for bad shapes, FailedPrecondition for a wrong
 // protocol version or an unprepared worker) so nothing from the network can crash the process.
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using DistTrain.Core;
 using DistTrain.Core.Data;
@@ -14,7 +15,22 @@ namespace DistTrain.Worker;
 
 public sealed class WorkerSession : IDisposable
 {
-    private sealed record Prepared(string ModelJson, string Fingerprint, Network Network, Dataset Train);
+    private sealed record Prepared(string ModelJson, string Fingerprint, Network Network, Dataset Train)
+    {
+        /// <summary>The same-host files, when the coordinator offered them and they opened; null otherwise.</summary>
+        public SharedFiles? Shared { get; init; }
+        public SharedMemoryOffer? Offer { get; init; }
+        public string SharedNote { get; init; } = "";
+    }
+
+    private sealed record SharedFiles(SharedWeights Weights, SharedSlots Slots) : IDisposable
+    {
+        public void Dispose()
+        {
+            Weights.Dispose();
+            Slots.Dispose();
+        }
+    }
 
     private readonly WorkerOptions _options;
     private readonly DatasetStore _store;
@@ -52,7 +68,13 @@ public sealed class WorkerSession : IDisposable
         {
             if (_prepared is { } current && current.ModelJson == request.ModelSpecJson &&
                 current.Fingerprint == request.DatasetFingerprint)
-                return Reply(current, true, "already prepared");
+            {
+                if (Equals(current.Offer, request.SharedMemory)) return Reply(current, true, "already prepared");
+                // Same model and data, new coordinator files (it restarted): only the shared memory changes.
+                var renewed = current with { Shared = null, Offer = null };
+                renewed = await AttachSharedAsync(renewed, request.SharedMemory, cancellationToken);
+                return Reply(renewed, true, "already prepared");
+            }
             Network network;
             try { network = new Network(modelSpec); }
             catch (UserInputException e) { throw Refuse($"cannot build the model: {e.Message}"); }
@@ -62,8 +84,9 @@ public sealed class WorkerSession : IDisposable
                 return new PrepareReply { ProtocolVersion = Protocol.Version, DataPresent = false, ParameterCount = network.ParameterCount };
             try { network.CheckCompatible(data.Split.Train); }
             catch (UserInputException e) { throw Refuse($"the model does not fit the data: {e.Message}"); }
-            var prepared = new Prepared(request.ModelSpecJson, request.DatasetFingerprint, network, data.Split.Train);
-            _prepared = prepared;
+            var prepared = await AttachSharedAsync(
+                new Prepared(request.ModelSpecJson, request.DatasetFingerprint, network, data.Split.Train),
+                request.SharedMemory, cancellationToken);
             _log.LogInformation("prepared {Model} ({Parameters} parameters) on {Samples} samples from {Source}",
                 modelSpec.Describe(), network.ParameterCount, data.Split.Train.Count, data.Source);
             return Reply(prepared, true, data.Source);
@@ -81,8 +104,14 @@ public sealed class WorkerSession : IDisposable
         var network = prepared.Network;
         if (request.WeightsVersion != request.Step)
             throw Refuse($"weights version {request.WeightsVersion} does not match step {request.Step}");
-        if (request.Weights.Length != 4L * network.ParameterCount)
-            throw Invalid($"weights has {request.Weights.Length} bytes, expected {4L * network.ParameterCount} ({network.ParameterCount} float32)");
+        var shared = request.SharedMemory
+            ? prepared.Shared ?? throw Refuse("the request uses shared memory but this worker did not accept it in Prepare")
+            : null;
+        long expectedWeightBytes = shared is null ? 4L * network.ParameterCount : 0;
+        if (request.Weights.Length != expectedWeightBytes)
+            throw Invalid(shared is null
+                ? $"weights has {request.Weights.Length} bytes, expected {4L * network.ParameterCount} ({network.ParameterCount} float32)"
+                : $"weights has {request.Weights.Length} bytes but the request says they are in shared memory");
         if (request.BatchSize < 1 || request.ShardSize < 1)
             throw Invalid($"batch_size {request.BatchSize} and shard_size {request.ShardSize} must be ≥ 1");
         if (request.BatchSize > prepared.Train.Count)
@@ -94,6 +123,7 @@ public sealed class WorkerSession : IDisposable
         var batch = new int[plan.BatchSize];
         var blocks = new List<(int First, int Count)>(request.Blocks.Count);
         var covered = new bool[plan.ShardCount];
+        var slotUsed = shared is null ? null : new bool[shared.Slots.SlotCount];
         foreach (var block in request.Blocks)
         {
             if (!GradientReduction.IsAlignedBlock(block.FirstShard, block.ShardCount, plan.ShardCount))
@@ -110,12 +140,21 @@ public sealed class WorkerSession : IDisposable
                 if ((uint)index >= (uint)prepared.Train.Count)
                     throw Invalid($"sample index {index} is outside the dataset's 0..{prepared.Train.Count - 1}");
             indices.CopyTo(batch.AsSpan(start, length));
+            if (slotUsed is not null)
+            {
+                if ((uint)block.SharedSlot >= (uint)slotUsed.Length || slotUsed[block.SharedSlot])
+                    throw Invalid($"block at shard {block.FirstShard} names shared slot {block.SharedSlot}; slots are 0..{slotUsed.Length - 1}, each once");
+                slotUsed[block.SharedSlot] = true;
+            }
             blocks.Add((block.FirstShard, block.ShardCount));
         }
 
         await _computeLock.WaitAsync(cancellationToken);
         try
         {
+            // A Prepare that ran since this request was checked may have closed the files it names.
+            if (!ReferenceEquals(prepared, _prepared))
+                throw new RpcException(new Status(StatusCode.Aborted, "the worker was prepared again while this request waited"));
             var loss = new double[plan.ShardCount];
             var correct = new int[plan.ShardCount];
             var samples = new int[plan.ShardCount];
@@ -124,7 +163,18 @@ public sealed class WorkerSession : IDisposable
             var sums = await _engine.RunOnComputeThread(() =>
             {
                 var cpu = Environment.CpuUsage.TotalTime;
-                var result = _engine.Compute(network, prepared.Train, request.Weights, batch, plan, blocks, loss, correct, samples);
+                WeightsLoader load = shared is null
+                    ? destination => MemoryMarshal.Cast<byte, float>(request.Weights.Span).CopyTo(destination)
+                    : destination =>
+                    {
+                        if (!shared.Weights.TryRead(request.Step, destination))
+                            throw new RpcException(new Status(StatusCode.Aborted,
+                                $"the shared weights file does not hold the weights of step {request.Step} (the coordinator moved on)"));
+                    };
+                var result = _engine.Compute(network, prepared.Train, load, batch, plan, blocks, loss, correct, samples,
+                    reuseBuffers: shared is not null);
+                for (int i = 0; shared is not null && i < blocks.Count; i++)
+                    shared.Slots.Write(request.Blocks[i].SharedSlot, request.Step, blocks[i].First, blocks[i].Count, result[i]);
                 cpuSeconds = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds / _engine.Threads;
                 return result;
             });
@@ -136,7 +186,11 @@ public sealed class WorkerSession : IDisposable
             for (int i = 0; i < blocks.Count; i++)
             {
                 var (first, count) = blocks[i];
-                var result = new BlockResult { FirstShard = first, ShardCount = count, GradientSum = WireArrays.Wrap(sums[i]) };
+                var result = new BlockResult
+                {
+                    FirstShard = first, ShardCount = count, GradientInSharedMemory = shared is not null,
+                    GradientSum = shared is null ? WireArrays.Wrap(sums[i]) : Google.Protobuf.ByteString.Empty,
+                };
                 for (int s = first; s < first + count; s++)
                 {
                     result.ShardLoss.Add(loss[s]);
@@ -167,8 +221,56 @@ public sealed class WorkerSession : IDisposable
     private static PrepareReply Reply(Prepared prepared, bool present, string source) => new()
     {
         ProtocolVersion = Protocol.Version, DataPresent = present, ParameterCount = prepared.Network.ParameterCount,
-        DataSource = source,
+        DataSource = source, SharedMemory = prepared.Shared is not null, SharedMemoryNote = prepared.SharedNote,
     };
+
+    /// <summary>
+    /// Opens the offered files (when offered and allowed) and makes <paramref name="prepared"/> current. The files
+    /// it replaces are closed under the compute lock, so no running computation still reads them.
+    /// </summary>
+    private async Task<Prepared> AttachSharedAsync(Prepared prepared, SharedMemoryOffer? offer, CancellationToken cancellationToken)
+    {
+        string note = "";
+        SharedFiles? shared = null;
+        if (offer is null) note = "not offered";
+        else if (!_options.SharedMemory) note = "turned off on this worker (--shared-memory false)";
+        else
+        {
+            try { shared = OpenShared(offer, prepared.Network.ParameterCount); }
+            catch (SharedMemoryException e) { note = e.Message; }
+        }
+        prepared = prepared with { Shared = shared, Offer = offer, SharedNote = note };
+        var previous = _prepared;
+        _prepared = prepared;
+        if (previous?.Shared is { } old && !ReferenceEquals(old, shared))
+        {
+            await _computeLock.WaitAsync(cancellationToken);
+            try { old.Dispose(); }
+            finally { _computeLock.Release(); }
+        }
+        if (shared is not null) _log.LogInformation("weights and gradients go through shared memory ({Path})", offer!.WeightsPath);
+        else if (offer is not null) _log.LogInformation("shared memory not used: {Why}", note);
+        return prepared;
+    }
+
+    private static SharedFiles OpenShared(SharedMemoryOffer offer, int parameterCount)
+    {
+        if (offer.Nonce.Length != MappedFile.NonceBytes)
+            throw Invalid($"shared_memory.nonce has {offer.Nonce.Length} bytes, expected {MappedFile.NonceBytes}");
+        if (offer.SlotCount is < 1 or > 4096)
+            throw Invalid($"shared_memory.slot_count must be 1..4096, found {offer.SlotCount}");
+        var weights = MappedFile.Open(offer.WeightsPath, SharedWeights.FileBytes(parameterCount), offer.Nonce.Span, writable: false);
+        try
+        {
+            var slots = MappedFile.Open(offer.SlotsPath, SharedSlots.FileBytes(parameterCount, offer.SlotCount), offer.Nonce.Span, writable: true);
+            return new SharedFiles(new SharedWeights(weights, parameterCount), new SharedSlots(slots, parameterCount, offer.SlotCount));
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
 
     private static T Parse<T>(string json, string field)
     {
@@ -186,6 +288,7 @@ public sealed class WorkerSession : IDisposable
     public void Dispose()
     {
         _engine.Dispose();
+        _prepared?.Shared?.Dispose();
         _prepareLock.Dispose();
         _computeLock.Dispose();
     }

@@ -63,9 +63,15 @@ public static class DistributedBench
             $"distributed ({options}): {(timer.SkipWarmup ? "after a warm-up epoch, " : "")}{timer.Steps} steps, {timer.Samples} samples in {timer.Seconds:F2}s of steps = {timer.Samples / timer.Seconds:F0} samples/s"));
         Console.WriteLine(string.Create(c,
             $"model {network.ParameterCount:N0} parameters; 4 × parameters = {4.0 * network.ParameterCount / 1024:F1} KiB"));
+        var shared = traffic.SharedPerWorker();
         foreach (var (worker, (sent, received, requests)) in traffic.PerWorker().OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            var (sharedSent, sharedReceived) = shared.GetValueOrDefault(worker);
+            string viaShared = sharedSent + sharedReceived == 0 ? ""
+                : string.Create(c, $"; through shared memory: weights {sharedSent / (double)traffic.Steps / 1024:F1} KiB, gradients {sharedReceived / (double)traffic.Steps / 1024:F1} KiB");
             Console.WriteLine(string.Create(c,
-                $"  {worker}: {requests} requests; per step sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB"));
+                $"  {worker}: {requests} requests; per step over gRPC sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB{viaShared}"));
+        }
         Console.WriteLine(string.Create(c,
             $"network wait: {traffic.NetworkWaitSeconds - timer.WaitBaseline:F2}s of {timer.Seconds:F2}s step time = {100 * (traffic.NetworkWaitSeconds - timer.WaitBaseline) / timer.Seconds:F1}%"));
         return 0;

@@ -10,7 +10,7 @@ public sealed class ClusterOptions
 {
     public static readonly string[] Flags =
         ["--listen", "--expect-workers", "--workers", "--min-workers", "--wait-seconds", "--compute-timeout", "--cache-dir",
-         "--wait-for-workers", "--heartbeat-timeout", .. SecurityOptions.Flags.Keys];
+         "--wait-for-workers", "--heartbeat-timeout", "--shared-memory", .. SecurityOptions.Flags.Keys];
 
     public string Listen { get; init; } = "http://127.0.0.1:0";
     public int ExpectWorkers { get; init; }
@@ -28,6 +28,11 @@ public sealed class ClusterOptions
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>How long a run with no ready worker left waits for one (0: fail at once).</summary>
     public TimeSpan WaitForWorkers { get; init; } = TimeSpan.Zero;
+    /// <summary>
+    /// Directory (on a memory file system) for the same-host transport offered to workers that can open it; null
+    /// turns it off and every worker gets weights and gradients in its gRPC messages.
+    /// </summary>
+    public string? SharedMemoryRoot { get; init; } = SharedMemoryHost.DefaultRoot;
     /// <summary>Token and TLS for the coordinator's server and its calls to workers.</summary>
     public NodeSecurity Security { get; init; } = NodeSecurity.None;
 
@@ -64,6 +69,9 @@ public sealed class ClusterOptions
             ComputeTimeout = Seconds(flags, "--compute-timeout", 120),
             WaitForWorkers = TimeSpan.FromSeconds(flags.GetInt("--wait-for-workers", 0) ?? 0),
             HeartbeatTimeout = Seconds(flags, "--heartbeat-timeout", 10),
+            SharedMemoryRoot = flags.Get("--shared-memory") is { } root
+                ? root is "off" or "false" || root.Length == 0 ? null : root
+                : SharedMemoryHost.DefaultRoot,
             Security = security,
         };
     }

@@ -23,6 +23,7 @@ public sealed class DistributedCluster : IAsyncDisposable
     private readonly List<Task> _loops = [];
     private readonly ClusterOptions _options;
     private readonly ClusterLog _log;
+    private SharedMemoryHost? _shared;
 
     private DistributedCluster(WebApplication server, WorkerRegistry registry, ClusterOptions options, ClusterLog log,
         RemoteGradientSource source)
@@ -80,12 +81,24 @@ public sealed class DistributedCluster : IAsyncDisposable
         try { await server.StartAsync(); }
         catch (IOException e) { throw new Core.UserInputException($"train: cannot listen on {options.Listen}: {e.Message}"); }
 
+        // Slots for the most blocks a step can have: one per shard of a full batch.
+        int slots = new ShardPlan(Math.Max(1, config.Training.BatchSize), config.Training.ShardSize).ShardCount;
+        SharedMemoryHost? shared;
+        try
+        {
+            shared = options.SharedMemoryRoot is { } root ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write) : null;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
         var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write,
-            new WorkerWait(registry, options.WaitForWorkers, TimeSpan.FromSeconds(2), write));
-        var cluster = new DistributedCluster(server, registry, options, log, source) { Clock = clock };
+            new WorkerWait(registry, options.WaitForWorkers, TimeSpan.FromSeconds(2), write), shared?.Weights);
+        var cluster = new DistributedCluster(server, registry, options, log, source) { Clock = clock, _shared = shared };
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
-        var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log);
+        var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log, shared);
         cluster._loops.Add(Task.Run(() => preparer.RunAsync(cluster._stopping.Token)));
         cluster._loops.Add(Task.Run(() => cluster.TickAsync(clock)));
         if (options.InProcessWorkers == 0)
@@ -172,6 +185,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             try { await _server.StopAsync(stop.Token); } catch (OperationCanceledException) { }
         await _server.DisposeAsync();
+        _shared?.Dispose();
         _stopping.Dispose();
     }
 }

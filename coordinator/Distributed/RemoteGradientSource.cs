@@ -26,10 +26,13 @@ public sealed class RemoteGradientSource : IGradientSource
     private readonly Action<string> _log;
     private readonly WorkerWait _wait;
     private readonly List<float[]> _buffers = [];
+    private readonly SharedWeights? _sharedWeights;
 
+    /// <summary><paramref name="sharedWeights"/>: where same-host workers read the weights (null: none use shared memory).</summary>
     public RemoteGradientSource(int parameterCount, WorkerRegistry registry, TimeSpan computeTimeout, Action<string> log,
-        WorkerWait? wait = null)
+        WorkerWait? wait = null, SharedWeights? sharedWeights = null)
     {
+        _sharedWeights = sharedWeights;
         _parameterCount = parameterCount;
         _registry = registry;
         _computeTimeout = computeTimeout;
@@ -81,6 +84,8 @@ public sealed class RemoteGradientSource : IGradientSource
         while (_buffers.Count < state.BlockCount) _buffers.Add(new float[_parameterCount]);
         // One wrap of the weights for every request of the step; they do not change until the step returns.
         var weights = WireArrays.Wrap(request.Parameters);
+        // Same-host workers read them from the shared file, written once for all of them before any request goes out.
+        if (_sharedWeights is not null && workers.Any(w => w.Shared is not null)) _sharedWeights.Write(request.Step, request.Parameters);
         var byId = workers.ToDictionary(w => w.Id);
         var open = new Dictionary<int, Open>();
 
@@ -92,7 +97,7 @@ public sealed class RemoteGradientSource : IGradientSource
         {
             var cancel = CancellationTokenSource.CreateLinkedTokenSource(stepCancellation.Token);
             open[dispatch.Id] = new Open(byId[dispatch.Worker], cancel);
-            running.Add(SendAsync(dispatch, byId[dispatch.Worker].Client, request, weights, state, cancel.Token));
+            running.Add(SendAsync(dispatch, byId[dispatch.Worker], request, weights, state, cancel.Token));
         }
         try
         {
@@ -132,10 +137,16 @@ public sealed class RemoteGradientSource : IGradientSource
                 else
                 {
                     var reply = outcome.Reply!;
-                    var verdicts = dispatch.Blocks.Select((b, i) => Judge(reply, i, state.BlockRange(b), plan, request.Step)).ToList();
+                    var shared = sent.Worker.Shared;
+                    var verdicts = dispatch.Blocks.Select((b, i) => Judge(reply, i, b, state.BlockRange(b), plan, request.Step, shared)).ToList();
                     progress = state.OnReply(dispatch.Id, verdicts);
                     if (verdicts.Any(v => v != BlockVerdict.Valid)) _registry.RecordError(dispatch.Worker);
-                    foreach (int b in progress.Accepted) Keep(reply.Blocks[IndexOf(dispatch.Blocks, b)], _buffers[b], result);
+                    foreach (int b in progress.Accepted)
+                    {
+                        var block = reply.Blocks[IndexOf(dispatch.Blocks, b)];
+                        Gradient(block, b, state.BlockRange(b), request.Step, shared, out var gradient);
+                        Keep(block, gradient, _buffers[b], result);
+                    }
                     int samples = dispatch.Blocks.Sum(b => plan.Range(state.BlockRange(b).FirstShard, state.BlockRange(b).ShardCount).Length);
                     // Speed = samples over the request's time with the compute counted as the CPU time it used: a worker
                     // that shares cores with others is not mistaken for a slow one (fewer shards would make it wait
@@ -145,7 +156,9 @@ public sealed class RemoteGradientSource : IGradientSource
                         : outcome.Seconds;
                     _registry.RecordThroughput(dispatch.Worker, samples, seconds, progress.Accepted.Count);
                     slowestCompute = Math.Max(slowestCompute, reply.ComputeSeconds);
-                    Traffic.Add(dispatch.Worker, outcome.BytesSent, reply.CalculateSize());
+                    long sharedBytes = 4L * _parameterCount;
+                    Traffic.Add(dispatch.Worker, outcome.BytesSent, reply.CalculateSize(),
+                        shared is null ? 0 : sharedBytes, reply.Blocks.Count(b => b.GradientInSharedMemory) * sharedBytes);
                 }
                 foreach (var note in state.Notes) _log($"step {request.Step}: {note}");
                 state.Notes.Clear();
@@ -174,17 +187,19 @@ public sealed class RemoteGradientSource : IGradientSource
         BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(result.GradientSum);
     }
 
-    private async Task<Outcome> SendAsync(Dispatch dispatch, IWorkerClient client, GradientRequest step,
+    private async Task<Outcome> SendAsync(Dispatch dispatch, PlannedWorker worker, GradientRequest step,
         Google.Protobuf.ByteString weights, StepAssignment state, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         long sent = 0;
+        bool shared = worker.Shared is not null;
         try
         {
             var message = new ComputeRequest
             {
-                ProtocolVersion = Protocol.Version, Step = step.Step, WeightsVersion = step.Step, Weights = weights,
-                BatchSize = step.Plan.BatchSize, ShardSize = step.Plan.ShardSize,
+                ProtocolVersion = Protocol.Version, Step = step.Step, WeightsVersion = step.Step,
+                Weights = shared ? Google.Protobuf.ByteString.Empty : weights,
+                BatchSize = step.Plan.BatchSize, ShardSize = step.Plan.ShardSize, SharedMemory = shared,
             };
             foreach (int b in dispatch.Blocks)
             {
@@ -194,10 +209,12 @@ public sealed class RemoteGradientSource : IGradientSource
                 {
                     FirstShard = first, ShardCount = count,
                     SampleIndices = WireArrays.Copy(step.BatchIndices.AsSpan(start, length)),
+                    // The step's block number: unique among the step's blocks, so requests never share a slot.
+                    SharedSlot = shared ? b : 0,
                 });
             }
             sent = message.CalculateSize();
-            var reply = await client.ComputeAsync(message, DateTime.UtcNow + _computeTimeout, cancellationToken).ConfigureAwait(false);
+            var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + _computeTimeout, cancellationToken).ConfigureAwait(false);
             return new Outcome(dispatch, reply, null, clock.Elapsed.TotalSeconds, sent);
         }
         catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or InvalidOperationException)
@@ -206,13 +223,17 @@ public sealed class RemoteGradientSource : IGradientSource
         }
     }
 
-    /// <summary>Checks reply block <paramref name="i"/> against what was asked; shapes first, then finiteness.</summary>
-    private BlockVerdict Judge(ComputeReply reply, int i, (int FirstShard, int ShardCount) asked, ShardPlan plan, long step)
+    /// <summary>
+    /// Checks reply block <paramref name="i"/> (the step's block <paramref name="b"/>) against what was asked; shapes
+    /// first, then finiteness.
+    /// </summary>
+    private BlockVerdict Judge(ComputeReply reply, int i, int b, (int FirstShard, int ShardCount) asked, ShardPlan plan,
+        long step, SharedSlots? shared)
     {
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
         var block = reply.Blocks[i];
         if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
-        if (!WireArrays.TryReadFloats(block.GradientSum, out var gradient) || gradient.Length != _parameterCount) return BlockVerdict.Invalid;
+        if (!Gradient(block, b, asked, step, shared, out var gradient)) return BlockVerdict.Invalid;
         if (block.ShardLoss.Count != asked.ShardCount || block.ShardCorrect.Count != asked.ShardCount ||
             block.ShardSamples.Count != asked.ShardCount) return BlockVerdict.Invalid;
         bool finite = true;
@@ -224,6 +245,20 @@ public sealed class RemoteGradientSource : IGradientSource
             finite &= double.IsFinite(block.ShardLoss[k]);
         }
         return finite && AllFinite(gradient) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
+    }
+
+    /// <summary>
+    /// The block's sum: in the reply, or — for a same-host worker — in the slot of step block <paramref name="b"/>,
+    /// which must be stamped with this step and block. False when it is missing or has the wrong length.
+    /// </summary>
+    private bool Gradient(BlockResult block, int b, (int FirstShard, int ShardCount) asked, long step, SharedSlots? shared,
+        out ReadOnlySpan<float> gradient)
+    {
+        gradient = default;
+        if (block.GradientInSharedMemory)
+            return shared is not null && block.GradientSum.IsEmpty &&
+                shared.TryRead(b, step, asked.FirstShard, asked.ShardCount, out gradient);
+        return WireArrays.TryReadFloats(block.GradientSum, out gradient) && gradient.Length == _parameterCount;
     }
 
     private static int IndexOf(IReadOnlyList<int> list, int value)
@@ -240,9 +275,8 @@ public sealed class RemoteGradientSource : IGradientSource
         return probe == 0;
     }
 
-    private static void Keep(BlockResult block, float[] buffer, GradientResult result)
+    private static void Keep(BlockResult block, ReadOnlySpan<float> gradient, float[] buffer, GradientResult result)
     {
-        WireArrays.TryReadFloats(block.GradientSum, out var gradient);
         gradient.CopyTo(buffer);
         for (int k = 0; k < block.ShardCount; k++)
         {

@@ -6,6 +6,7 @@ public sealed class TrafficStats
 {
     private readonly object _lock = new();
     private readonly Dictionary<string, (long Sent, long Received, long Requests)> _perWorker = [];
+    private readonly Dictionary<string, (long Sent, long Received)> _sharedPerWorker = [];
 
     public long Steps { get; private set; }
     public double StepSeconds { get; private set; }
@@ -15,14 +16,25 @@ public sealed class TrafficStats
     /// <summary>Also told of every request's bytes (the dashboard's Prometheus counters); must be thread-safe.</summary>
     public Action<long, long>? OnTraffic { get; set; }
 
-    public void Add(string worker, long sent, long received)
+    /// <summary>
+    /// One request: gRPC bytes each way, and the bytes the worker read (weights) and wrote (gradient sums) through
+    /// shared memory instead.
+    /// </summary>
+    public void Add(string worker, long sent, long received, long sharedSent = 0, long sharedReceived = 0)
     {
         OnTraffic?.Invoke(sent, received);
         lock (_lock)
         {
             var (s, r, n) = _perWorker.GetValueOrDefault(worker);
             _perWorker[worker] = (s + sent, r + received, n + 1);
+            var (ss, sr) = _sharedPerWorker.GetValueOrDefault(worker);
+            _sharedPerWorker[worker] = (ss + sharedSent, sr + sharedReceived);
         }
+    }
+
+    public IReadOnlyDictionary<string, (long Sent, long Received)> SharedPerWorker()
+    {
+        lock (_lock) return new Dictionary<string, (long, long)>(_sharedPerWorker);
     }
 
     public void EndStep(double seconds, double slowestCompute)

@@ -11,7 +11,7 @@ namespace DistTrain.Coordinator.Distributed;
 
 public sealed class WorkerPreparer(
     WorkerRegistry registry, ClusterOptions options, TrainingConfig config, int parameterCount, DataSplit data,
-    string fingerprint, ClusterLog log)
+    string fingerprint, ClusterLog log, SharedMemoryHost? shared = null)
 {
     private readonly Lazy<byte[]> _payload = new(() => DatasetCodec.Encode(data));
     private readonly string _modelJson = JsonSerializer.Serialize(config.Model, TrainingConfig.Json);
@@ -46,12 +46,15 @@ public sealed class WorkerPreparer(
         lock (_clients) _clients.Add(client);
         try
         {
-            var reply = await PrepareOnceAsync(client, entry, cancellationToken);
+            (SharedMemoryOffer Offer, Protos.SharedSlots Slots)? offer = null;
+            try { offer = shared?.ForWorker(entry.Id); }
+            catch (IOException e) { log.Write($"worker {entry.Id}: no shared memory offered: {e.Message}"); }
+            var reply = await PrepareOnceAsync(client, entry, offer?.Offer, cancellationToken);
             if (!reply.DataPresent)
             {
                 log.Write($"worker {entry.Id} lacks the data; sending it ({_payload.Value.Length / 1048576.0:F1} MiB)");
                 await client.SendDatasetAsync(fingerprint, _payload.Value, DateTime.UtcNow + options.DatasetTimeout, cancellationToken);
-                reply = await PrepareOnceAsync(client, entry, cancellationToken);
+                reply = await PrepareOnceAsync(client, entry, offer?.Offer, cancellationToken);
                 if (!reply.DataPresent)
                 {
                     Refuse(entry, "it did not keep the dataset it was sent");
@@ -63,9 +66,13 @@ public sealed class WorkerPreparer(
                 Refuse(entry, $"it built a model with {reply.ParameterCount} parameters, expected {parameterCount}");
                 return;
             }
-            registry.MarkReady(entry.Id, client);
+            var slots = reply.SharedMemory && offer is { } accepted ? accepted.Slots : null;
+            registry.MarkReady(entry.Id, client, slots);
             string when = entry.ReadyDuringStep >= 0 ? $" during step {entry.ReadyDuringStep} (gets work from step {entry.ReadyDuringStep + 1})" : "";
-            log.Write($"worker {entry.Id} ({entry.Address}, {entry.Cores} thread(s)) {(entry.Rejoins > 0 ? "rejoined and is " : "")}ready{when}; data: {reply.DataSource}");
+            string transport = slots is not null ? "weights and gradients through shared memory"
+                : offer is null ? "weights and gradients over gRPC"
+                : $"weights and gradients over gRPC (shared memory not used: {reply.SharedMemoryNote})";
+            log.Write($"worker {entry.Id} ({entry.Address}, {entry.Cores} thread(s)) {(entry.Rejoins > 0 ? "rejoined and is " : "")}ready{when}; data: {reply.DataSource}; {transport}");
         }
         catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
         {
@@ -80,12 +87,13 @@ public sealed class WorkerPreparer(
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
     }
 
-    private async Task<PrepareReply> PrepareOnceAsync(IWorkerClient client, WorkerEntry entry, CancellationToken cancellationToken)
+    private async Task<PrepareReply> PrepareOnceAsync(IWorkerClient client, WorkerEntry entry, SharedMemoryOffer? offer,
+        CancellationToken cancellationToken)
     {
         var reply = await client.PrepareAsync(new PrepareRequest
         {
             ProtocolVersion = Protocol.Version, ModelSpecJson = _modelJson, DataSpecJson = _dataJson,
-            DatasetFingerprint = fingerprint, MaxRequestBytes = _requestBytes, WorkerId = entry.Id,
+            DatasetFingerprint = fingerprint, MaxRequestBytes = _requestBytes, WorkerId = entry.Id, SharedMemory = offer,
         }, DateTime.UtcNow + options.PrepareTimeout, cancellationToken);
         if (reply.ProtocolVersion != Protocol.Version)
             throw new RpcException(new Status(StatusCode.FailedPrecondition,

@@ -18,6 +18,8 @@ public sealed class WorkerEntry
     public double Throughput { get; internal set; }
     public string Reason { get; internal set; } = "";
     public IWorkerClient? Client { get; internal set; }
+    /// <summary>Its gradient slots when it accepted the same-host transport; null when it talks gRPC only.</summary>
+    public Protos.SharedSlots? Shared { get; internal set; }
     public long BlocksComputed { get; internal set; }
     /// <summary>Wall time of its last completed request in seconds (NaN before the first).</summary>
     public double LastRequestSeconds { get; internal set; } = double.NaN;
@@ -29,7 +31,7 @@ public sealed class WorkerEntry
 }
 
 /// <summary>A ready worker as planned for one step: the client captured then, so later changes cannot leak in.</summary>
-public sealed record PlannedWorker(string Id, double Throughput, IWorkerClient Client);
+public sealed record PlannedWorker(string Id, double Throughput, IWorkerClient Client, Protos.SharedSlots? Shared = null);
 
 public sealed class WorkerRegistry
 {
@@ -119,13 +121,14 @@ public sealed class WorkerRegistry
         }
     }
 
-    public void MarkReady(string id, IWorkerClient client)
+    public void MarkReady(string id, IWorkerClient client, Protos.SharedSlots? shared = null)
     {
         lock (_lock)
         {
             if (Find(id) is not { State: WorkerState.Preparing } entry) return;
             entry.State = WorkerState.Ready;
             entry.Client = client;
+            entry.Shared = shared;
             entry.ReadyDuringStep = CurrentStep;
             Signal();
         }
@@ -162,7 +165,7 @@ public sealed class WorkerRegistry
         {
             CurrentStep = step;
             var planning = ReadyForPlanning();
-            return planning.Select(p => new PlannedWorker(p.Id, p.Throughput, Find(p.Id)!.Client!)).ToList();
+            return planning.Select(p => new PlannedWorker(p.Id, p.Throughput, Find(p.Id)!.Client!, Find(p.Id)!.Shared)).ToList();
         }
     }
 

@@ -40,18 +40,23 @@ public sealed class DistributedProcessTests : IDisposable
     }
 
     /// <summary>Coordinator plus one worker process per entry of <paramref name="threads"/>; returns the weights and step log.</summary>
+    /// <remarks>
+    /// <paramref name="coordinatorArgs"/> are added to the coordinator's command line; <paramref name="workerArgs"/>
+    /// maps a worker's position to flags added to its own.
+    /// </remarks>
     private (byte[] Weights, string StepLog, string Output) TrainDistributed(string config, string name, int[] threads,
-        Action<int>? beforeWorkers = null)
+        Action<int>? beforeWorkers = null, string[]? coordinatorArgs = null, Dictionary<int, string[]>? workerArgs = null)
     {
         int port = ProcessHarness.FreePort();
         string url = $"http://127.0.0.1:{port}";
         string save = Path.Combine(_dir, name + ".safetensors"), log = Path.Combine(_dir, name + ".steps.jsonl");
-        var coordinator = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--listen", url,
-            "--expect-workers", threads.Length.ToString(), "--save", save, "--step-log", log, "--quiet", "--wait-seconds", "60");
+        var coordinator = _processes.Start(ProcessHarness.CoordinatorDll, ["train", "--config", config, "--listen", url,
+            "--expect-workers", threads.Length.ToString(), "--save", save, "--step-log", log, "--quiet", "--wait-seconds", "60",
+             .. coordinatorArgs ?? []]);
         beforeWorkers?.Invoke(port);
-        foreach (int t in threads)
-            _processes.Start(ProcessHarness.WorkerDll, "--coordinator", url, "--threads", t.ToString(), "--port", "0",
-                "--register-timeout", "60", "--cache-dir", Path.Combine(_dir, "cache"));
+        foreach (var (i, t) in threads.Index())
+            _processes.Start(ProcessHarness.WorkerDll, ["--coordinator", url, "--threads", t.ToString(), "--port", "0",
+                "--register-timeout", "60", "--cache-dir", Path.Combine(_dir, "cache"), .. workerArgs?.GetValueOrDefault(i) ?? []]);
         var (code, output) = ProcessHarness.Wait(coordinator, RunTimeout);
         Assert.True(code == 0, output);
         return (File.ReadAllBytes(save), File.ReadAllText(log), output);
@@ -63,16 +68,29 @@ public sealed class DistributedProcessTests : IDisposable
         string even = WriteConfig("even.json", samples: 650, batch: 100, shard: 25, epochs: 3);
         var local = TrainLocal(even, "local");
         Assert.Equal(local, TrainDistributed(even, "one", [1]).Weights);
-        Assert.Equal(local, TrainDistributed(even, "two", [1, 1]).Weights);
-        var (three, stepLog, output) = TrainDistributed(even, "three", [1, 2, 1]);
+        // Same-host workers exchange weights and gradients through shared memory unless it is turned off; both
+        // transports, and a mix of them, must give the same bits.
+        var (two, _, twoOutput) = TrainDistributed(even, "two", [1, 1]);
+        Assert.Equal(local, two);
+        Assert.Equal(2, CountOf(twoOutput, "weights and gradients through shared memory"));
+        var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1], coordinatorArgs: ["--shared-memory", "off"]);
+        Assert.Equal(local, twoGrpc);
+        Assert.Equal(2, CountOf(grpcOutput, "weights and gradients over gRPC"));
+        var (three, stepLog, output) = TrainDistributed(even, "three", [1, 2, 1],
+            workerArgs: new() { [1] = ["--shared-memory", "false"] });
         Assert.Equal(local, three);
         Assert.Contains("w3", output);
+        Assert.Equal(2, CountOf(output, "weights and gradients through shared memory"));
+        Assert.Contains("shared memory not used: turned off on this worker", output);
         AssertEpochsCoverDataset(stepLog, samples: 650, epochs: 3, workers: 3);
 
         // Shards of 7 leave a short last shard and uneven, truncated last blocks.
         string uneven = WriteConfig("uneven.json", samples: 500, batch: 100, shard: 7, epochs: 2);
         Assert.Equal(TrainLocal(uneven, "uneven-local"), TrainDistributed(uneven, "uneven-three", [1, 2, 1]).Weights);
     }
+
+    private static int CountOf(string text, string part) =>
+        text.Split('\n').Count(line => line.Contains(part, StringComparison.Ordinal));
 
     private static void AssertEpochsCoverDataset(string stepLog, int samples, int epochs, int workers)
     {

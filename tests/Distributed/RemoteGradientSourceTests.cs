@@ -46,12 +46,45 @@ public class RemoteGradientSourceTests
         return new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance), NullLogger<WorkerSession>.Instance);
     }
 
-    private static PrepareRequest Prepare(string fingerprint, uint version = Protocol.Version) => new()
+    private static PrepareRequest Prepare(string fingerprint, uint version = Protocol.Version, SharedMemoryOffer? offer = null) => new()
     {
         ProtocolVersion = version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
         DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json), DatasetFingerprint = fingerprint,
-        MaxRequestBytes = 1 << 20,
+        MaxRequestBytes = 1 << 20, SharedMemory = offer,
     };
+
+    private static int ParameterCount => new Network(Model).ParameterCount;
+
+    /// <summary>A coordinator's shared files in a private temporary directory, removed with the host.</summary>
+    private sealed class TempShared : IDisposable
+    {
+        private readonly string _root = Directory.CreateTempSubdirectory("disttrain-shm-test-").FullName;
+        public TempShared(int slots = 16) => Host = SharedMemoryHost.Create(_root, ParameterCount, slots, _ => { });
+        public SharedMemoryHost Host { get; }
+        public void Dispose()
+        {
+            Host.Dispose();
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    /// <summary>Rewrites every slot of <paramref name="slots"/> that holds a block of <paramref name="reply"/>.</summary>
+    private static ComputeReply TamperSlots(ComputeReply reply, SharedSlots slots, bool stale)
+    {
+        foreach (var block in reply.Blocks)
+        {
+            Assert.True(block.GradientInSharedMemory);
+            Assert.True(block.GradientSum.IsEmpty);
+            for (int slot = 0; slot < slots.SlotCount; slot++)
+            {
+                if (!slots.TryRead(slot, reply.Step, block.FirstShard, block.ShardCount, out var sum)) continue;
+                var changed = sum.ToArray();
+                if (!stale) changed[1] = float.NaN;
+                slots.Write(slot, stale ? reply.Step - 1 : reply.Step, block.FirstShard, block.ShardCount, changed);
+            }
+        }
+        return reply;
+    }
 
     private static ComputeReply Corrupt(ComputeReply reply, Func<byte[], byte[]> change)
     {
@@ -74,7 +107,8 @@ public class RemoteGradientSourceTests
     }
 
     private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, WorkerRegistry Registry)> RunStepAsync(
-        Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1)
+        Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1,
+        SharedMemoryHost? shared = null)
     {
         var split = DataLoader.Load(Data);
         string fingerprint = Fingerprint.Compute(split);
@@ -85,10 +119,13 @@ public class RemoteGradientSourceTests
         {
             var session = NewSession();
             sessions.Add(session);
-            Assert.True((await session.PrepareAsync(Prepare(fingerprint), default)).DataPresent);
             var entry = registry.Register($"http://127.0.0.{sessions.Count}:1", 1, TimeSpan.Zero);
             registry.TakeUnprepared();
-            registry.MarkReady(entry.Id, new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero));
+            var offer = shared?.ForWorker(entry.Id);
+            var prepared = await session.PrepareAsync(Prepare(fingerprint, offer: offer?.Offer), default);
+            Assert.True(prepared.DataPresent);
+            Assert.Equal(shared is not null, prepared.SharedMemory);
+            registry.MarkReady(entry.Id, new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero), offer?.Slots);
         }
         var permutation = new int[split.Train.Count];
         Sampler.EpochPermutation(1, 0, permutation.Length, permutation);
@@ -101,7 +138,8 @@ public class RemoteGradientSourceTests
         using (var source = new LocalGradientSource(network, split.Train, 1)) await source.ComputeAsync(request, local, default);
         var log = new List<string>();
         var remote = new GradientResult(network.ParameterCount);
-        await new RemoteGradientSource(network.ParameterCount, registry, TimeSpan.FromSeconds(30), log.Add)
+        await new RemoteGradientSource(network.ParameterCount, registry, TimeSpan.FromSeconds(30), log.Add,
+                sharedWeights: shared?.Weights)
             .ComputeAsync(request, remote, default);
         foreach (var s in sessions) s.Dispose();
         return (local, remote, log, registry);
@@ -151,6 +189,82 @@ public class RemoteGradientSourceTests
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.Equal("w2", remote.Blocks[0].Executor);
         Assert.Contains(log, l => l.Contains("from w1") && l.Contains("rejected"));
+    }
+
+    [Fact]
+    public async Task SharedMemorySumIsBitIdenticalToLocalModeAndLeavesTheRepliesSmall()
+    {
+        using var shared = new TempShared();
+        var replies = new List<ComputeReply>();
+        ComputeReply Record(ComputeReply reply)
+        {
+            lock (replies) replies.Add(reply);
+            return reply;
+        }
+        var (local, remote, _, _) = await RunStepAsync(Record, Record, TimeSpan.Zero, shared.Host);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        Assert.Equal(local.ShardLoss, remote.ShardLoss);
+        Assert.Contains(remote.Blocks, b => b.Executor == "w1");
+        Assert.Contains(remote.Blocks, b => b.Executor == "w2");
+        Assert.All(replies.SelectMany(r => r.Blocks), b => Assert.True(b.GradientInSharedMemory && b.GradientSum.IsEmpty));
+        Assert.All(replies, r => Assert.True(r.CalculateSize() < 4 * ParameterCount, $"reply of {r.CalculateSize()} bytes"));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task CorruptOrStaleSharedSlotIsRejectedAndRecomputedElsewhere(bool stale)
+    {
+        using var shared = new TempShared();
+        var w1Slots = shared.Host.ForWorker("w1").Slots;
+        var (local, remote, log, _) = await RunStepAsync(r => TamperSlots(r, w1Slots, stale), null, TimeSpan.Zero, shared.Host);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        Assert.All(remote.Blocks, b => Assert.Equal("w2", b.Executor));
+        Assert.Contains(log, l => l.Contains("from w1") && l.Contains("rejected"));
+    }
+
+    [Fact]
+    public async Task WorkerUsesOnlyTheFilesItWasOffered()
+    {
+        using var shared = new TempShared();
+        using var session = NewSession();
+        string fingerprint = Fingerprint.Compute(DataLoader.Load(Data));
+        var (offer, _) = shared.Host.ForWorker("w1");
+
+        // Another nonce: not the coordinator's files (as on another host or in another container).
+        var forged = offer.Clone();
+        forged.Nonce = ByteString.CopyFrom(new byte[MappedFile.NonceBytes]);
+        var reply = await session.PrepareAsync(Prepare(fingerprint, offer: forged), default);
+        Assert.False(reply.SharedMemory);
+        Assert.Contains("nonce differs", reply.SharedMemoryNote);
+        var missing = offer.Clone();
+        missing.WeightsPath += "-missing";
+        reply = await session.PrepareAsync(Prepare(fingerprint, offer: missing), default);
+        Assert.False(reply.SharedMemory);
+        Assert.Contains("cannot open", reply.SharedMemoryNote);
+
+        // Not accepted: a request that says its weights are in shared memory is refused.
+        var request = new ComputeRequest
+        {
+            ProtocolVersion = Protocol.Version, Step = 0, BatchSize = 10, ShardSize = 10, SharedMemory = true,
+            Blocks = { new BlockRange { FirstShard = 0, ShardCount = 1, SampleIndices = WireArrays.Copy(Enumerable.Range(0, 10).ToArray()) } },
+        };
+        var refused = await Assert.ThrowsAsync<RpcException>(() => session.ComputeAsync(request, default));
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+
+        // Accepted: a slot outside the file is invalid; weights of another step are not used.
+        reply = await session.PrepareAsync(Prepare(fingerprint, offer: offer), default);
+        Assert.True(reply.SharedMemory, reply.SharedMemoryNote);
+        request.Blocks[0].SharedSlot = offer.SlotCount;
+        var slot = await Assert.ThrowsAsync<RpcException>(() => session.ComputeAsync(request, default));
+        Assert.Equal(StatusCode.InvalidArgument, slot.StatusCode);
+        request.Blocks[0].SharedSlot = 0;
+        shared.Host.Weights.Write(5, new Network(Model).CreateParameters(1));
+        var stale = await Assert.ThrowsAsync<RpcException>(() => session.ComputeAsync(request, default));
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
+        shared.Host.Weights.Write(0, new Network(Model).CreateParameters(1));
+        var done = await session.ComputeAsync(request, default);
+        Assert.True(done.Blocks[0].GradientInSharedMemory);
     }
 
     [Fact]

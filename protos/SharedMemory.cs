@@ -1,0 +1,185 @@
+// Same-host transport for the two large payloads of a step. When a worker runs on the coordinator's machine, the
+// weights and the gradient sums move through memory-mapped files instead of the gRPC messages: the coordinator
+// writes the weights once per step for every worker, each worker writes its block sums into its own slot file, and
+// the ComputeGradients request and reply (still gRPC, with their deadlines, statuses and validation) carry only the
+// step, the indices and the statistics. Both files start with a random nonce the coordinator sends in Prepare, so a
+// worker proves it sees the very files the coordinator made (another host or container cannot) before using them.
+//
+// Layout: a 64-byte header (nonce, then an int64 stamp), then float32 data. The weights file holds one vector
+// stamped with its step; the slot file holds numbered slots, each a 64-byte header (step, first shard, shard count)
+// and one gradient vector. A writer clears the stamp, writes the data, then publishes the stamp; a reader checks
+// the stamp before (and, for the weights, after) it copies, so a torn or stale vector is never used.
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
+
+namespace DistTrain.Protos;
+
+/// <summary>A shared file could not be created or did not match what Prepare described.</summary>
+public sealed class SharedMemoryException(string message) : Exception(message);
+
+/// <summary>A file mapped into memory, starting with a nonce; closed (not deleted) on dispose.</summary>
+public sealed unsafe class MappedFile : IDisposable
+{
+    public const int HeaderBytes = 64;
+    public const int NonceBytes = 16;
+
+    private readonly MemoryMappedFile _file;
+    private readonly MemoryMappedViewAccessor _view;
+    private byte* _base;
+
+    private MappedFile(MemoryMappedFile file, MemoryMappedViewAccessor view, long length, string path)
+    {
+        _file = file;
+        _view = view;
+        Length = length;
+        Path = path;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref _base);
+        _base += view.PointerOffset;
+    }
+
+    public long Length { get; }
+    public string Path { get; }
+
+    /// <summary>Creates <paramref name="path"/> (which must not exist) readable and writable by this user only.</summary>
+    public static MappedFile Create(string path, long length, ReadOnlySpan<byte> nonce)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.ReadWrite };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        var stream = new FileStream(path, options);
+        stream.SetLength(length);
+        var mapped = Map(stream, length, path, MemoryMappedFileAccess.ReadWrite);
+        nonce.CopyTo(mapped.Bytes(0, NonceBytes));
+        return mapped;
+    }
+
+    /// <summary>Opens a file another process created; throws SharedMemoryException unless its length and nonce match.</summary>
+    public static MappedFile Open(string path, long length, ReadOnlySpan<byte> nonce, bool writable)
+    {
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SharedMemoryException($"cannot open {path}: {e.Message}");
+        }
+        if (stream.Length != length)
+        {
+            stream.Dispose();
+            throw new SharedMemoryException($"{path} has {stream.Length} bytes, expected {length}");
+        }
+        var mapped = Map(stream, length, path, writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read);
+        if (!mapped.Bytes(0, NonceBytes).SequenceEqual(nonce))
+        {
+            mapped.Dispose();
+            throw new SharedMemoryException($"{path} is not the file the coordinator offered (its nonce differs)");
+        }
+        return mapped;
+    }
+
+    private static MappedFile Map(FileStream stream, long length, string path, MemoryMappedFileAccess access)
+    {
+        try
+        {
+            var file = MemoryMappedFile.CreateFromFile(stream, null, length, access, HandleInheritability.None, leaveOpen: false);
+            return new MappedFile(file, file.CreateViewAccessor(0, length, access), length, path);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    public Span<byte> Bytes(long offset, int length)
+    {
+        ObjectDisposedException.ThrowIf(_base is null, this);
+        if (offset < 0 || length < 0 || offset + length > Length) throw new ArgumentOutOfRangeException(nameof(offset));
+        return new Span<byte>(_base + offset, length);
+    }
+
+    public Span<float> Floats(long offset, int count) => MemoryMarshal.Cast<byte, float>(Bytes(offset, checked(4 * count)));
+
+    /// <summary>The int64 at <paramref name="offset"/> (8-aligned), for Volatile reads and writes of a stamp.</summary>
+    public ref long Stamp(long offset) => ref MemoryMarshal.AsRef<long>(Bytes(offset, sizeof(long)));
+
+    public void Dispose()
+    {
+        if (_base is null) return;
+        _base = null;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _file.Dispose();
+    }
+}
+
+/// <summary>The weights of the current step, written by the coordinator, read by every same-host worker.</summary>
+public sealed class SharedWeights(MappedFile file, int parameterCount) : IDisposable
+{
+    private const long StampOffset = MappedFile.NonceBytes;
+
+    public static long FileBytes(int parameterCount) => MappedFile.HeaderBytes + 4L * parameterCount;
+
+    public MappedFile File { get; } = file;
+    public int ParameterCount { get; } = parameterCount;
+
+    /// <summary>Publishes <paramref name="weights"/> as the weights of <paramref name="step"/>.</summary>
+    public void Write(long step, ReadOnlySpan<float> weights)
+    {
+        ref long stamp = ref File.Stamp(StampOffset);
+        Volatile.Write(ref stamp, -1);
+        weights.CopyTo(File.Floats(MappedFile.HeaderBytes, ParameterCount));
+        Volatile.Write(ref stamp, step);
+    }
+
+    /// <summary>Copies the weights of <paramref name="step"/>; false when the file holds another step's (or changed meanwhile).</summary>
+    public bool TryRead(long step, Span<float> destination)
+    {
+        ref long stamp = ref File.Stamp(StampOffset);
+        if (Volatile.Read(ref stamp) != step) return false;
+        File.Floats(MappedFile.HeaderBytes, ParameterCount).CopyTo(destination);
+        return Volatile.Read(ref stamp) == step;
+    }
+
+    public void Dispose() => File.Dispose();
+}
+
+/// <summary>One worker's gradient slots: the worker writes a block's sum into the slot the request named.</summary>
+public sealed class SharedSlots(MappedFile file, int parameterCount, int slotCount) : IDisposable
+{
+    public static long Stride(int parameterCount) => MappedFile.HeaderBytes + (4L * parameterCount + 63) / 64 * 64;
+    public static long FileBytes(int parameterCount, int slotCount) => MappedFile.HeaderBytes + slotCount * Stride(parameterCount);
+
+    public MappedFile File { get; } = file;
+    public int ParameterCount { get; } = parameterCount;
+    public int SlotCount { get; } = slotCount;
+
+    private long Offset(int slot) =>
+        (uint)slot < (uint)SlotCount ? MappedFile.HeaderBytes + slot * Stride(ParameterCount)
+            : throw new ArgumentOutOfRangeException(nameof(slot), slot, $"slots are 0..{SlotCount - 1}");
+
+    /// <summary>Writes the sum of shards [first, first + count) of <paramref name="step"/> into <paramref name="slot"/>.</summary>
+    public void Write(int slot, long step, int firstShard, int shardCount, ReadOnlySpan<float> sum)
+    {
+        long offset = Offset(slot);
+        ref long stamp = ref File.Stamp(offset);
+        Volatile.Write(ref stamp, -1);
+        sum.CopyTo(File.Floats(offset + MappedFile.HeaderBytes, ParameterCount));
+        MemoryMarshal.Write(File.Bytes(offset + 8, 8), (long)firstShard << 32 | (uint)shardCount);
+        Volatile.Write(ref stamp, step);
+    }
+
+    /// <summary>The sum in <paramref name="slot"/> if it is stamped with exactly this step and block; otherwise false.</summary>
+    public bool TryRead(int slot, long step, int firstShard, int shardCount, out ReadOnlySpan<float> sum)
+    {
+        long offset = Offset(slot);
+        sum = default;
+        if (Volatile.Read(ref File.Stamp(offset)) != step) return false;
+        if (MemoryMarshal.Read<long>(File.Bytes(offset + 8, 8)) != ((long)firstShard << 32 | (uint)shardCount)) return false;
+        sum = File.Floats(offset + MappedFile.HeaderBytes, ParameterCount);
+        return true;
+    }
+
+    public void Dispose() => File.Dispose();
+}
