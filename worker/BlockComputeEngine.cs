@@ -61,6 +61,28 @@ public sealed class BlockComputeEngine : IDisposable
     public int Threads => _runner.ThreadCount;
 
     /// <summary>
+    /// Binds compute thread i to CPU <paramref name="cpus"/>[i mod n], or, when <paramref name="cpus"/> is empty,
+    /// lets every compute thread use all of the process's CPUs again. Returns where the threads run, for the log, or
+    /// why binding failed (they then stay where they were).
+    /// </summary>
+    public async Task<string> BindAsync(IReadOnlyList<int> cpus)
+    {
+        IReadOnlyList<int> For(int thread) => cpus.Count == 0 ? CpuAffinity.ProcessCpus : [cpus[thread % cpus.Count]];
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        _runner.BindPoolThreads(For, errors.Enqueue);
+        await RunOnComputeThread(() =>
+        {
+            if (!CpuAffinity.TryBindCurrentThread(For(0), out string error)) errors.Enqueue(error);
+            // The pool threads bind at their next body: run an empty one so that their failures are known now.
+            _runner.Run(_ => { });
+            return true;
+        });
+        if (errors.TryPeek(out string? first)) return $"not bound: {first}";
+        return cpus.Count == 0 ? "not bound"
+            : $"bound to CPU {string.Join(",", Enumerable.Range(0, Threads).Select(t => For(t)[0]).Distinct())}";
+    }
+
+    /// <summary>
     /// Computes <paramref name="blocks"/> (aligned, disjoint) of <paramref name="plan"/>; <paramref name="batch"/>
     /// holds the sample index of every batch position those blocks cover. Returns one sum per block and fills the
     /// per-shard statistics (indexed by shard). Not reentrant: callers serialize requests.

@@ -24,6 +24,7 @@ public static class WorkerHost
         ["--max-message-bytes"] = "Worker:MaxMessageBytes",
         ["--register-timeout"] = "Worker:RegisterTimeoutSeconds",
         ["--shared-memory"] = "Worker:SharedMemory",
+        ["--cpus"] = "Worker:Cpus",
     }.Concat(SecurityOptions.Flags.Keys.Select(flag => KeyValuePair.Create(flag, SecurityKey(flag)))).ToDictionary();
 
     /// <summary>Security flags land in their own section, away from the bound WorkerOptions.</summary>

@@ -1,5 +1,7 @@
 // The worker's settings, bound from appsettings.json, DISTTRAIN_WORKER__* environment variables and flags
 // (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false).
+using DistTrain.Core.Training;
+
 namespace DistTrain.Worker;
 
 public sealed class WorkerOptions
@@ -34,8 +36,16 @@ public sealed class WorkerOptions
     /// can open them, i.e. it runs on the coordinator's machine and sees its /dev/shm).
     /// </summary>
     public bool SharedMemory { get; set; } = true;
+    /// <summary>
+    /// Where the compute threads run: "auto" binds them to the CPUs the coordinator assigns to same-host workers
+    /// (disjoint per worker), "off" leaves them to the OS, a list such as "0-3" binds thread i to the i-th CPU.
+    /// </summary>
+    public string Cpus { get; set; } = "auto";
     /// <summary>Name reported in logs; defaults to the registered id.</summary>
     public string? Name { get; set; }
+
+    /// <summary>The CPUs of an explicit --cpus list (null for auto and off).</summary>
+    public IReadOnlyList<int>? FixedCpus { get; private set; }
 
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
@@ -50,6 +60,7 @@ public sealed class WorkerOptions
             throw new Core.UserInputException($"--coordinator must be an http(s) URL, found '{Coordinator}'");
         if (Port is < 0 or > 65535) throw new Core.UserInputException($"--port must be 0..65535, found {Port}");
         if (Threads < 0) throw new Core.UserInputException($"--threads must be ≥ 0 (0 = all cores), found {Threads}");
+        if (Cpus is not ("auto" or "off")) FixedCpus = CpuAffinity.Parse(Cpus, "--cpus (auto, off or a list like 0-3)");
         if (MaxMessageBytes < 1 << 20)
             throw new Core.UserInputException($"--max-message-bytes must be ≥ 1048576, found {MaxMessageBytes}");
     }

@@ -21,6 +21,7 @@ public sealed class WorkerSession : IDisposable
         public SharedFiles? Shared { get; init; }
         public SharedMemoryOffer? Offer { get; init; }
         public string SharedNote { get; init; } = "";
+        public string CpuBinding { get; init; } = "not bound";
     }
 
     private sealed record SharedFiles(SharedWeights Weights, SharedSlots Slots) : IDisposable
@@ -40,6 +41,8 @@ public sealed class WorkerSession : IDisposable
     private readonly SemaphoreSlim _computeLock = new(1, 1);
     private volatile Prepared? _prepared;
     private long _steps, _blocks;
+    private IReadOnlyList<int> _boundTo = [];
+    private string _binding = "not bound";
 
     public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log)
     {
@@ -222,6 +225,7 @@ public sealed class WorkerSession : IDisposable
     {
         ProtocolVersion = Protocol.Version, DataPresent = present, ParameterCount = prepared.Network.ParameterCount,
         DataSource = source, SharedMemory = prepared.Shared is not null, SharedMemoryNote = prepared.SharedNote,
+        CpuBinding = prepared.CpuBinding,
     };
 
     /// <summary>
@@ -239,7 +243,16 @@ public sealed class WorkerSession : IDisposable
             try { shared = OpenShared(offer, prepared.Network.ParameterCount); }
             catch (SharedMemoryException e) { note = e.Message; }
         }
-        prepared = prepared with { Shared = shared, Offer = offer, SharedNote = note };
+        // CPUs: an explicit --cpus list always; with auto, those the coordinator assigned to this same-host worker.
+        IReadOnlyList<int> cpus = _options.FixedCpus
+            ?? (shared is not null && _options.Cpus == "auto" ? offer!.ComputeCpus : []);
+        if (!cpus.SequenceEqual(_boundTo))
+        {
+            _binding = await _engine.BindAsync(cpus);
+            _boundTo = _binding.StartsWith("not bound:", StringComparison.Ordinal) ? [] : cpus;
+            _log.LogInformation("compute threads {Binding}", _binding);
+        }
+        prepared = prepared with { Shared = shared, Offer = offer, SharedNote = note, CpuBinding = _binding };
         var previous = _prepared;
         _prepared = prepared;
         if (previous?.Shared is { } old && !ReferenceEquals(old, shared))

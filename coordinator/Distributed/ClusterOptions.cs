@@ -10,7 +10,7 @@ public sealed class ClusterOptions
 {
     public static readonly string[] Flags =
         ["--listen", "--expect-workers", "--workers", "--min-workers", "--wait-seconds", "--compute-timeout", "--cache-dir",
-         "--wait-for-workers", "--heartbeat-timeout", "--shared-memory", .. SecurityOptions.Flags.Keys];
+         "--wait-for-workers", "--heartbeat-timeout", "--shared-memory", "--bind-cpus", .. SecurityOptions.Flags.Keys];
 
     public string Listen { get; init; } = "http://127.0.0.1:0";
     public int ExpectWorkers { get; init; }
@@ -33,6 +33,8 @@ public sealed class ClusterOptions
     /// turns it off and every worker gets weights and gradients in its gRPC messages.
     /// </summary>
     public string? SharedMemoryRoot { get; init; } = SharedMemoryHost.DefaultRoot;
+    /// <summary>Give each same-host worker CPUs of its own for its compute threads (auto) or leave them to the OS (off).</summary>
+    public bool BindCpus { get; init; } = true;
     /// <summary>Token and TLS for the coordinator's server and its calls to workers.</summary>
     public NodeSecurity Security { get; init; } = NodeSecurity.None;
 
@@ -69,6 +71,12 @@ public sealed class ClusterOptions
             ComputeTimeout = Seconds(flags, "--compute-timeout", 120),
             WaitForWorkers = TimeSpan.FromSeconds(flags.GetInt("--wait-for-workers", 0) ?? 0),
             HeartbeatTimeout = Seconds(flags, "--heartbeat-timeout", 10),
+            BindCpus = flags.Get("--bind-cpus") switch
+            {
+                null or "auto" => true,
+                "off" => false,
+                var other => throw new UserInputException($"train: --bind-cpus must be auto or off, found '{other}'"),
+            },
             SharedMemoryRoot = flags.Get("--shared-memory") is { } root
                 ? root is "off" or "false" || root.Length == 0 ? null : root
                 : SharedMemoryHost.DefaultRoot,

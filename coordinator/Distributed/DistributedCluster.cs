@@ -86,7 +86,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         SharedMemoryHost? shared;
         try
         {
-            shared = options.SharedMemoryRoot is { } root ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write) : null;
+            shared = options.SharedMemoryRoot is { } root ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write, options.BindCpus) : null;
         }
         catch
         {

@@ -47,7 +47,7 @@ public sealed class WorkerPreparer(
         try
         {
             (SharedMemoryOffer Offer, Protos.SharedSlots Slots)? offer = null;
-            try { offer = shared?.ForWorker(entry.Id); }
+            try { offer = shared?.ForWorker(entry.Id, entry.Cores); }
             catch (IOException e) { log.Write($"worker {entry.Id}: no shared memory offered: {e.Message}"); }
             var reply = await PrepareOnceAsync(client, entry, offer?.Offer, cancellationToken);
             if (!reply.DataPresent)
@@ -69,7 +69,7 @@ public sealed class WorkerPreparer(
             var slots = reply.SharedMemory && offer is { } accepted ? accepted.Slots : null;
             registry.MarkReady(entry.Id, client, slots);
             string when = entry.ReadyDuringStep >= 0 ? $" during step {entry.ReadyDuringStep} (gets work from step {entry.ReadyDuringStep + 1})" : "";
-            string transport = slots is not null ? "weights and gradients through shared memory"
+            string transport = slots is not null ? $"weights and gradients through shared memory; compute threads {reply.CpuBinding}"
                 : offer is null ? "weights and gradients over gRPC"
                 : $"weights and gradients over gRPC (shared memory not used: {reply.SharedMemoryNote})";
             log.Write($"worker {entry.Id} ({entry.Address}, {entry.Cores} thread(s)) {(entry.Rejoins > 0 ? "rejoined and is " : "")}ready{when}; data: {reply.DataSource}; {transport}");

@@ -14,6 +14,8 @@ public sealed class ParallelRunner : IDisposable
     private int _pending;
     private bool _stopping;
     private long _poolAllocated;
+    private Func<int, IReadOnlyList<int>>? _cpus;
+    private long _cpusVersion;
 
     public ParallelRunner(int threads)
     {
@@ -32,6 +34,22 @@ public sealed class ParallelRunner : IDisposable
 
     /// <summary>Managed bytes allocated by the pool's own threads inside bodies (the caller's thread not included).</summary>
     public long PoolAllocatedBytes => Interlocked.Read(ref _poolAllocated);
+
+    /// <summary>
+    /// Binds pool thread i (1..N-1) to the CPUs <paramref name="cpus"/>(i) before its next body; thread 0 is the
+    /// caller's, which binds itself if it is a dedicated thread. Failures are reported to <paramref name="report"/>.
+    /// </summary>
+    public void BindPoolThreads(Func<int, IReadOnlyList<int>> cpus, Action<string>? report = null)
+    {
+        lock (_gate)
+        {
+            _cpus = cpus;
+            _bindReport = report;
+            _cpusVersion++;
+        }
+    }
+
+    private Action<string>? _bindReport;
 
     /// <summary>Runs body(0) on the calling thread and body(1..N-1) on the pool; rethrows the first failure.</summary>
     public void Run(Action<int> body)
@@ -56,17 +74,21 @@ public sealed class ParallelRunner : IDisposable
 
     private void Loop(int index)
     {
-        long seen = 0;
+        long seen = 0, boundVersion = 0;
         while (true)
         {
             Action<int> body;
+            Func<int, IReadOnlyList<int>>? cpus = null;
+            Action<string>? report = null;
             lock (_gate)
             {
                 while (_generation == seen && !_stopping) Monitor.Wait(_gate);
                 if (_stopping) return;
                 seen = _generation;
                 body = _body!;
+                if (_cpusVersion != boundVersion) (cpus, report, boundVersion) = (_cpus, _bindReport, _cpusVersion);
             }
+            if (cpus is not null && !CpuAffinity.TryBindCurrentThread(cpus(index), out string error)) report?.Invoke(error);
             long before = GC.GetAllocatedBytesForCurrentThread();
             try { body(index); }
             catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }

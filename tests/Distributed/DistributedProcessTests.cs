@@ -14,6 +14,17 @@ public sealed class DistributedProcessTests : IDisposable
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(90);
     private readonly string _dir = Directory.CreateTempSubdirectory("disttrain-dist-").FullName;
     private readonly ProcessHarness _processes = new();
+    /// <summary>The worker processes of the last TrainDistributed (still running: they outlive their coordinator).</summary>
+    private readonly List<System.Diagnostics.Process> _workers = [];
+
+    /// <summary>The CPUs the kernel lets each compute thread of process <paramref name="pid"/> use (/proc, Linux).</summary>
+    private static List<string> ComputeThreadCpus(int pid) =>
+        Directory.GetDirectories($"/proc/{pid}/task")
+            // "disttrain-worker-compute", cut to the kernel's 15 characters.
+            .Where(task => File.ReadAllText(Path.Combine(task, "comm")).Trim() == "disttrain-worke")
+            .Select(task => File.ReadLines(Path.Combine(task, "status"))
+                .First(line => line.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))["Cpus_allowed_list:".Length..].Trim())
+            .ToList();
 
     private string WriteConfig(string name, int samples, int batch, int shard, int epochs)
     {
@@ -54,9 +65,10 @@ public sealed class DistributedProcessTests : IDisposable
             "--expect-workers", threads.Length.ToString(), "--save", save, "--step-log", log, "--quiet", "--wait-seconds", "60",
              .. coordinatorArgs ?? []]);
         beforeWorkers?.Invoke(port);
+        _workers.Clear();
         foreach (var (i, t) in threads.Index())
-            _processes.Start(ProcessHarness.WorkerDll, ["--coordinator", url, "--threads", t.ToString(), "--port", "0",
-                "--register-timeout", "60", "--cache-dir", Path.Combine(_dir, "cache"), .. workerArgs?.GetValueOrDefault(i) ?? []]);
+            _workers.Add(_processes.Start(ProcessHarness.WorkerDll, ["--coordinator", url, "--threads", t.ToString(), "--port", "0",
+                "--register-timeout", "60", "--cache-dir", Path.Combine(_dir, "cache"), .. workerArgs?.GetValueOrDefault(i) ?? []]).Process);
         var (code, output) = ProcessHarness.Wait(coordinator, RunTimeout);
         Assert.True(code == 0, output);
         return (File.ReadAllBytes(save), File.ReadAllText(log), output);
@@ -73,9 +85,15 @@ public sealed class DistributedProcessTests : IDisposable
         var (two, _, twoOutput) = TrainDistributed(even, "two", [1, 1]);
         Assert.Equal(local, two);
         Assert.Equal(2, CountOf(twoOutput, "weights and gradients through shared memory"));
+        // Each same-host worker's compute thread runs on a CPU of its own (when the machine has two).
+        var bound = _workers.Select(w => Assert.Single(ComputeThreadCpus(w.Id))).ToList();
+        var cpus = DistTrain.Core.Training.CpuAffinity.ProcessCpus;
+        Assert.Equal(cpus.Count >= 2 ? [$"{cpus[0]}", $"{cpus[1]}"] : [$"{cpus[0]}", ProcessCpuList(cpus)], bound.Order());
+        Assert.Equal(Math.Min(2, cpus.Count), CountOf(twoOutput, "compute threads bound to CPU"));
         var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1], coordinatorArgs: ["--shared-memory", "off"]);
         Assert.Equal(local, twoGrpc);
         Assert.Equal(2, CountOf(grpcOutput, "weights and gradients over gRPC"));
+        Assert.All(_workers, w => Assert.Equal(ProcessCpuList(DistTrain.Core.Training.CpuAffinity.ProcessCpus), Assert.Single(ComputeThreadCpus(w.Id))));
         var (three, stepLog, output) = TrainDistributed(even, "three", [1, 2, 1],
             workerArgs: new() { [1] = ["--shared-memory", "false"] });
         Assert.Equal(local, three);
@@ -88,6 +106,10 @@ public sealed class DistributedProcessTests : IDisposable
         string uneven = WriteConfig("uneven.json", samples: 500, batch: 100, shard: 7, epochs: 2);
         Assert.Equal(TrainLocal(uneven, "uneven-local"), TrainDistributed(uneven, "uneven-three", [1, 2, 1]).Weights);
     }
+
+    /// <summary>A CPU list as /proc writes it ("0-1", "3").</summary>
+    private static string ProcessCpuList(IReadOnlyList<int> cpus) =>
+        cpus.Count == 1 ? $"{cpus[0]}" : cpus[^1] - cpus[0] == cpus.Count - 1 ? $"{cpus[0]}-{cpus[^1]}" : string.Join(",", cpus);
 
     private static int CountOf(string text, string part) =>
         text.Split('\n').Count(line => line.Contains(part, StringComparison.Ordinal));

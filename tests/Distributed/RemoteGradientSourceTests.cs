@@ -59,7 +59,7 @@ public class RemoteGradientSourceTests
     private sealed class TempShared : IDisposable
     {
         private readonly string _root = Directory.CreateTempSubdirectory("disttrain-shm-test-").FullName;
-        public TempShared(int slots = 16) => Host = SharedMemoryHost.Create(_root, ParameterCount, slots, _ => { });
+        public TempShared(int slots = 16) => Host = SharedMemoryHost.Create(_root, ParameterCount, slots, _ => { }, bindCpus: false);
         public SharedMemoryHost Host { get; }
         public void Dispose()
         {
@@ -121,7 +121,7 @@ public class RemoteGradientSourceTests
             sessions.Add(session);
             var entry = registry.Register($"http://127.0.0.{sessions.Count}:1", 1, TimeSpan.Zero);
             registry.TakeUnprepared();
-            var offer = shared?.ForWorker(entry.Id);
+            var offer = shared?.ForWorker(entry.Id, 1);
             var prepared = await session.PrepareAsync(Prepare(fingerprint, offer: offer?.Offer), default);
             Assert.True(prepared.DataPresent);
             Assert.Equal(shared is not null, prepared.SharedMemory);
@@ -216,7 +216,7 @@ public class RemoteGradientSourceTests
     public async Task CorruptOrStaleSharedSlotIsRejectedAndRecomputedElsewhere(bool stale)
     {
         using var shared = new TempShared();
-        var w1Slots = shared.Host.ForWorker("w1").Slots;
+        var w1Slots = shared.Host.ForWorker("w1", 1).Slots;
         var (local, remote, log, _) = await RunStepAsync(r => TamperSlots(r, w1Slots, stale), null, TimeSpan.Zero, shared.Host);
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.All(remote.Blocks, b => Assert.Equal("w2", b.Executor));
@@ -229,7 +229,7 @@ public class RemoteGradientSourceTests
         using var shared = new TempShared();
         using var session = NewSession();
         string fingerprint = Fingerprint.Compute(DataLoader.Load(Data));
-        var (offer, _) = shared.Host.ForWorker("w1");
+        var (offer, _) = shared.Host.ForWorker("w1", 1);
 
         // Another nonce: not the coordinator's files (as on another host or in another container).
         var forged = offer.Clone();
