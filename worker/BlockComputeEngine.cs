@@ -60,6 +60,24 @@ public sealed class BlockComputeEngine : IDisposable
 
     public int Threads => _runner.ThreadCount;
 
+    private IReadOnlyList<int>? _threadZeroCpus;
+    private long _bindVersion;
+    [ThreadStatic] private static long t_boundVersion;
+
+    /// <summary>
+    /// Binds the calling thread as compute thread 0 is bound (a step link's thread computes in its place); cheap when
+    /// the binding has not changed since this thread last applied it.
+    /// </summary>
+    public void BindCallerLikeComputeThread()
+    {
+        IReadOnlyList<int>? cpus;
+        long version;
+        lock (_queue) (cpus, version) = (_threadZeroCpus, _bindVersion);
+        if (cpus is null || t_boundVersion == version) return;
+        CpuAffinity.TryBindCurrentThread(cpus, out _);
+        t_boundVersion = version;
+    }
+
     /// <summary>
     /// Binds compute thread i to CPU <paramref name="cpus"/>[i mod n], or, when <paramref name="cpus"/> is empty,
     /// lets every compute thread use all of the process's CPUs again. Returns where the threads run, for the log, or
@@ -68,6 +86,11 @@ public sealed class BlockComputeEngine : IDisposable
     public async Task<string> BindAsync(IReadOnlyList<int> cpus)
     {
         IReadOnlyList<int> For(int thread) => cpus.Count == 0 ? CpuAffinity.ProcessCpus : [cpus[thread % cpus.Count]];
+        lock (_queue)
+        {
+            _threadZeroCpus = For(0);
+            _bindVersion++;
+        }
         var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
         _runner.BindPoolThreads(For, errors.Enqueue);
         await RunOnComputeThread(() =>

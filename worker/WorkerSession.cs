@@ -26,8 +26,12 @@ public sealed class WorkerSession : IDisposable
 
     private sealed record SharedFiles(SharedWeights Weights, SharedSlots Slots) : IDisposable
     {
+        /// <summary>The step link, when the offer named a socket and it connected.</summary>
+        public WorkerStepLink? Link { get; set; }
+
         public void Dispose()
         {
+            Link?.Dispose();
             Weights.Dispose();
             Slots.Dispose();
         }
@@ -41,6 +45,7 @@ public sealed class WorkerSession : IDisposable
     private readonly SemaphoreSlim _computeLock = new(1, 1);
     private volatile Prepared? _prepared;
     private long _steps, _blocks;
+    private int _disposed;
     private IReadOnlyList<int> _boundTo = [];
     private string _binding = "not bound";
 
@@ -72,10 +77,12 @@ public sealed class WorkerSession : IDisposable
             if (_prepared is { } current && current.ModelJson == request.ModelSpecJson &&
                 current.Fingerprint == request.DatasetFingerprint)
             {
-                if (Equals(current.Offer, request.SharedMemory)) return Reply(current, true, "already prepared");
+                // A link that closed meanwhile is connected again (the coordinator may have dropped it).
+                if (Equals(current.Offer, request.SharedMemory) && current.Shared?.Link?.IsOpen != false)
+                    return Reply(current, true, "already prepared");
                 // Same model and data, new coordinator files (it restarted): only the shared memory changes.
                 var renewed = current with { Shared = null, Offer = null };
-                renewed = await AttachSharedAsync(renewed, request.SharedMemory, cancellationToken);
+                renewed = await AttachSharedAsync(renewed, request.SharedMemory, request.WorkerId, cancellationToken);
                 return Reply(renewed, true, "already prepared");
             }
             Network network;
@@ -89,7 +96,7 @@ public sealed class WorkerSession : IDisposable
             catch (UserInputException e) { throw Refuse($"the model does not fit the data: {e.Message}"); }
             var prepared = await AttachSharedAsync(
                 new Prepared(request.ModelSpecJson, request.DatasetFingerprint, network, data.Split.Train),
-                request.SharedMemory, cancellationToken);
+                request.SharedMemory, request.WorkerId, cancellationToken);
             _log.LogInformation("prepared {Model} ({Parameters} parameters) on {Samples} samples from {Source}",
                 modelSpec.Describe(), network.ParameterCount, data.Split.Train.Count, data.Source);
             return Reply(prepared, true, data.Source);
@@ -100,7 +107,18 @@ public sealed class WorkerSession : IDisposable
     public Task<long> ReceiveDatasetAsync(IAsyncStreamReader<DatasetChunk> chunks, CancellationToken cancellationToken) =>
         _store.ReceiveAsync(chunks, cancellationToken);
 
-    public async Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken)
+    public Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken) =>
+        ComputeAsync(request, inline: false, cancellationToken);
+
+    /// <summary>A step link's request, computed on the calling (link) thread: no hand-off to the compute thread.</summary>
+    private ComputeReply ComputeOnLink(ComputeRequest request)
+    {
+        _engine.BindCallerLikeComputeThread();
+        var task = ComputeAsync(request, inline: true, CancellationToken.None);
+        return task.IsCompleted ? task.GetAwaiter().GetResult() : throw new InvalidOperationException("inline compute yielded");
+    }
+
+    private async Task<ComputeReply> ComputeAsync(ComputeRequest request, bool inline, CancellationToken cancellationToken)
     {
         Protocol.Check(request.ProtocolVersion, "ComputeGradients");
         var prepared = _prepared ?? throw Refuse("this worker has not been prepared (call Prepare first)");
@@ -152,7 +170,8 @@ public sealed class WorkerSession : IDisposable
             blocks.Add((block.FirstShard, block.ShardCount));
         }
 
-        await _computeLock.WaitAsync(cancellationToken);
+        if (inline) _computeLock.Wait(cancellationToken);
+        else await _computeLock.WaitAsync(cancellationToken);
         try
         {
             // A Prepare that ran since this request was checked may have closed the files it names.
@@ -163,7 +182,7 @@ public sealed class WorkerSession : IDisposable
             var samples = new int[plan.ShardCount];
             var clock = Stopwatch.StartNew();
             double cpuSeconds = 0;
-            var sums = await _engine.RunOnComputeThread(() =>
+            Func<float[][]> work = () =>
             {
                 var cpu = Environment.CpuUsage.TotalTime;
                 WeightsLoader load = shared is null
@@ -180,7 +199,8 @@ public sealed class WorkerSession : IDisposable
                     shared.Slots.Write(request.Blocks[i].SharedSlot, request.Step, blocks[i].First, blocks[i].Count, result[i]);
                 cpuSeconds = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds / _engine.Threads;
                 return result;
-            });
+            };
+            var sums = inline ? work() : await _engine.RunOnComputeThread(work);
             var reply = new ComputeReply
             {
                 ProtocolVersion = Protocol.Version, Step = request.Step, ComputeSeconds = clock.Elapsed.TotalSeconds,
@@ -225,14 +245,15 @@ public sealed class WorkerSession : IDisposable
     {
         ProtocolVersion = Protocol.Version, DataPresent = present, ParameterCount = prepared.Network.ParameterCount,
         DataSource = source, SharedMemory = prepared.Shared is not null, SharedMemoryNote = prepared.SharedNote,
-        CpuBinding = prepared.CpuBinding,
+        CpuBinding = prepared.CpuBinding, StepLink = prepared.Shared?.Link is not null,
     };
 
     /// <summary>
     /// Opens the offered files (when offered and allowed) and makes <paramref name="prepared"/> current. The files
     /// it replaces are closed under the compute lock, so no running computation still reads them.
     /// </summary>
-    private async Task<Prepared> AttachSharedAsync(Prepared prepared, SharedMemoryOffer? offer, CancellationToken cancellationToken)
+    private async Task<Prepared> AttachSharedAsync(Prepared prepared, SharedMemoryOffer? offer, string workerId,
+        CancellationToken cancellationToken)
     {
         string note = "";
         SharedFiles? shared = null;
@@ -242,6 +263,18 @@ public sealed class WorkerSession : IDisposable
         {
             try { shared = OpenShared(offer, prepared.Network.ParameterCount); }
             catch (SharedMemoryException e) { note = e.Message; }
+            if (shared is not null && offer.StepSocketPath.Length > 0)
+            {
+                try
+                {
+                    shared.Link = WorkerStepLink.Connect(offer.StepSocketPath, offer.Nonce.Span, workerId, ComputeOnLink,
+                        _options.MaxMessageBytes, _log);
+                }
+                catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+                {
+                    note = $"step link not connected ({e.Message}); steps over gRPC";
+                }
+            }
         }
         // CPUs: an explicit --cpus list always; with auto, those the coordinator assigned to this same-host worker.
         IReadOnlyList<int> cpus = _options.FixedCpus
@@ -298,10 +331,18 @@ public sealed class WorkerSession : IDisposable
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
     private static RpcException Refuse(string message) => new(new Status(StatusCode.FailedPrecondition, message));
 
+    /// <summary>
+    /// Stops the step link, waits (30 s at most) for a computation in progress, then releases the engine and unmaps
+    /// the shared files — not while a computation could still read them. Safe to call twice.
+    /// </summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        var shared = _prepared?.Shared;
+        shared?.Link?.Dispose();
+        bool idle = _computeLock.Wait(TimeSpan.FromSeconds(30));
         _engine.Dispose();
-        _prepared?.Shared?.Dispose();
+        if (idle) shared?.Dispose();
         _prepareLock.Dispose();
         _computeLock.Dispose();
     }

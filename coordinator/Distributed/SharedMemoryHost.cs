@@ -5,10 +5,13 @@
 // left to the scheduler were often stacked on one core while the other idled, and the step waited for them.
 // CPUs go to workers in the order they are prepared, lowest first; a worker keeps its CPUs when it rejoins, and
 // one that would not fit gets none (its threads are not bound).
+// Finally it listens on a Unix-domain socket in the same directory for step links (StepLink): a worker that opened
+// the files connects, proves it with the nonce and its id, and from then on its steps travel over that socket.
 using System.Security.Cryptography;
 using DistTrain.Core;
 using DistTrain.Core.Training;
 using DistTrain.Protos;
+using System.Net.Sockets;
 using Google.Protobuf;
 
 namespace DistTrain.Coordinator.Distributed;
@@ -22,16 +25,81 @@ public sealed class SharedMemoryHost : IDisposable
     private readonly int _slotCount;
     private readonly IReadOnlyList<int> _cpus;
     private readonly Dictionary<string, IReadOnlyList<int>> _cpusOf = [];
+    private readonly Dictionary<string, StepLink> _links = [];
+    private readonly Socket _listener;
+    private readonly int _maxReplyBytes;
+    private readonly Action<string> _log;
     private bool _disposed;
 
-    private SharedMemoryHost(string directory, int parameterCount, int slotCount, IReadOnlyList<int> cpus)
+    private SharedMemoryHost(string directory, int parameterCount, int slotCount, IReadOnlyList<int> cpus, Action<string> log)
     {
         Directory = directory;
         _parameterCount = parameterCount;
         _slotCount = slotCount;
         _cpus = cpus;
+        _log = log;
+        _maxReplyBytes = MessageLimits.ToOption(MessageLimits.ReplyBytes(parameterCount, slotCount));
         string path = Path.Combine(directory, "weights");
         Weights = new SharedWeights(MappedFile.Create(path, SharedWeights.FileBytes(parameterCount), _nonce), parameterCount);
+        StepSocketPath = Path.Combine(directory, "steps.sock");
+        _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            _listener.Bind(new UnixDomainSocketEndPoint(StepSocketPath));
+            _listener.Listen(64);
+        }
+        catch
+        {
+            _listener.Dispose();
+            Weights.Dispose();
+            throw;
+        }
+        new Thread(AcceptLinks) { IsBackground = true, Name = "disttrain-link-accept" }.Start();
+    }
+
+    public string StepSocketPath { get; }
+
+    /// <summary>The open step link of <paramref name="workerId"/>, if it connected.</summary>
+    public StepLink? LinkOf(string workerId)
+    {
+        lock (_slots) return _links.TryGetValue(workerId, out var link) && link.IsOpen ? link : null;
+    }
+
+    private void AcceptLinks()
+    {
+        while (true)
+        {
+            Socket connection;
+            try { connection = _listener.Accept(); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
+            try { Admit(connection); }
+            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+            {
+                _log($"a step link was refused: {e.Message}");
+                connection.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Reads the Hello (nonce + worker id, within 10 s), checks both, answers, and keeps the link.</summary>
+    private void Admit(Socket connection)
+    {
+        connection.ReceiveTimeout = 10_000;
+        var buffer = new byte[256];
+        if (!StepFrames.Read(connection, ref buffer, buffer.Length, out _, out byte kind, out int length) ||
+            kind != StepFrames.Hello || length <= MappedFile.NonceBytes ||
+            !buffer.AsSpan(0, MappedFile.NonceBytes).SequenceEqual(_nonce))
+            throw new IOException("its hello did not carry this coordinator's nonce");
+        string workerId = System.Text.Encoding.UTF8.GetString(buffer, MappedFile.NonceBytes, length - MappedFile.NonceBytes);
+        connection.ReceiveTimeout = 0;
+        lock (_slots)
+        {
+            if (_disposed) throw new ObjectDisposedException(nameof(SharedMemoryHost));
+            if (!_slots.ContainsKey(workerId)) throw new IOException($"no shared memory was offered to '{workerId}'");
+            if (_links.Remove(workerId, out var old)) old.Dispose();
+            _links[workerId] = new StepLink(connection, workerId, _maxReplyBytes);
+        }
+        StepFrames.Write(connection, 0, StepFrames.Hello, ReadOnlySpan<byte>.Empty);
     }
 
     public string Directory { get; }
@@ -55,7 +123,7 @@ public sealed class SharedMemoryHost : IDisposable
         {
             if (OperatingSystem.IsWindows()) System.IO.Directory.CreateDirectory(directory);
             else System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            return new SharedMemoryHost(directory, parameterCount, slotCount, bindCpus ? CpuAffinity.ProcessCpus : []);
+            return new SharedMemoryHost(directory, parameterCount, slotCount, bindCpus ? CpuAffinity.ProcessCpus : [], log);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -83,7 +151,7 @@ public sealed class SharedMemoryHost : IDisposable
             var offer = new SharedMemoryOffer
             {
                 WeightsPath = Weights.File.Path, SlotsPath = slots.File.Path, Nonce = ByteString.CopyFrom(_nonce),
-                SlotCount = _slotCount,
+                SlotCount = _slotCount, StepSocketPath = StepSocketPath,
             };
             offer.ComputeCpus.AddRange(CpusFor(workerId, threads));
             return (offer, slots);
@@ -130,6 +198,8 @@ public sealed class SharedMemoryHost : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
+            _listener.Dispose();
+            foreach (var link in _links.Values) link.Dispose();
             foreach (var slots in _slots.Values) slots.Dispose();
             Weights.Dispose();
         }

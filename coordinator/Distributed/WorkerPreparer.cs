@@ -67,9 +67,11 @@ public sealed class WorkerPreparer(
                 return;
             }
             var slots = reply.SharedMemory && offer is { } accepted ? accepted.Slots : null;
-            registry.MarkReady(entry.Id, client, slots);
+            var link = slots is not null && reply.StepLink ? shared!.LinkOf(entry.Id) : null;
+            registry.MarkReady(entry.Id, link is null ? client : new SameHostWorkerClient(client, link), slots);
             string when = entry.ReadyDuringStep >= 0 ? $" during step {entry.ReadyDuringStep} (gets work from step {entry.ReadyDuringStep + 1})" : "";
-            string transport = slots is not null ? $"weights and gradients through shared memory; compute threads {reply.CpuBinding}"
+            string transport = slots is not null
+                ? $"weights and gradients through shared memory, steps over {(link is null ? "gRPC" : "the same-host link")}; compute threads {reply.CpuBinding}"
                 : offer is null ? "weights and gradients over gRPC"
                 : $"weights and gradients over gRPC (shared memory not used: {reply.SharedMemoryNote})";
             log.Write($"worker {entry.Id} ({entry.Address}, {entry.Cores} thread(s)) {(entry.Rejoins > 0 ? "rejoined and is " : "")}ready{when}; data: {reply.DataSource}; {transport}");

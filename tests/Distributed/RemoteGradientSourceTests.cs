@@ -40,6 +40,20 @@ public class RemoteGradientSourceTests
         public void Dispose() { }
     }
 
+    /// <summary>Steps over the same-host link (the worker computes on its link thread); replies can be tampered with.</summary>
+    private sealed class LinkClient(StepLink link, Func<ComputeReply, ComputeReply>? tamper) : IWorkerClient
+    {
+        public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ReceiveDatasetReply> SendDatasetAsync(string fingerprint, ReadOnlyMemory<byte> payload, DateTime deadline, CancellationToken ct) =>
+            throw new NotSupportedException();
+        public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken ct)
+        {
+            var reply = await link.ComputeAsync(request, deadline, ct);
+            return tamper is null ? reply : tamper(reply);
+        }
+        public void Dispose() { }
+    }
+
     private static WorkerSession NewSession(string? cacheDir = null)
     {
         var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 2, CacheDir = cacheDir };
@@ -108,7 +122,7 @@ public class RemoteGradientSourceTests
 
     private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, WorkerRegistry Registry)> RunStepAsync(
         Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1,
-        SharedMemoryHost? shared = null)
+        SharedMemoryHost? shared = null, bool link = false)
     {
         var split = DataLoader.Load(Data);
         string fingerprint = Fingerprint.Compute(split);
@@ -122,10 +136,18 @@ public class RemoteGradientSourceTests
             var entry = registry.Register($"http://127.0.0.{sessions.Count}:1", 1, TimeSpan.Zero);
             registry.TakeUnprepared();
             var offer = shared?.ForWorker(entry.Id, 1);
-            var prepared = await session.PrepareAsync(Prepare(fingerprint, offer: offer?.Offer), default);
+            var prepareRequest = Prepare(fingerprint, offer: offer?.Offer);
+            prepareRequest.WorkerId = entry.Id;
+            var prepared = await session.PrepareAsync(prepareRequest, default);
             Assert.True(prepared.DataPresent);
             Assert.Equal(shared is not null, prepared.SharedMemory);
-            registry.MarkReady(entry.Id, new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero), offer?.Slots);
+            IWorkerClient client = new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero);
+            if (link)
+            {
+                Assert.True(prepared.StepLink, prepared.SharedMemoryNote);
+                client = new LinkClient(shared!.LinkOf(entry.Id) ?? throw new InvalidOperationException("no link"), tamper);
+            }
+            registry.MarkReady(entry.Id, client, offer?.Slots);
         }
         var permutation = new int[split.Train.Count];
         Sampler.EpochPermutation(1, 0, permutation.Length, permutation);
@@ -191,8 +213,10 @@ public class RemoteGradientSourceTests
         Assert.Contains(log, l => l.Contains("from w1") && l.Contains("rejected"));
     }
 
-    [Fact]
-    public async Task SharedMemorySumIsBitIdenticalToLocalModeAndLeavesTheRepliesSmall()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SharedMemorySumIsBitIdenticalToLocalModeAndLeavesTheRepliesSmall(bool link)
     {
         using var shared = new TempShared();
         var replies = new List<ComputeReply>();
@@ -201,7 +225,7 @@ public class RemoteGradientSourceTests
             lock (replies) replies.Add(reply);
             return reply;
         }
-        var (local, remote, _, _) = await RunStepAsync(Record, Record, TimeSpan.Zero, shared.Host);
+        var (local, remote, _, _) = await RunStepAsync(Record, Record, TimeSpan.Zero, shared.Host, link);
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.Equal(local.ShardLoss, remote.ShardLoss);
         Assert.Contains(remote.Blocks, b => b.Executor == "w1");
@@ -211,13 +235,14 @@ public class RemoteGradientSourceTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task CorruptOrStaleSharedSlotIsRejectedAndRecomputedElsewhere(bool stale)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public async Task CorruptOrStaleSharedSlotIsRejectedAndRecomputedElsewhere(bool stale, bool link)
     {
         using var shared = new TempShared();
         var w1Slots = shared.Host.ForWorker("w1", 1).Slots;
-        var (local, remote, log, _) = await RunStepAsync(r => TamperSlots(r, w1Slots, stale), null, TimeSpan.Zero, shared.Host);
+        var (local, remote, log, _) = await RunStepAsync(r => TamperSlots(r, w1Slots, stale), null, TimeSpan.Zero, shared.Host, link);
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.All(remote.Blocks, b => Assert.Equal("w2", b.Executor));
         Assert.Contains(log, l => l.Contains("from w1") && l.Contains("rejected"));

@@ -48,9 +48,9 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void WorkerJoiningAtStepKContributesFromStepKPlusOne()
     {
-        // Long enough (~2,000 steps, several seconds even on a quiet machine) that the second worker's start-up
-        // (1–2 s, more on a busy machine) ends mid-run; 500 steps were over before it was ready.
-        const int samples = 2048, epochs = 64, batch = 64;
+        // Long enough (12,800 steps) that the second worker's start-up (1–2 s, more on a busy machine) ends mid-run:
+        // over the same-host step link a step of this model takes ~0.3 ms, and 2,000 steps ended before it was ready.
+        const int samples = 2048, epochs = 400, batch = 64;
         string config = FaultRuns.WriteConfig(_dir, samples, epochs, batch: batch);
         var reference = FaultRuns.Reference(_dir, config);
         using var cluster = new FaultCluster(_dir, config, workerSlots: 2);

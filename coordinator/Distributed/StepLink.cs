@@ -1,0 +1,123 @@
+// The coordinator's end of a same-host step link (protos/StepLink.cs): ComputeGradients calls to one worker over a
+// Unix-domain socket, matched to replies by call id. A dedicated thread reads the replies with blocking calls and
+// completes each call on that thread, so the step goes on without waiting for a thread-pool thread to wake.
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using DistTrain.Protos;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace DistTrain.Coordinator.Distributed;
+
+public sealed class StepLink : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly object _sendLock = new();
+    private readonly ConcurrentDictionary<long, TaskCompletionSource<ComputeReply>> _pending = new();
+    private readonly int _maxReplyBytes;
+    private long _nextId;
+    private volatile string? _closed;
+
+    public StepLink(Socket socket, string workerId, int maxReplyBytes)
+    {
+        _socket = socket;
+        _maxReplyBytes = maxReplyBytes;
+        WorkerId = workerId;
+        new Thread(ReadReplies) { IsBackground = true, Name = $"disttrain-link-{workerId}" }.Start();
+    }
+
+    public string WorkerId { get; }
+    public bool IsOpen => _closed is null;
+
+    public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken)
+    {
+        long id = Interlocked.Increment(ref _nextId);
+        // No RunContinuationsAsynchronously: the caller's continuation runs on the reader thread, which is the point.
+        var done = new TaskCompletionSource<ComputeReply>();
+        _pending[id] = done;
+        if (_closed is { } why) Fail(id, new RpcException(new Status(StatusCode.Unavailable, why)));
+        else
+        {
+            try
+            {
+                lock (_sendLock) StepFrames.Write(_socket, id, StepFrames.Request, request);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+            {
+                Close($"the step link to {WorkerId} failed: {e.Message}");
+            }
+        }
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(deadline - DateTime.UtcNow is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero);
+        await using var registration = limit.Token.Register(() => Fail(id, cancellationToken.IsCancellationRequested
+            ? new OperationCanceledException(cancellationToken)
+            : new RpcException(new Status(StatusCode.DeadlineExceeded, $"no reply from {WorkerId} before the deadline"))));
+        return await done.Task.ConfigureAwait(false);
+    }
+
+    private void Fail(long id, Exception error)
+    {
+        if (_pending.TryRemove(id, out var call)) call.TrySetException(error);
+    }
+
+    private void ReadReplies()
+    {
+        var buffer = new byte[4096];
+        string reason = $"worker {WorkerId} closed its step link";
+        try
+        {
+            while (StepFrames.Read(_socket, ref buffer, _maxReplyBytes, out long id, out byte kind, out int length))
+            {
+                // A reply to a call that timed out or was cancelled: nobody waits for it.
+                if (!_pending.TryRemove(id, out var call)) continue;
+                if (kind == StepFrames.Reply)
+                {
+                    ComputeReply reply;
+                    try { reply = ComputeReply.Parser.ParseFrom(buffer, 0, length); }
+                    catch (InvalidProtocolBufferException e)
+                    {
+                        call.TrySetException(new RpcException(new Status(StatusCode.Internal, $"malformed reply: {e.Message}")));
+                        continue;
+                    }
+                    call.TrySetResult(reply);
+                }
+                else if (kind == StepFrames.Error)
+                {
+                    var (code, detail) = StepFrames.ReadError(buffer.AsSpan(0, length));
+                    call.TrySetException(new RpcException(new Status(code, detail)));
+                }
+                else call.TrySetException(new RpcException(new Status(StatusCode.Internal, $"unexpected step link frame kind {kind}")));
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            reason = $"the step link to {WorkerId} failed: {e.Message}";
+        }
+        Close(reason);
+    }
+
+    private void Close(string reason)
+    {
+        _closed ??= reason;
+        try { _socket.Dispose(); } catch (ObjectDisposedException) { }
+        foreach (var id in _pending.Keys) Fail(id, new RpcException(new Status(StatusCode.Unavailable, _closed)));
+    }
+
+    /// <summary>Closes the socket; the reader thread ends by itself (this may run on it, so it is not joined).</summary>
+    public void Dispose() => Close($"the step link to {WorkerId} was closed by the coordinator");
+}
+
+/// <summary>A same-host worker: Prepare and the dataset over gRPC, every step over the step link.</summary>
+public sealed class SameHostWorkerClient(IWorkerClient grpc, StepLink link) : IWorkerClient
+{
+    public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken cancellationToken) =>
+        grpc.PrepareAsync(request, deadline, cancellationToken);
+
+    public Task<ReceiveDatasetReply> SendDatasetAsync(string fingerprint, ReadOnlyMemory<byte> payload, DateTime deadline,
+        CancellationToken cancellationToken) => grpc.SendDatasetAsync(fingerprint, payload, deadline, cancellationToken);
+
+    public Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken) =>
+        link.ComputeAsync(request, deadline, cancellationToken);
+
+    public void Dispose() => grpc.Dispose();
+}

@@ -1,0 +1,116 @@
+// The same-host step link on its own: only a peer with the coordinator's nonce and an offered worker id gets a link;
+// requests are validated by the worker exactly as over gRPC; a call fails at its deadline, and every pending call
+// fails as Unavailable the moment the worker's end closes, so its blocks can move to another worker at once.
+using System.Net.Sockets;
+using System.Text.Json;
+using DistTrain.Coordinator.Distributed;
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+using DistTrain.Worker;
+using Grpc.Core;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace DistTrain.Tests.Distributed;
+
+public sealed class StepLinkTests : IDisposable
+{
+    private static readonly DataSpec Data = new() { Format = "blobs", Samples = 200, Classes = 3, Features = 2, Seed = 3 };
+    private static readonly ModelSpec Model = new()
+    {
+        Inputs = 2, Layers = [new() { Type = "linear", Units = 8 }, new() { Type = "relu" }, new() { Type = "linear", Units = 3 }],
+    };
+    private readonly string _root = Directory.CreateTempSubdirectory("disttrain-link-test-").FullName;
+    private readonly SharedMemoryHost _host;
+    private readonly WorkerSession _session;
+
+    public StepLinkTests()
+    {
+        _host = SharedMemoryHost.Create(_root, new Network(Model).ParameterCount, slotCount: 4, _ => { }, bindCpus: false);
+        var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 1 };
+        _session = new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance), NullLogger<WorkerSession>.Instance);
+    }
+
+    private async Task<StepLink> ConnectAsync()
+    {
+        var reply = await _session.PrepareAsync(new PrepareRequest
+        {
+            ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
+            DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
+            DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = "w1",
+            SharedMemory = _host.ForWorker("w1", 1).Offer,
+        }, default);
+        Assert.True(reply.StepLink, reply.SharedMemoryNote);
+        return _host.LinkOf("w1") ?? throw new InvalidOperationException("the coordinator has no link for w1");
+    }
+
+    private static ComputeRequest Request(long step, int[] indices) => new()
+    {
+        ProtocolVersion = Protocol.Version, Step = step, WeightsVersion = step, BatchSize = indices.Length,
+        ShardSize = indices.Length, SharedMemory = true,
+        Blocks = { new BlockRange { FirstShard = 0, ShardCount = 1, SampleIndices = WireArrays.Copy(indices), SharedSlot = 0 } },
+    };
+
+    [Fact]
+    public async Task StepsComputeOverTheLinkAndBadRequestsAreRefusedAsOverGrpc()
+    {
+        var link = await ConnectAsync();
+        var weights = new Network(Model).CreateParameters(1);
+        _host.Weights.Write(0, weights);
+        var reply = await link.ComputeAsync(Request(0, [3, 1, 4, 1, 5]), DateTime.UtcNow.AddSeconds(30), default);
+        Assert.Equal(0, reply.Step);
+        Assert.True(reply.Blocks[0].GradientInSharedMemory);
+        Assert.Equal([5], reply.Blocks[0].ShardSamples);
+
+        var outside = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [3, 1, 400]), DateTime.UtcNow.AddSeconds(30), default));
+        Assert.Equal(StatusCode.InvalidArgument, outside.StatusCode);
+        Assert.Contains("sample index 400", outside.Status.Detail);
+        var stale = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(7, [3]), DateTime.UtcNow.AddSeconds(30), default));
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
+        // The link still serves after refusals.
+        Assert.Equal(0, (await link.ComputeAsync(Request(0, [2]), DateTime.UtcNow.AddSeconds(30), default)).Step);
+    }
+
+    [Fact]
+    public async Task CallsFailAtTheirDeadlineAndAllAtOnceWhenTheWorkerGoes()
+    {
+        var link = await ConnectAsync();
+        var late = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow, default));
+        Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
+
+        // The worker's end closes (as when its process dies): the call fails now, not at its 30 s deadline.
+        _session.Dispose();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var gone = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow.AddSeconds(30), default));
+        Assert.Equal(StatusCode.Unavailable, gone.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+        Assert.False(link.IsOpen);
+        Assert.Null(_host.LinkOf("w1"));
+    }
+
+    [Theory]
+    [InlineData("nonce")]
+    [InlineData("worker")]
+    public void OnlyAPeerWithTheNonceAndAnOfferedIdGetsALink(string wrong)
+    {
+        var offer = _host.ForWorker("w1", 1).Offer;
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Connect(new UnixDomainSocketEndPoint(_host.StepSocketPath));
+        socket.ReceiveTimeout = 20_000;
+        var nonce = wrong == "nonce" ? new byte[MappedFile.NonceBytes] : offer.Nonce.ToByteArray();
+        var id = System.Text.Encoding.UTF8.GetBytes(wrong == "worker" ? "w9" : "w1");
+        StepFrames.Write(socket, 0, StepFrames.Hello, [.. nonce, .. id]);
+        var buffer = new byte[16];
+        // Refused: the coordinator closes the connection without answering.
+        Assert.False(StepFrames.Read(socket, ref buffer, buffer.Length, out _, out _, out _));
+        Assert.Null(_host.LinkOf("w1"));
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _host.Dispose();
+        Directory.Delete(_root, recursive: true);
+    }
+}

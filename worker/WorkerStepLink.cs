@@ -1,0 +1,105 @@
+// The worker's end of a same-host step link (protos/StepLink.cs): a dedicated thread reads ComputeGradients requests
+// from the coordinator's Unix-domain socket, computes each on itself (bound like the compute thread), and writes the
+// reply or the refusal back. Requests are validated exactly as over gRPC (the same WorkerSession code).
+using System.Net.Sockets;
+using DistTrain.Protos;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace DistTrain.Worker;
+
+public sealed class WorkerStepLink : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly Func<ComputeRequest, ComputeReply> _compute;
+    private readonly int _maxRequestBytes;
+    private readonly ILogger _log;
+    private int _closed;
+
+    private WorkerStepLink(Socket socket, Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
+    {
+        _socket = socket;
+        _compute = compute;
+        _maxRequestBytes = maxRequestBytes;
+        _log = log;
+        new Thread(Serve) { IsBackground = true, Name = "disttrain-link" }.Start();
+    }
+
+    /// <summary>Connects, proves <paramref name="nonce"/> and <paramref name="workerId"/>, and waits (10 s) for the answer.</summary>
+    public static WorkerStepLink Connect(string path, ReadOnlySpan<byte> nonce, string workerId,
+        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            var id = System.Text.Encoding.UTF8.GetBytes(workerId);
+            var hello = new byte[nonce.Length + id.Length];
+            nonce.CopyTo(hello);
+            id.CopyTo(hello, nonce.Length);
+            StepFrames.Write(socket, 0, StepFrames.Hello, hello);
+            socket.ReceiveTimeout = 10_000;
+            var buffer = new byte[16];
+            if (!StepFrames.Read(socket, ref buffer, buffer.Length, out _, out byte kind, out _) || kind != StepFrames.Hello)
+                throw new IOException("the coordinator did not accept the step link");
+            socket.ReceiveTimeout = 0;
+            return new WorkerStepLink(socket, compute, maxRequestBytes, log);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private void Serve()
+    {
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            while (StepFrames.Read(_socket, ref buffer, _maxRequestBytes, out long id, out byte kind, out int length))
+            {
+                if (kind != StepFrames.Request)
+                {
+                    StepFrames.WriteError(_socket, id, StatusCode.InvalidArgument, $"unexpected step link frame kind {kind}");
+                    continue;
+                }
+                ComputeReply reply;
+                try
+                {
+                    reply = _compute(ComputeRequest.Parser.ParseFrom(buffer, 0, length));
+                }
+                catch (InvalidProtocolBufferException e)
+                {
+                    StepFrames.WriteError(_socket, id, StatusCode.InvalidArgument, $"malformed ComputeRequest: {e.Message}");
+                    continue;
+                }
+                catch (RpcException e)
+                {
+                    if (e.StatusCode != StatusCode.Cancelled) _log.LogWarning("ComputeGradients refused: {Status} {Detail}", e.StatusCode, e.Status.Detail);
+                    StepFrames.WriteError(_socket, id, e.StatusCode, e.Status.Detail);
+                    continue;
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    _log.LogError(e, "ComputeGradients failed");
+                    StepFrames.WriteError(_socket, id, StatusCode.Internal, $"ComputeGradients failed on the worker: {e.Message}");
+                    continue;
+                }
+                StepFrames.Write(_socket, id, StepFrames.Reply, reply);
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            if (Volatile.Read(ref _closed) == 0) _log.LogInformation("step link closed: {Reason}", e.Message);
+        }
+        Dispose();
+    }
+
+    public bool IsOpen => Volatile.Read(ref _closed) == 0;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) == 0) _socket.Dispose();
+    }
+}
