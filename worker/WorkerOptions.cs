@@ -1,5 +1,5 @@
 // The worker's settings, bound from appsettings.json, DISTTRAIN_WORKER__* environment variables and flags
-// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false).
+// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false --cpus auto|off|LIST).
 using DistTrain.Core.Training;
 
 namespace DistTrain.Worker;

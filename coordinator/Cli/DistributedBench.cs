@@ -70,7 +70,7 @@ public static class DistributedBench
             string viaShared = sharedSent + sharedReceived == 0 ? ""
                 : string.Create(c, $"; through shared memory: weights {sharedSent / (double)traffic.Steps / 1024:F1} KiB, gradients {sharedReceived / (double)traffic.Steps / 1024:F1} KiB");
             Console.WriteLine(string.Create(c,
-                $"  {worker}: {requests} requests; per step over gRPC sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB{viaShared}"));
+                $"  {worker}: {requests} requests; per step in messages sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB{viaShared}"));
         }
         Console.WriteLine(string.Create(c,
             $"network wait: {traffic.NetworkWaitSeconds - timer.WaitBaseline:F2}s of {timer.Seconds:F2}s step time = {100 * (traffic.NetworkWaitSeconds - timer.WaitBaseline) / timer.Seconds:F1}%"));

@@ -107,6 +107,32 @@ public sealed class DistributedProcessTests : IDisposable
         Assert.Equal(TrainLocal(uneven, "uneven-local"), TrainDistributed(uneven, "uneven-three", [1, 2, 1]).Weights);
     }
 
+    [Fact]
+    public void DistributedBenchReportsSpeedBytesPerWorkerAndTimeOutsideCompute()
+    {
+        string config = WriteConfig("bench.json", samples: 600, batch: 100, shard: 25, epochs: 3);
+        foreach (var shared in new[] { true, false })
+        {
+            var run = _processes.Start(ProcessHarness.CoordinatorDll, ["bench-distributed", "--no-dashboard", "--config", config,
+                "--workers", "2", .. shared ? Array.Empty<string>() : ["--shared-memory", "off"]]);
+            var (code, output) = ProcessHarness.Wait(run, RunTimeout);
+            Assert.True(code == 0, output);
+            Assert.Matches(@"after a warm-up epoch, 12 steps, 1200 samples in [\d.]+s of steps = \d+ samples/s", output);
+            int parameters = new DistTrain.Core.Model.Network(System.Text.Json.JsonSerializer.Deserialize<DistTrain.Core.Training.TrainingConfig>(
+                File.ReadAllText(config), DistTrain.Core.Training.TrainingConfig.Json)!.Model).ParameterCount;
+            string vector = $"{4.0 * parameters / 1024:F1}";
+            foreach (var worker in new[] { "w1", "w2" })
+            {
+                var line = Assert.Single(output.Split('\n'), l => l.StartsWith($"  {worker}: ", StringComparison.Ordinal));
+                Assert.Matches(@"per step in messages sent [\d.]+ KiB, received [\d.]+ KiB", line);
+                // Weights either through shared memory or in every request (then above one vector per step).
+                if (shared) Assert.Contains($"through shared memory: weights {vector} KiB", line);
+                else Assert.DoesNotContain("shared memory", line);
+            }
+            Assert.Matches(@"network wait: [\d.]+s of [\d.]+s step time = [\d.]+%", output);
+        }
+    }
+
     /// <summary>A CPU list as /proc writes it ("0-1", "3").</summary>
     private static string ProcessCpuList(IReadOnlyList<int> cpus) =>
         cpus.Count == 1 ? $"{cpus[0]}" : cpus[^1] - cpus[0] == cpus.Count - 1 ? $"{cpus[0]}-{cpus[^1]}" : string.Join(",", cpus);
