@@ -31,10 +31,20 @@ public sealed class StepLink : IDisposable
 
     public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
+        var left = deadline - DateTime.UtcNow;
+        // As gRPC does: a call whose deadline has passed is not sent.
+        if (left <= TimeSpan.Zero)
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"the deadline passed before the call to {WorkerId}"));
         long id = Interlocked.Increment(ref _nextId);
         // No RunContinuationsAsynchronously: the caller's continuation runs on the reader thread, which is the point.
         var done = new TaskCompletionSource<ComputeReply>();
         _pending[id] = done;
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(left);
+        await using var registration = limit.Token.Register(() => Fail(id, cancellationToken.IsCancellationRequested
+            ? new OperationCanceledException(cancellationToken)
+            : new RpcException(new Status(StatusCode.DeadlineExceeded, $"no reply from {WorkerId} before the deadline"))));
         if (_closed is { } why) Fail(id, new RpcException(new Status(StatusCode.Unavailable, why)));
         else
         {
@@ -47,11 +57,6 @@ public sealed class StepLink : IDisposable
                 Close($"the step link to {WorkerId} failed: {e.Message}");
             }
         }
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(deadline - DateTime.UtcNow is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero);
-        await using var registration = limit.Token.Register(() => Fail(id, cancellationToken.IsCancellationRequested
-            ? new OperationCanceledException(cancellationToken)
-            : new RpcException(new Status(StatusCode.DeadlineExceeded, $"no reply from {WorkerId} before the deadline"))));
         return await done.Task.ConfigureAwait(false);
     }
 

@@ -72,21 +72,53 @@ public sealed class StepLinkTests : IDisposable
         Assert.Equal(0, (await link.ComputeAsync(Request(0, [2]), DateTime.UtcNow.AddSeconds(30), default)).Step);
     }
 
+    /// <summary>Connects as worker w1 with the right nonce but never answers a request.</summary>
+    private Socket SilentWorker()
+    {
+        var offer = _host.ForWorker("w1", 1).Offer;
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Connect(new UnixDomainSocketEndPoint(_host.StepSocketPath));
+        socket.ReceiveTimeout = 20_000;
+        StepFrames.Write(socket, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
+        var buffer = new byte[16];
+        Assert.True(StepFrames.Read(socket, ref buffer, buffer.Length, out _, out byte kind, out _));
+        Assert.Equal(StepFrames.Hello, kind);
+        return socket;
+    }
+
     [Fact]
     public async Task CallsFailAtTheirDeadlineAndAllAtOnceWhenTheWorkerGoes()
     {
-        var link = await ConnectAsync();
-        var late = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow, default));
-        Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
-
-        // The worker's end closes (as when its process dies): the call fails now, not at its 30 s deadline.
-        _session.Dispose();
+        using var worker = SilentWorker();
+        var link = _host.LinkOf("w1") ?? throw new InvalidOperationException("no link for w1");
+        var expired = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow.AddSeconds(-1), default));
+        Assert.Equal(StatusCode.DeadlineExceeded, expired.StatusCode);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var gone = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow.AddSeconds(30), default));
+        var late = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow.AddMilliseconds(300), default));
+        Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(250), $"failed after {clock.Elapsed}, before its deadline");
+        using (var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow.AddSeconds(30), cancel.Token));
+
+        // The worker's end closes (as when its process dies): a waiting call fails now, not at its 30 s deadline.
+        var pending = link.ComputeAsync(Request(0, [1]), DateTime.UtcNow.AddSeconds(30), default);
+        clock.Restart();
+        worker.Shutdown(SocketShutdown.Both);
+        worker.Close();
+        var gone = await Assert.ThrowsAsync<RpcException>(() => pending);
         Assert.Equal(StatusCode.Unavailable, gone.StatusCode);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
         Assert.False(link.IsOpen);
         Assert.Null(_host.LinkOf("w1"));
+    }
+
+    [Fact]
+    public async Task TheWorkersLinkClosesWithItsSession()
+    {
+        var link = await ConnectAsync();
+        _session.Dispose();
+        var gone = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [1]), DateTime.UtcNow.AddSeconds(30), default));
+        Assert.Equal(StatusCode.Unavailable, gone.StatusCode);
     }
 
     [Theory]
