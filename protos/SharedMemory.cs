@@ -40,10 +40,17 @@ public sealed unsafe class MappedFile : IDisposable
     public long Length { get; }
     public string Path { get; }
 
-    /// <summary>Creates <paramref name="path"/> (which must not exist) readable and writable by this user only.</summary>
+    /// <summary>
+    /// Creates <paramref name="path"/> (which must not exist) readable and writable by this user only, with all its
+    /// space allocated now: a write to a page that a full memory file system cannot back would kill the process
+    /// (SIGBUS), whereas a failed allocation here is an IOException the caller can fall back from.
+    /// </summary>
     public static MappedFile Create(string path, long length, ReadOnlySpan<byte> nonce)
     {
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.ReadWrite };
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.ReadWrite, PreallocationSize = length,
+        };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         var stream = new FileStream(path, options);
         stream.SetLength(length);

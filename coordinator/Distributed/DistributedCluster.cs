@@ -88,6 +88,11 @@ public sealed class DistributedCluster : IAsyncDisposable
         {
             shared = options.SharedMemoryRoot is { } root ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write, options.BindCpus) : null;
         }
+        catch (Protos.SharedMemoryException e)
+        {
+            log.Write($"same-host transport off ({e.Message}); every worker gets weights and gradients over gRPC");
+            shared = null;
+        }
         catch
         {
             await server.DisposeAsync();

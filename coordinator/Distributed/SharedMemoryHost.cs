@@ -110,7 +110,8 @@ public sealed class SharedMemoryHost : IDisposable
 
     /// <summary>
     /// Creates the files under <paramref name="root"/>; <paramref name="slotCount"/> = the most blocks one step can
-    /// have (its shard count). Throws UserInputException when the root cannot hold them.
+    /// have (its shard count). Throws UserInputException when the root is not a directory, SharedMemoryException when
+    /// it cannot hold the files (e.g. too little space).
     /// </summary>
     public static SharedMemoryHost Create(string root, int parameterCount, int slotCount, Action<string> log,
         bool bindCpus = true)
@@ -125,10 +126,10 @@ public sealed class SharedMemoryHost : IDisposable
             else System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             return new SharedMemoryHost(directory, parameterCount, slotCount, bindCpus ? CpuAffinity.ProcessCpus : [], log);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SocketException)
         {
             TryDelete(directory);
-            throw new UserInputException($"--shared-memory {root}: cannot create the shared files: {e.Message}");
+            throw new SharedMemoryException($"cannot create the shared files under {root}: {e.Message}");
         }
     }
 
