@@ -92,13 +92,15 @@ public sealed class SharedMemoryHost : IDisposable
             throw new IOException("its hello did not carry this coordinator's nonce");
         string workerId = System.Text.Encoding.UTF8.GetString(buffer, MappedFile.NonceBytes, length - MappedFile.NonceBytes);
         connection.ReceiveTimeout = 0;
+        StepLink? old;
         lock (_slots)
         {
             if (_disposed) throw new ObjectDisposedException(nameof(SharedMemoryHost));
             if (!_slots.ContainsKey(workerId)) throw new IOException($"no shared memory was offered to '{workerId}'");
-            if (_links.Remove(workerId, out var old)) old.Dispose();
+            _links.Remove(workerId, out old);
             _links[workerId] = new StepLink(connection, workerId, _maxReplyBytes);
         }
+        old?.Dispose();
         StepFrames.Write(connection, 0, StepFrames.Hello, ReadOnlySpan<byte>.Empty);
     }
 

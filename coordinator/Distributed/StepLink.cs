@@ -60,9 +60,14 @@ public sealed class StepLink : IDisposable
         return await done.Task.ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Fails a pending call on a pool thread: failures come from timers, cancellation and Dispose (called under other
+    /// components' locks), where the caller's continuation — the rest of the step — must not run inline.
+    /// </summary>
     private void Fail(long id, Exception error)
     {
-        if (_pending.TryRemove(id, out var call)) call.TrySetException(error);
+        if (_pending.TryRemove(id, out var call))
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.call.TrySetException(state.error), (call, error), preferLocal: false);
     }
 
     private void ReadReplies()

@@ -81,9 +81,36 @@ public sealed class FaultCluster : IDisposable
             string tail = Text(output);
             if (tail.Length > 4000) tail = "…" + tail[^4000..];
             text.AppendLine($"--- worker slot {slot} (pid {process.Id}, {state}) ---").AppendLine(tail);
+            if (!process.HasExited) text.AppendLine(ThreadStates(process.Id));
         }
         return text.ToString();
     }
+    /// <summary>
+    /// Each thread of a live process as the kernel sees it (name, state R/S/D/T, where it sleeps), so a worker that
+    /// stopped answering shows whether it was stopped, blocked in a call, or busy.
+    /// </summary>
+    private static string ThreadStates(int pid)
+    {
+        try
+        {
+            var lines = new List<string>();
+            foreach (var task in System.IO.Directory.GetDirectories($"/proc/{pid}/task"))
+            {
+                string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                int open = stat.IndexOf('('), close = stat.LastIndexOf(')');
+                string name = stat[(open + 1)..close];
+                string threadState = stat[(close + 2)..].Split(' ')[0];
+                string wchan = File.Exists(Path.Combine(task, "wchan")) ? File.ReadAllText(Path.Combine(task, "wchan")).Trim() : "?";
+                lines.Add($"{Path.GetFileName(task)} {name} {threadState} {wchan}");
+            }
+            return "threads (tid name state wait): " + string.Join("; ", lines);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"threads: unreadable ({e.Message})";
+        }
+    }
+
     public string WorkerOutput(int slot) => Text(_workers[slot].Output);
 
     /// <summary>Sends <paramref name="signal"/> to exactly this process; a kill waits until the process is gone.</summary>
