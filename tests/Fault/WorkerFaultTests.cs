@@ -14,7 +14,8 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void WorkerKilledMidStepThenRestartedGivesIdenticalWeightsAndEverySampleOnce()
     {
-        const int samples = 1536, epochs = 120, batch = 64; // ~2,900 steps: long enough for a restart and rejoin
+        // ~14,400 steps: long enough for a restart and rejoin (1–2 s) even over the same-host link (~0.3 ms a step).
+        const int samples = 1536, epochs = 600, batch = 64;
         string config = FaultRuns.WriteConfig(_dir, samples, epochs, batch: batch);
         var reference = FaultRuns.Reference(_dir, config);
         var random = new Random(20240607);
@@ -75,8 +76,8 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void NoWorkerLeftWithoutWaitingExitsNonZeroWithOneLine()
     {
-        // ~1,000 steps: the kill at step 5 lands long before the run could end on its own.
-        string config = FaultRuns.WriteConfig(_dir, samples: 1024, epochs: 60);
+        // ~9,600 steps: the kill at step 5 lands long before the run could end on its own, even at ~0.3 ms a step.
+        string config = FaultRuns.WriteConfig(_dir, samples: 1024, epochs: 600);
         using var cluster = new FaultCluster(_dir, config, workerSlots: 1);
         cluster.StartCoordinator(1);
         cluster.StartWorker(0);
@@ -91,7 +92,7 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void NoWorkerLeftWaitsVisiblyThenContinuesWhenOneReturnsOrGivesUp()
     {
-        const int samples = 512, epochs = 32; // 256 steps: the stop and the kill at step 4 land mid-run
+        const int samples = 512, epochs = 320; // 2,560 steps: the stop and the kill at step 4 land mid-run
         string config = FaultRuns.WriteConfig(_dir, samples, epochs);
         var reference = FaultRuns.Reference(_dir, config);
         using (var cluster = new FaultCluster(_dir, config, workerSlots: 1))
