@@ -44,7 +44,7 @@ public sealed class RegistrationService(
                 var interval = TimeSpan.FromMilliseconds(Math.Clamp(registration.HeartbeatIntervalMs, 100, 60_000));
                 try
                 {
-                    await HeartbeatUntilForgottenAsync(client, registration.WorkerId, interval, stoppingToken);
+                    await HeartbeatUntilForgottenAsync(client, registration.WorkerId, registration.CoordinatorRun, interval, stoppingToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -104,7 +104,7 @@ public sealed class RegistrationService(
         }
     }
 
-    private async Task HeartbeatUntilForgottenAsync(Protos.Coordinator.CoordinatorClient client, string id,
+    private async Task HeartbeatUntilForgottenAsync(Protos.Coordinator.CoordinatorClient client, string id, string run,
         TimeSpan interval, CancellationToken stoppingToken)
     {
         while (true)
@@ -112,7 +112,7 @@ public sealed class RegistrationService(
             await Task.Delay(interval, stoppingToken);
             try
             {
-                var reply = await client.HeartbeatAsync(new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = id },
+                var reply = await client.HeartbeatAsync(new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = id, CoordinatorRun = run },
                     deadline: DateTime.UtcNow + CallDeadline, cancellationToken: stoppingToken);
                 if (!reply.Known)
                 {

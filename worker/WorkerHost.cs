@@ -51,6 +51,8 @@ public static class WorkerHost
         try { builder.Configuration.GetSection(WorkerOptions.Section).Bind(options); }
         catch (InvalidOperationException e) { throw new UserInputException($"worker settings: {e.Message.Split('\n')[0]}"); }
         options.Validate();
+        // Read the process's CPUs now, on the main thread, before any compute thread is bound.
+        _ = Core.Training.CpuAffinity.ProcessCpus;
         security ??= NodeSecurity.Create(
             SecurityOptions.Read(flag => builder.Configuration[SecurityKey(flag)], Environment.GetEnvironmentVariable),
             options.Host, "worker", Console.Error.WriteLine);

@@ -281,7 +281,10 @@ public sealed class WorkerSession : IDisposable
             ?? (shared is not null && _options.Cpus == "auto" ? offer!.ComputeCpus : []);
         if (!cpus.SequenceEqual(_boundTo))
         {
-            _binding = await _engine.BindAsync(cpus);
+            // Not while a step link computes: binding runs the engine's thread pool, which serves one caller at a time.
+            await _computeLock.WaitAsync(CancellationToken.None);
+            try { _binding = await _engine.BindAsync(cpus); }
+            finally { _computeLock.Release(); }
             _boundTo = _binding.StartsWith("not bound:", StringComparison.Ordinal) ? [] : cpus;
             _log.LogInformation("compute threads {Binding}", _binding);
         }
@@ -290,7 +293,8 @@ public sealed class WorkerSession : IDisposable
         _prepared = prepared;
         if (previous?.Shared is { } old && !ReferenceEquals(old, shared))
         {
-            await _computeLock.WaitAsync(cancellationToken);
+            // Uncancellable: the previous files must be closed even when this Prepare's caller gave up.
+            await _computeLock.WaitAsync(CancellationToken.None);
             try { old.Dispose(); }
             finally { _computeLock.Release(); }
         }

@@ -92,7 +92,10 @@ public sealed class WorkerStepLink : IDisposable
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
             if (Volatile.Read(ref _closed) == 0) _log.LogInformation("step link closed: {Reason}", e.Message);
+            Dispose();
+            return;
         }
+        if (Volatile.Read(ref _closed) == 0) _log.LogInformation("step link closed by the coordinator");
         Dispose();
     }
 

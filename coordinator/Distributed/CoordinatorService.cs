@@ -23,7 +23,7 @@ public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clo
         log.Write($"worker {entry.Id} registered from {entry.Address} with {entry.Cores} thread(s)");
         return Task.FromResult(new RegisterReply
         {
-            ProtocolVersion = Protocol.Version, WorkerId = entry.Id,
+            ProtocolVersion = Protocol.Version, WorkerId = entry.Id, CoordinatorRun = registry.RunId,
             HeartbeatIntervalMs = (int)registry.HeartbeatInterval.TotalMilliseconds,
         });
     }
@@ -33,7 +33,8 @@ public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clo
         Protocol.Check(request.ProtocolVersion, "Heartbeat");
         return Task.FromResult(new HeartbeatReply
         {
-            ProtocolVersion = Protocol.Version, Known = registry.Heartbeat(request.WorkerId, clock.Now),
+            ProtocolVersion = Protocol.Version,
+            Known = request.CoordinatorRun == registry.RunId && registry.Heartbeat(request.WorkerId, clock.Now),
         });
     }
 

@@ -53,6 +53,12 @@ public sealed class WorkerRegistry
     }
 
     public TimeSpan HeartbeatInterval { get; }
+
+    /// <summary>
+    /// Names this coordinator run. Ids restart at w1 after a restart, so a worker that still heartbeats with the id a
+    /// previous run gave it must not be taken for the worker that now holds that id.
+    /// </summary>
+    public string RunId { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
     public TimeSpan HeartbeatTimeout { get; }
 
     /// <summary>

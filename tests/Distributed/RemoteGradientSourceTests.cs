@@ -320,6 +320,22 @@ public class RemoteGradientSourceTests
     }
 
     [Fact]
+    public async Task AHeartbeatFromAPreviousCoordinatorRunIsNotTakenForTheWorkerNowHoldingItsId()
+    {
+        var registry = new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        var service = new CoordinatorService(registry, new ClusterClock(), new ClusterLog(_ => { }));
+        var reply = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1 }, null!);
+        Assert.Equal(registry.RunId, reply.CoordinatorRun);
+        var heartbeat = new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = reply.WorkerId, CoordinatorRun = reply.CoordinatorRun };
+        Assert.True((await service.Heartbeat(heartbeat, null!)).Known);
+        // After a restart ids begin at w1 again: a worker still heartbeating with the id an earlier run gave it is told
+        // to register again instead of passing for the worker that holds that id now.
+        heartbeat.CoordinatorRun = new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)).RunId;
+        Assert.NotEqual(registry.RunId, heartbeat.CoordinatorRun);
+        Assert.False((await service.Heartbeat(heartbeat, null!)).Known);
+    }
+
+    [Fact]
     public async Task UnpreparedOrMalformedComputeIsRefused()
     {
         using var session = NewSession();
