@@ -40,8 +40,10 @@ public sealed class TestCertificates : IDisposable
         names.AddDnsName("localhost");
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(_ca, true, false));
-        using var certificate = request.Create(_ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30),
-            RandomNumberGenerator.GetBytes(16));
+        // Never past the authority's own end of validity (issued seconds earlier with the same 30 days).
+        var notAfter = DateTimeOffset.UtcNow.AddDays(30);
+        if (notAfter > _ca.NotAfter.ToUniversalTime()) notAfter = _ca.NotAfter.ToUniversalTime();
+        using var certificate = request.Create(_ca, DateTimeOffset.UtcNow.AddDays(-1), notAfter, RandomNumberGenerator.GetBytes(16));
         string certificatePath = Path.Combine(_dir, $"{node}.crt.pem"), keyPath = Path.Combine(_dir, $"{node}.key.pem");
         File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
         File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
