@@ -35,9 +35,14 @@ public static class StepFrames
 
     public static void Write(Socket socket, long id, byte kind, IMessage message)
     {
-        var bytes = new byte[message.CalculateSize()];
-        message.WriteTo(bytes);
-        Write(socket, id, kind, bytes);
+        int size = message.CalculateSize();
+        var bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            message.WriteTo(bytes.AsSpan(0, size));
+            Write(socket, id, kind, bytes.AsSpan(0, size));
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(bytes); }
     }
 
     public static void WriteError(Socket socket, long id, Grpc.Core.StatusCode code, string detail)

@@ -60,6 +60,7 @@ public sealed class BlockComputeEngine : IDisposable
 
     public int Threads => _runner.ThreadCount;
 
+    private readonly object _bindLock = new();
     private IReadOnlyList<int>? _threadZeroCpus;
     private long _bindVersion;
     [ThreadStatic] private static long t_boundVersion;
@@ -72,7 +73,7 @@ public sealed class BlockComputeEngine : IDisposable
     {
         IReadOnlyList<int>? cpus;
         long version;
-        lock (_queue) (cpus, version) = (_threadZeroCpus, _bindVersion);
+        lock (_bindLock) (cpus, version) = (_threadZeroCpus, _bindVersion);
         if (cpus is null || t_boundVersion == version) return;
         CpuAffinity.TryBindCurrentThread(cpus, out _);
         t_boundVersion = version;
@@ -86,7 +87,7 @@ public sealed class BlockComputeEngine : IDisposable
     public async Task<string> BindAsync(IReadOnlyList<int> cpus)
     {
         IReadOnlyList<int> For(int thread) => cpus.Count == 0 ? CpuAffinity.ProcessCpus : [cpus[thread % cpus.Count]];
-        lock (_queue)
+        lock (_bindLock)
         {
             _threadZeroCpus = For(0);
             _bindVersion++;
