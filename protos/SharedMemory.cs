@@ -6,7 +6,9 @@
 // worker proves it sees the very files the coordinator made (another host or container cannot) before using them.
 //
 // Layout: a 64-byte header (nonce, then an int64 stamp), then float32 data. The weights file holds one vector
-// stamped with its step; the slot file holds numbered slots, each a 64-byte header (step, first shard, shard count)
+// stamped with its step (followed, when it has room for them, by the step's batch indices under the same stamp),
+// and in its header the pool counter from which same-host workers claim a step's blocks
+// (the pool's id in the high bits, the next block in the low ones); the slot file holds numbered slots, each a 64-byte header (step, first shard, shard count)
 // and one gradient vector. A writer clears the stamp, writes the data, then publishes the stamp; a reader checks
 // the stamp before (and, for the weights, after) it copies, so a torn or stale vector is never used.
 using System.IO.MemoryMappedFiles;
@@ -122,23 +124,57 @@ public sealed unsafe class MappedFile : IDisposable
 }
 
 /// <summary>The weights of the current step, written by the coordinator, read by every same-host worker.</summary>
-public sealed class SharedWeights(MappedFile file, int parameterCount) : IDisposable
+public sealed class SharedWeights(MappedFile file, int parameterCount, int indexCapacity = 0) : IDisposable
 {
     private const long StampOffset = MappedFile.NonceBytes;
+    private const long PoolOffset = StampOffset + 8;
+    private const int PoolIndexBits = 24;
 
-    public static long FileBytes(int parameterCount) => MappedFile.HeaderBytes + 4L * parameterCount;
+    /// <summary>Largest pool id (it shares the 64-bit counter with a 24-bit block index).</summary>
+    public const long MaxPoolId = (1L << (63 - PoolIndexBits)) - 1;
+    /// <summary>Most blocks one pool can hold.</summary>
+    public const int MaxPoolBlocks = 1 << PoolIndexBits;
+
+    private static long IndexOffset(int parameterCount) => MappedFile.HeaderBytes + (4L * parameterCount + 63) / 64 * 64;
+
+    public static long FileBytes(int parameterCount, int indexCapacity = 0) => IndexOffset(parameterCount) + 4L * indexCapacity;
 
     public MappedFile File { get; } = file;
     public int ParameterCount { get; } = parameterCount;
+    /// <summary>How many batch indices the file holds after the weights (0: none).</summary>
+    public int IndexCapacity { get; } = indexCapacity;
 
-    /// <summary>Publishes <paramref name="weights"/> as the weights of <paramref name="step"/>.</summary>
-    public void Write(long step, ReadOnlySpan<float> weights)
+    /// <summary>
+    /// Publishes <paramref name="weights"/> as the weights of <paramref name="step"/>, with the step's batch
+    /// <paramref name="indices"/> when given (at most IndexCapacity).
+    /// </summary>
+    public void Write(long step, ReadOnlySpan<float> weights, ReadOnlySpan<int> indices = default)
     {
+        if (indices.Length > IndexCapacity)
+            throw new ArgumentOutOfRangeException(nameof(indices), indices.Length, $"the file holds at most {IndexCapacity} indices");
         ref long stamp = ref File.Stamp(StampOffset);
         Volatile.Write(ref stamp, -1);
         weights.CopyTo(File.Floats(MappedFile.HeaderBytes, ParameterCount));
+        indices.CopyTo(Indices(0, indices.Length));
         Volatile.Write(ref stamp, step);
     }
+
+    /// <summary>
+    /// Copies batch indices [start, start + destination.Length) of <paramref name="step"/>; false when the file holds
+    /// another step's (or changed meanwhile).
+    /// </summary>
+    public bool TryReadIndices(long step, int start, Span<int> destination)
+    {
+        if (start < 0 || (long)start + destination.Length > IndexCapacity)
+            throw new ArgumentOutOfRangeException(nameof(start), start, $"indices [{start}, +{destination.Length}) are outside the file's {IndexCapacity}");
+        ref long stamp = ref File.Stamp(StampOffset);
+        if (Volatile.Read(ref stamp) != step) return false;
+        Indices(start, destination.Length).CopyTo(destination);
+        return Volatile.Read(ref stamp) == step;
+    }
+
+    private Span<int> Indices(int start, int count) =>
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(File.Bytes(IndexOffset(ParameterCount) + 4L * start, checked(4 * count)));
 
     /// <summary>Copies the weights of <paramref name="step"/>; false when the file holds another step's (or changed meanwhile).</summary>
     public bool TryRead(long step, Span<float> destination)
@@ -147,6 +183,37 @@ public sealed class SharedWeights(MappedFile file, int parameterCount) : IDispos
         if (Volatile.Read(ref stamp) != step) return false;
         File.Floats(MappedFile.HeaderBytes, ParameterCount).CopyTo(destination);
         return Volatile.Read(ref stamp) == step;
+    }
+
+    /// <summary>
+    /// Starts pool <paramref name="pool"/> (1..MaxPoolId, a new id for every pool): its blocks are claimed from 0
+    /// on; claims on any earlier pool fail from now on, so a late worker cannot take a block of this one.
+    /// </summary>
+    public void OpenPool(long pool)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(pool, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(pool, MaxPoolId);
+        Volatile.Write(ref File.Stamp(PoolOffset), pool << PoolIndexBits);
+    }
+
+    /// <summary>
+    /// Claims the next of <paramref name="blockCount"/> blocks of <paramref name="pool"/> for the caller (atomic across
+    /// processes); false when they are all claimed or the counter has moved on to another pool.
+    /// </summary>
+    public bool TryClaim(long pool, int blockCount, out int block)
+    {
+        ref long counter = ref File.Stamp(PoolOffset);
+        while (true)
+        {
+            long current = Volatile.Read(ref counter);
+            block = (int)(current & (MaxPoolBlocks - 1));
+            if (current >> PoolIndexBits != pool || block >= blockCount)
+            {
+                block = -1;
+                return false;
+            }
+            if (Interlocked.CompareExchange(ref counter, current + 1, current) == current) return true;
+        }
     }
 
     public void Dispose() => File.Dispose();

@@ -22,27 +22,39 @@ public static class StepFrames
     /// <summary>A refused or failed request: int32 gRPC status code + UTF-8 detail.</summary>
     public const byte Error = 3;
 
-    /// <summary>Sends one frame; callers serialize their sends.</summary>
+    /// <summary>
+    /// Sends one frame in one write, so the peer wakes once for it (a header written apart from its payload woke the
+    /// reader twice); callers serialize their sends.
+    /// </summary>
     public static void Write(Socket socket, long id, byte kind, ReadOnlySpan<byte> payload)
     {
-        Span<byte> header = stackalloc byte[HeaderBytes];
-        BinaryPrimitives.WriteInt32LittleEndian(header, payload.Length);
-        BinaryPrimitives.WriteInt64LittleEndian(header[4..], id);
-        header[12] = kind;
-        SendAll(socket, header);
-        SendAll(socket, payload);
+        var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(HeaderBytes + payload.Length);
+        try
+        {
+            payload.CopyTo(frame.AsSpan(HeaderBytes));
+            SendFrame(socket, frame, id, kind, payload.Length);
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
     }
 
     public static void Write(Socket socket, long id, byte kind, IMessage message)
     {
         int size = message.CalculateSize();
-        var bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+        var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(HeaderBytes + size);
         try
         {
-            message.WriteTo(bytes.AsSpan(0, size));
-            Write(socket, id, kind, bytes.AsSpan(0, size));
+            message.WriteTo(frame.AsSpan(HeaderBytes, size));
+            SendFrame(socket, frame, id, kind, size);
         }
-        finally { System.Buffers.ArrayPool<byte>.Shared.Return(bytes); }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
+    }
+
+    private static void SendFrame(Socket socket, byte[] frame, long id, byte kind, int length)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(frame, length);
+        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
+        frame[12] = kind;
+        SendAll(socket, frame.AsSpan(0, HeaderBytes + length));
     }
 
     public static void WriteError(Socket socket, long id, Grpc.Core.StatusCode code, string detail)
@@ -69,6 +81,11 @@ public static class StepFrames
         id = 0;
         kind = 0;
         length = 0;
+        // Wait for data with poll(POLLIN) rather than in recv: a thread blocked in recv on a Unix socket also wakes
+        // each time the peer consumes what this end sent (write space), which here is every step, on the CPU where
+        // the peer starts computing. Poll filters those wake-ups in the kernel. (With a receive timeout set, as
+        // during the hello, recv keeps enforcing it.)
+        if (socket.ReceiveTimeout == 0) socket.Poll(-1, SelectMode.SelectRead);
         if (!ReceiveAll(socket, header, allowEnd: true)) return false;
         length = BinaryPrimitives.ReadInt32LittleEndian(header);
         id = BinaryPrimitives.ReadInt64LittleEndian(header[4..]);

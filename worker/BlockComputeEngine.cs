@@ -109,9 +109,10 @@ public sealed class BlockComputeEngine : IDisposable
     /// <summary>
     /// Computes <paramref name="blocks"/> (aligned, disjoint) of <paramref name="plan"/>; <paramref name="batch"/>
     /// holds the sample index of every batch position those blocks cover. Returns one sum per block and fills the
-    /// per-shard statistics (indexed by shard). Not reentrant: callers serialize requests.
+    /// per-shard statistics (indexed by shard). <paramref name="loadWeights"/> null: the weights of the previous call
+    /// (blocks of one request computed one call at a time). Not reentrant: callers serialize requests.
     /// </summary>
-    public float[][] Compute(Network network, Dataset data, WeightsLoader loadWeights, int[] batch, ShardPlan plan,
+    public float[][] Compute(Network network, Dataset data, WeightsLoader? loadWeights, int[] batch, ShardPlan plan,
         IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples,
         bool reuseBuffers)
     {
@@ -140,8 +141,13 @@ public sealed class BlockComputeEngine : IDisposable
 
         // The weights arrive inside a received message or a shared file; the GEMM reads them many times per shard,
         // so they are copied once into a float array of the engine's (400 KB for the lecture model).
-        if (_parameters.Length != network.ParameterCount) _parameters = new float[network.ParameterCount];
-        loadWeights(_parameters);
+        if (loadWeights is not null)
+        {
+            if (_parameters.Length != network.ParameterCount) _parameters = new float[network.ParameterCount];
+            loadWeights(_parameters);
+        }
+        else if (_parameters.Length != network.ParameterCount)
+            throw new InvalidOperationException("no weights were loaded for this network");
         (_data, _batch, _plan) = (data, batch, plan);
         (_loss, _correct, _samples) = (shardLoss, shardCorrect, shardSamples);
         _nextPiece = -1;

@@ -47,6 +47,7 @@ public sealed class WorkerSession : IDisposable
     private long _steps, _blocks;
     private int _disposed;
     private IReadOnlyList<int> _boundTo = [];
+    private int[] _sharedBatch = [];
     private string _binding = "not bound";
 
     public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log)
@@ -128,6 +129,11 @@ public sealed class WorkerSession : IDisposable
         var shared = request.SharedMemory
             ? prepared.Shared ?? throw Refuse("the request uses shared memory but this worker did not accept it in Prepare")
             : null;
+        long pool = request.ClaimPool;
+        if (pool != 0 && shared is null)
+            throw Refuse("claim_pool needs the shared weights file, but the request does not use shared memory");
+        if (pool is < 0 or > SharedWeights.MaxPoolId)
+            throw Invalid($"claim_pool must be 0..{SharedWeights.MaxPoolId}, found {pool}");
         long expectedWeightBytes = shared is null ? 4L * network.ParameterCount : 0;
         if (request.Weights.Length != expectedWeightBytes)
             throw Invalid(shared is null
@@ -138,10 +144,18 @@ public sealed class WorkerSession : IDisposable
         if (request.BatchSize > prepared.Train.Count)
             throw Invalid($"batch_size {request.BatchSize} exceeds the dataset's {prepared.Train.Count} samples");
         var plan = new ShardPlan(request.BatchSize, request.ShardSize);
-        if (request.Blocks.Count == 0 || request.Blocks.Count > MessageLimits.MaxBlocksPerRequest(plan.ShardCount))
-            throw Invalid($"a request must name 1..{MessageLimits.MaxBlocksPerRequest(plan.ShardCount)} blocks, found {request.Blocks.Count}");
+        // A pool's blocks are small (their sums go to shared memory, not into the reply): up to one per shard.
+        int maxBlocks = pool != 0 ? plan.ShardCount : MessageLimits.MaxBlocksPerRequest(plan.ShardCount);
+        if (request.Blocks.Count == 0 || request.Blocks.Count > maxBlocks)
+            throw Invalid($"a request must name 1..{maxBlocks} blocks, found {request.Blocks.Count}");
 
-        var batch = new int[plan.BatchSize];
+        bool sharedIndices = request.IndicesInSharedMemory;
+        if (sharedIndices && (shared is null || shared.Weights.IndexCapacity < plan.BatchSize))
+            throw Invalid(shared is null
+                ? "the request says its indices are in shared memory but it does not use shared memory"
+                : $"the shared weights file holds {shared.Weights.IndexCapacity} indices, fewer than batch_size {plan.BatchSize}");
+        // Indices from the request are checked here; indices in shared memory when their block is computed.
+        var batch = sharedIndices ? null : new int[plan.BatchSize];
         var blocks = new List<(int First, int Count)>(request.Blocks.Count);
         var covered = new bool[plan.ShardCount];
         var slotUsed = shared is null ? null : new bool[shared.Slots.SlotCount];
@@ -155,12 +169,18 @@ public sealed class WorkerSession : IDisposable
                 covered[s] = true;
             }
             var (start, length) = plan.Range(block.FirstShard, block.ShardCount);
-            if (!WireArrays.TryReadInts(block.SampleIndices, out var indices) || indices.Length != length)
-                throw Invalid($"block at shard {block.FirstShard} carries {block.SampleIndices.Length} index bytes, expected {4 * length}");
-            foreach (int index in indices)
-                if ((uint)index >= (uint)prepared.Train.Count)
-                    throw Invalid($"sample index {index} is outside the dataset's 0..{prepared.Train.Count - 1}");
-            indices.CopyTo(batch.AsSpan(start, length));
+            if (batch is null)
+            {
+                if (!block.SampleIndices.IsEmpty)
+                    throw Invalid($"block at shard {block.FirstShard} carries indices but the request says they are in shared memory");
+            }
+            else
+            {
+                if (!WireArrays.TryReadInts(block.SampleIndices, out var indices) || indices.Length != length)
+                    throw Invalid($"block at shard {block.FirstShard} carries {block.SampleIndices.Length} index bytes, expected {4 * length}");
+                CheckIndices(indices, prepared.Train.Count);
+                indices.CopyTo(batch.AsSpan(start, length));
+            }
             if (slotUsed is not null)
             {
                 if ((uint)block.SharedSlot >= (uint)slotUsed.Length || slotUsed[block.SharedSlot])
@@ -182,10 +202,25 @@ public sealed class WorkerSession : IDisposable
             var samples = new int[plan.ShardCount];
             var clock = Stopwatch.StartNew();
             double cpuSeconds = 0;
-            Func<float[][]> work = () =>
+            // Which of the request's blocks this worker computed: all of them, or in a pool those it claimed.
+            var computed = new bool[blocks.Count];
+            // Indices in shared memory go to a buffer reused under the compute lock.
+            if (batch is null && _sharedBatch.Length < plan.BatchSize) _sharedBatch = new int[plan.BatchSize];
+            var positions = batch ?? _sharedBatch;
+            void LoadIndices(int first, int count)
+            {
+                if (batch is not null) return;
+                var (start, length) = plan.Range(first, count);
+                var destination = positions.AsSpan(start, length);
+                if (!shared!.Weights.TryReadIndices(request.Step, start, destination))
+                    throw new RpcException(new Status(StatusCode.Aborted,
+                        $"the shared weights file does not hold the indices of step {request.Step} (the coordinator moved on)"));
+                CheckIndices(destination, prepared.Train.Count);
+            }
+            Func<float[][]?> work = () =>
             {
                 var cpu = Environment.CpuUsage.TotalTime;
-                WeightsLoader load = shared is null
+                WeightsLoader? load = shared is null
                     ? destination => MemoryMarshal.Cast<byte, float>(request.Weights.Span).CopyTo(destination)
                     : destination =>
                     {
@@ -193,10 +228,30 @@ public sealed class WorkerSession : IDisposable
                             throw new RpcException(new Status(StatusCode.Aborted,
                                 $"the shared weights file does not hold the weights of step {request.Step} (the coordinator moved on)"));
                     };
-                var result = _engine.Compute(network, prepared.Train, load, batch, plan, blocks, loss, correct, samples,
-                    reuseBuffers: shared is not null);
-                for (int i = 0; shared is not null && i < blocks.Count; i++)
-                    shared.Slots.Write(request.Blocks[i].SharedSlot, request.Step, blocks[i].First, blocks[i].Count, result[i]);
+                float[][]? result = null;
+                if (pool == 0)
+                {
+                    foreach (var (first, count) in blocks) LoadIndices(first, count);
+                    result = _engine.Compute(network, prepared.Train, load, positions, plan, blocks, loss, correct, samples,
+                        reuseBuffers: shared is not null);
+                    for (int i = 0; shared is not null && i < blocks.Count; i++)
+                        shared.Slots.Write(request.Blocks[i].SharedSlot, request.Step, blocks[i].First, blocks[i].Count, result[i]);
+                    computed.AsSpan().Fill(true);
+                }
+                else
+                {
+                    // One block at a time, as long as the pool has blocks left: a worker that runs slower this step (a
+                    // busy core, a stall) takes fewer, and the step ends when the last block does, not the slowest share.
+                    while (shared!.Weights.TryClaim(pool, blocks.Count, out int n))
+                    {
+                        LoadIndices(blocks[n].First, blocks[n].Count);
+                        var sum = _engine.Compute(network, prepared.Train, load, positions, plan, [blocks[n]], loss, correct,
+                            samples, reuseBuffers: true)[0];
+                        load = null; // loaded with the first block
+                        shared.Slots.Write(request.Blocks[n].SharedSlot, request.Step, blocks[n].First, blocks[n].Count, sum);
+                        computed[n] = true;
+                    }
+                }
                 cpuSeconds = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds / _engine.Threads;
                 return result;
             };
@@ -209,10 +264,15 @@ public sealed class WorkerSession : IDisposable
             for (int i = 0; i < blocks.Count; i++)
             {
                 var (first, count) = blocks[i];
+                if (!computed[i])
+                {
+                    reply.Blocks.Add(new BlockResult { FirstShard = first, ShardCount = count, ClaimedElsewhere = true });
+                    continue;
+                }
                 var result = new BlockResult
                 {
                     FirstShard = first, ShardCount = count, GradientInSharedMemory = shared is not null,
-                    GradientSum = shared is null ? WireArrays.Wrap(sums[i]) : Google.Protobuf.ByteString.Empty,
+                    GradientSum = shared is null ? WireArrays.Wrap(sums![i]) : Google.Protobuf.ByteString.Empty,
                 };
                 for (int s = first; s < first + count; s++)
                 {
@@ -223,10 +283,17 @@ public sealed class WorkerSession : IDisposable
                 reply.Blocks.Add(result);
             }
             Interlocked.Increment(ref _steps);
-            Interlocked.Add(ref _blocks, blocks.Count);
+            Interlocked.Add(ref _blocks, computed.Count(c => c));
             return reply;
         }
         finally { _computeLock.Release(); }
+    }
+
+    private static void CheckIndices(ReadOnlySpan<int> indices, int count)
+    {
+        foreach (int index in indices)
+            if ((uint)index >= (uint)count)
+                throw Invalid($"sample index {index} is outside the dataset's 0..{count - 1}");
     }
 
     public StatusReply Status(StatusRequest request)
@@ -309,11 +376,16 @@ public sealed class WorkerSession : IDisposable
             throw Invalid($"shared_memory.nonce has {offer.Nonce.Length} bytes, expected {MappedFile.NonceBytes}");
         if (offer.SlotCount is < 1 or > 4096)
             throw Invalid($"shared_memory.slot_count must be 1..4096, found {offer.SlotCount}");
-        var weights = MappedFile.Open(offer.WeightsPath, SharedWeights.FileBytes(parameterCount), offer.Nonce.Span, writable: false);
+        if (offer.IndexCapacity is < 0 or > 1 << 28)
+            throw Invalid($"shared_memory.index_capacity must be 0..{1 << 28}, found {offer.IndexCapacity}");
+        // Writable for the pool counter in its header; the worker never writes the weights.
+        var weights = MappedFile.Open(offer.WeightsPath, SharedWeights.FileBytes(parameterCount, offer.IndexCapacity),
+            offer.Nonce.Span, writable: true);
         try
         {
             var slots = MappedFile.Open(offer.SlotsPath, SharedSlots.FileBytes(parameterCount, offer.SlotCount), offer.Nonce.Span, writable: true);
-            return new SharedFiles(new SharedWeights(weights, parameterCount), new SharedSlots(slots, parameterCount, offer.SlotCount));
+            return new SharedFiles(new SharedWeights(weights, parameterCount, offer.IndexCapacity),
+                new SharedSlots(slots, parameterCount, offer.SlotCount));
         }
         catch
         {

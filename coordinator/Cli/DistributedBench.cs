@@ -68,7 +68,7 @@ public static class DistributedBench
         {
             var (sharedSent, sharedReceived) = shared.GetValueOrDefault(worker);
             string viaShared = sharedSent + sharedReceived == 0 ? ""
-                : string.Create(c, $"; through shared memory: weights {sharedSent / (double)traffic.Steps / 1024:F1} KiB, gradients {sharedReceived / (double)traffic.Steps / 1024:F1} KiB");
+                : string.Create(c, $"; through shared memory: weights and indices {sharedSent / (double)traffic.Steps / 1024:F1} KiB, gradients {sharedReceived / (double)traffic.Steps / 1024:F1} KiB");
             Console.WriteLine(string.Create(c,
                 $"  {worker}: {requests} requests; per step in messages sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB{viaShared}"));
         }

@@ -86,7 +86,9 @@ public sealed class DistributedCluster : IAsyncDisposable
         SharedMemoryHost? shared;
         try
         {
-            shared = options.SharedMemoryRoot is { } root ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write, options.BindCpus) : null;
+            shared = options.SharedMemoryRoot is { } root
+                ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write, options.BindCpus, indexCapacity: Math.Max(1, config.Training.BatchSize))
+                : null;
         }
         catch (Protos.SharedMemoryException e)
         {

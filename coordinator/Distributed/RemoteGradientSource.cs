@@ -27,6 +27,7 @@ public sealed class RemoteGradientSource : IGradientSource
     private readonly WorkerWait _wait;
     private readonly List<float[]> _buffers = [];
     private readonly SharedWeights? _sharedWeights;
+    private long _nextPool;
 
     /// <summary><paramref name="sharedWeights"/>: where same-host workers read the weights (null: none use shared memory).</summary>
     public RemoteGradientSource(int parameterCount, WorkerRegistry registry, TimeSpan computeTimeout, Action<string> log,
@@ -60,7 +61,8 @@ public sealed class RemoteGradientSource : IGradientSource
                 workers = _registry.BeginStep(request.Step);
                 if (workers.Count == 0) continue; // lost again between the wait and the plan
             }
-            var state = new StepAssignment(request.Plan.ShardCount, workers.Select(w => (w.Id, w.Throughput)).ToList());
+            var state = new StepAssignment(request.Plan.ShardCount, workers.Select(w => (w.Id, w.Throughput)).ToList(),
+                _sharedWeights is null ? null : workers.Where(w => w.Shared is not null).Select(w => w.Id).ToHashSet());
             var (slowest, lostAny) = await RunAsync(request, result, state, workers, cancellationToken).ConfigureAwait(false);
             if (state.IsComplete)
             {
@@ -85,7 +87,17 @@ public sealed class RemoteGradientSource : IGradientSource
         // One wrap of the weights for every request of the step; they do not change until the step returns.
         var weights = WireArrays.Wrap(request.Parameters);
         // Same-host workers read them from the shared file, written once for all of them before any request goes out.
-        if (_sharedWeights is not null && workers.Any(w => w.Shared is not null)) _sharedWeights.Write(request.Step, request.Parameters);
+        // With the batch's indices, when they fit: the requests then carry neither.
+        bool sharedIndices = _sharedWeights is not null && request.BatchIndices.Count <= _sharedWeights.IndexCapacity;
+        if (_sharedWeights is not null && workers.Any(w => w.Shared is not null))
+            _sharedWeights.Write(request.Step, request.Parameters, sharedIndices ? request.BatchIndices.AsSpan() : default);
+        // A new pool id per attempt: a member still working on an earlier attempt can claim nothing of this one.
+        long pool = 0;
+        if (state.HasPool)
+        {
+            pool = _nextPool = _nextPool % SharedWeights.MaxPoolId + 1;
+            _sharedWeights!.OpenPool(pool);
+        }
         var byId = workers.ToDictionary(w => w.Id);
         var open = new Dictionary<int, Open>();
 
@@ -97,11 +109,12 @@ public sealed class RemoteGradientSource : IGradientSource
         {
             var cancel = CancellationTokenSource.CreateLinkedTokenSource(stepCancellation.Token);
             open[dispatch.Id] = new Open(byId[dispatch.Worker], cancel);
-            running.Add(SendAsync(dispatch, byId[dispatch.Worker], request, weights, state, cancel.Token));
+            running.Add(SendAsync(dispatch, byId[dispatch.Worker], request, weights, state, dispatch.Pooled ? pool : 0,
+                sharedIndices, cancel.Token));
         }
         try
         {
-            foreach (var dispatch in state.Start()) Send(dispatch);
+            foreach (var dispatch in SendOrder(state.Start(), byId)) Send(dispatch);
             while (!state.IsComplete && state.FailureReason is null)
             {
                 if (running.Count == 0) throw new InvalidOperationException($"step {request.Step}: no request in flight but blocks are missing");
@@ -138,7 +151,7 @@ public sealed class RemoteGradientSource : IGradientSource
                 {
                     var reply = outcome.Reply!;
                     var shared = sent.Worker.Shared;
-                    var verdicts = dispatch.Blocks.Select((b, i) => Judge(reply, i, b, state.BlockRange(b), plan, request.Step, shared)).ToList();
+                    var verdicts = dispatch.Blocks.Select((b, i) => Judge(reply, i, b, state.BlockRange(b), plan, request.Step, shared, dispatch.Pooled)).ToList();
                     progress = state.OnReply(dispatch.Id, verdicts);
                     if (verdicts.Any(v => v != BlockVerdict.Valid)) _registry.RecordError(dispatch.Worker);
                     foreach (int b in progress.Accepted)
@@ -147,7 +160,9 @@ public sealed class RemoteGradientSource : IGradientSource
                         Gradient(block, b, state.BlockRange(b), request.Step, shared, out var gradient);
                         Keep(block, gradient, _buffers[b], result);
                     }
-                    int samples = dispatch.Blocks.Sum(b => plan.Range(state.BlockRange(b).FirstShard, state.BlockRange(b).ShardCount).Length);
+                    // Only what this worker computed (in a pool, the blocks it claimed).
+                    int samples = dispatch.Blocks.Where((_, i) => verdicts[i] != BlockVerdict.Elsewhere)
+                        .Sum(b => plan.Range(state.BlockRange(b).FirstShard, state.BlockRange(b).ShardCount).Length);
                     // Speed = samples over the request's time with the compute counted as the CPU time it used: a worker
                     // that shares cores with others is not mistaken for a slow one (fewer shards would make it wait
                     // for cores longer still), while transfer time still counts.
@@ -157,8 +172,10 @@ public sealed class RemoteGradientSource : IGradientSource
                     _registry.RecordThroughput(dispatch.Worker, samples, seconds, progress.Accepted.Count);
                     slowestCompute = Math.Max(slowestCompute, reply.ComputeSeconds);
                     long sharedBytes = 4L * _parameterCount;
+                    // Read from the shared file: the weights, and the indices of what it computed when they are there too.
+                    long sharedRead = shared is null ? 0 : sharedBytes + (sharedIndices ? 4L * samples : 0);
                     Traffic.Add(dispatch.Worker, outcome.BytesSent, reply.CalculateSize(),
-                        shared is null ? 0 : sharedBytes, reply.Blocks.Count(b => b.GradientInSharedMemory) * sharedBytes);
+                        sharedRead, reply.Blocks.Count(b => b.GradientInSharedMemory) * sharedBytes);
                 }
                 foreach (var note in state.Notes) _log($"step {request.Step}: {note}");
                 state.Notes.Clear();
@@ -175,6 +192,18 @@ public sealed class RemoteGradientSource : IGradientSource
         return (slowestCompute, lostAny);
     }
 
+    /// <summary>
+    /// The first requests with those to workers bound to the CPU this thread runs on last: a woken worker takes its
+    /// CPU from this thread at once, and the requests still to send would wait for the scheduler to move this thread
+    /// to another CPU (milliseconds, while the other workers wait for their requests).
+    /// </summary>
+    private static IEnumerable<Dispatch> SendOrder(IReadOnlyList<Dispatch> dispatches, Dictionary<string, PlannedWorker> byId)
+    {
+        int cpu = CpuAffinity.CurrentCpu();
+        if (cpu < 0) return dispatches;
+        return dispatches.OrderBy(d => byId[d.Worker].Cpus?.Contains(cpu) == true ? 1 : 0); // stable: order kept otherwise
+    }
+
     private void Collect(StepAssignment state, GradientResult result, ShardPlan plan)
     {
         var blocks = new List<(int, int, float[])>(state.BlockCount);
@@ -188,18 +217,20 @@ public sealed class RemoteGradientSource : IGradientSource
     }
 
     private async Task<Outcome> SendAsync(Dispatch dispatch, PlannedWorker worker, GradientRequest step,
-        Google.Protobuf.ByteString weights, StepAssignment state, CancellationToken cancellationToken)
+        Google.Protobuf.ByteString weights, StepAssignment state, long pool, bool sharedIndices, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         long sent = 0;
         bool shared = worker.Shared is not null;
+        bool indicesShared = shared && sharedIndices;
         try
         {
             var message = new ComputeRequest
             {
                 ProtocolVersion = Protocol.Version, Step = step.Step, WeightsVersion = step.Step,
                 Weights = shared ? Google.Protobuf.ByteString.Empty : weights,
-                BatchSize = step.Plan.BatchSize, ShardSize = step.Plan.ShardSize, SharedMemory = shared,
+                BatchSize = step.Plan.BatchSize, ShardSize = step.Plan.ShardSize, SharedMemory = shared, ClaimPool = pool,
+                IndicesInSharedMemory = indicesShared,
             };
             foreach (int b in dispatch.Blocks)
             {
@@ -208,7 +239,7 @@ public sealed class RemoteGradientSource : IGradientSource
                 message.Blocks.Add(new BlockRange
                 {
                     FirstShard = first, ShardCount = count,
-                    SampleIndices = WireArrays.Copy(step.BatchIndices.AsSpan(start, length)),
+                    SampleIndices = indicesShared ? Google.Protobuf.ByteString.Empty : WireArrays.Copy(step.BatchIndices.AsSpan(start, length)),
                     // The step's block number: unique among the step's blocks, so requests never share a slot.
                     SharedSlot = shared ? b : 0,
                 });
@@ -228,11 +259,13 @@ public sealed class RemoteGradientSource : IGradientSource
     /// first, then finiteness.
     /// </summary>
     private BlockVerdict Judge(ComputeReply reply, int i, int b, (int FirstShard, int ShardCount) asked, ShardPlan plan,
-        long step, SharedSlots? shared)
+        long step, SharedSlots? shared, bool pooled)
     {
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
         var block = reply.Blocks[i];
         if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
+        if (block.ClaimedElsewhere)
+            return pooled && block.GradientSum.IsEmpty && !block.GradientInSharedMemory ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
         if (!Gradient(block, b, asked, step, shared, out var gradient)) return BlockVerdict.Invalid;
         if (block.ShardLoss.Count != asked.ShardCount || block.ShardCorrect.Count != asked.ShardCount ||
             block.ShardSamples.Count != asked.ShardCount) return BlockVerdict.Invalid;
@@ -244,7 +277,7 @@ public sealed class RemoteGradientSource : IGradientSource
                 return BlockVerdict.Invalid;
             finite &= double.IsFinite(block.ShardLoss[k]);
         }
-        return finite && AllFinite(gradient) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
+        return finite && Clipping.AllFinite(gradient) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
     }
 
     /// <summary>
@@ -265,14 +298,6 @@ public sealed class RemoteGradientSource : IGradientSource
     {
         for (int i = 0; i < list.Count; i++) if (list[i] == value) return i;
         return -1;
-    }
-
-    private static bool AllFinite(ReadOnlySpan<float> values)
-    {
-        // x − x is 0 for finite x and NaN for ±∞ and NaN, so one sum detects any non-finite value.
-        float probe = 0;
-        foreach (float v in values) probe += v - v;
-        return probe == 0;
     }
 
     private static void Keep(BlockResult block, ReadOnlySpan<float> gradient, float[] buffer, GradientResult result)

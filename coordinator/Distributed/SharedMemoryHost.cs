@@ -31,7 +31,8 @@ public sealed class SharedMemoryHost : IDisposable
     private readonly Action<string> _log;
     private bool _disposed;
 
-    private SharedMemoryHost(string directory, int parameterCount, int slotCount, IReadOnlyList<int> cpus, Action<string> log)
+    private SharedMemoryHost(string directory, int parameterCount, int slotCount, int indexCapacity, IReadOnlyList<int> cpus,
+        Action<string> log)
     {
         Directory = directory;
         _parameterCount = parameterCount;
@@ -40,7 +41,8 @@ public sealed class SharedMemoryHost : IDisposable
         _log = log;
         _maxReplyBytes = MessageLimits.ToOption(MessageLimits.ReplyBytes(parameterCount, slotCount));
         string path = Path.Combine(directory, "weights");
-        Weights = new SharedWeights(MappedFile.Create(path, SharedWeights.FileBytes(parameterCount), _nonce), parameterCount);
+        Weights = new SharedWeights(MappedFile.Create(path, SharedWeights.FileBytes(parameterCount, indexCapacity), _nonce),
+            parameterCount, indexCapacity);
         StepSocketPath = Path.Combine(directory, "steps.sock");
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -112,11 +114,12 @@ public sealed class SharedMemoryHost : IDisposable
 
     /// <summary>
     /// Creates the files under <paramref name="root"/>; <paramref name="slotCount"/> = the most blocks one step can
-    /// have (its shard count). Throws UserInputException when the root is not a directory, SharedMemoryException when
+    /// have (its shard count); <paramref name="indexCapacity"/> = room for a batch's indices next to the weights (the
+    /// batch size; 0: indices travel in the requests). Throws UserInputException when the root is not a directory, SharedMemoryException when
     /// it cannot hold the files (e.g. too little space).
     /// </summary>
     public static SharedMemoryHost Create(string root, int parameterCount, int slotCount, Action<string> log,
-        bool bindCpus = true)
+        bool bindCpus = true, int indexCapacity = 0)
     {
         if (!System.IO.Directory.Exists(root))
             throw new UserInputException($"--shared-memory {root}: no such directory (give a directory on a memory file system, or 'off')");
@@ -126,7 +129,7 @@ public sealed class SharedMemoryHost : IDisposable
         {
             if (OperatingSystem.IsWindows()) System.IO.Directory.CreateDirectory(directory);
             else System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            return new SharedMemoryHost(directory, parameterCount, slotCount, bindCpus ? CpuAffinity.ProcessCpus : [], log);
+            return new SharedMemoryHost(directory, parameterCount, slotCount, indexCapacity, bindCpus ? CpuAffinity.ProcessCpus : [], log);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or SocketException)
         {
@@ -154,7 +157,7 @@ public sealed class SharedMemoryHost : IDisposable
             var offer = new SharedMemoryOffer
             {
                 WeightsPath = Weights.File.Path, SlotsPath = slots.File.Path, Nonce = ByteString.CopyFrom(_nonce),
-                SlotCount = _slotCount, StepSocketPath = StepSocketPath,
+                SlotCount = _slotCount, StepSocketPath = StepSocketPath, IndexCapacity = Weights.IndexCapacity,
             };
             offer.ComputeCpus.AddRange(CpusFor(workerId, threads));
             return (offer, slots);

@@ -2,6 +2,12 @@
 // to their throughput, each worker's contiguous run becomes the fewest aligned blocks, and replies or failures
 // drive reassignment. No I/O, no clock: RemoteGradientSource feeds it, unit tests replay scenarios exactly.
 //
+// Same-host pool: workers that share the coordinator's memory can share one run of the batch instead of taking a
+// share each. Their combined share is cut into small aligned blocks and every member gets the same dispatch; each
+// member claims blocks one at a time from a counter in shared memory and answers the rest "claimed elsewhere", so a
+// member that runs slower in this step (a busy core, a stall) computes fewer blocks. A pool block is pending while
+// any member's dispatch that holds it is open; when the last one closes without it, it is reassigned as usual.
+//
 // Failure policy: a failed or timed-out request drops its worker for the rest of the step and its blocks go to the
 // least-loaded survivors. A malformed block (wrong length, wrong shard range) is rejected and recomputed by a worker
 // that has not tried it. A non-finite block is recomputed once elsewhere; if that is non-finite too — or no other
@@ -11,10 +17,13 @@ using DistTrain.Protos;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public enum BlockVerdict { Valid, NonFinite, Invalid }
+public enum BlockVerdict { Valid, NonFinite, Invalid, Elsewhere }
 
-/// <summary>A request to send: worker <see cref="Worker"/> computes blocks <see cref="Blocks"/> (indices into Blocks).</summary>
-public sealed record Dispatch(int Id, string Worker, IReadOnlyList<int> Blocks);
+/// <summary>
+/// A request to send: worker <see cref="Worker"/> computes blocks <see cref="Blocks"/> (indices into Blocks), or, when
+/// <see cref="Pooled"/>, those of them it claims from the step's pool (the same list goes to every pool member).
+/// </summary>
+public sealed record Dispatch(int Id, string Worker, IReadOnlyList<int> Blocks, bool Pooled = false);
 
 /// <summary>What a reply or failure changed: blocks whose results to keep, and requests to send next.</summary>
 public sealed record StepProgress(IReadOnlyList<int> Accepted, IReadOnlyList<Dispatch> Next);
@@ -31,7 +40,12 @@ public sealed class StepAssignment
         public string? Executor { get; set; }
         public HashSet<string> Tried { get; } = [];
         public bool SawNonFinite { get; set; }
+        /// <summary>Open dispatches holding the block (more than one only for a pool block).</summary>
+        public int Open { get; set; }
     }
+
+    /// <summary>Pool blocks per pool member: small enough to even out speed differences within a step.</summary>
+    public const int PoolBlocksPerMember = 2;
 
     private readonly List<Block> _blocks = [];
     private readonly List<string> _workers;
@@ -43,7 +57,10 @@ public sealed class StepAssignment
     private readonly int _maxBlocksPerDispatch;
     private int _nextDispatch, _done;
 
-    public StepAssignment(int totalShards, IReadOnlyList<(string Id, double Throughput)> workers)
+    /// <param name="pool">Workers that can claim blocks from one shared pool (same-host workers); a pool forms when at
+    /// least two of them take part.</param>
+    public StepAssignment(int totalShards, IReadOnlyList<(string Id, double Throughput)> workers,
+        IReadOnlyCollection<string>? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(totalShards, 1);
         if (workers.Count == 0) throw new ArgumentException("at least one worker is needed", nameof(workers));
@@ -52,10 +69,23 @@ public sealed class StepAssignment
         _throughput = workers.ToDictionary(w => w.Id, w => w.Throughput > 0 && double.IsFinite(w.Throughput) ? w.Throughput : 1);
         _maxBlocksPerDispatch = MessageLimits.MaxBlocksPerRequest(totalShards);
         var counts = Split(totalShards, _workers.Select(w => _throughput[w]).ToList());
+        var members = pool is null ? new List<string>() : _workers.Where(pool.Contains).ToList();
         int start = 0;
+        bool poolPlaced = members.Count < 2;
         for (int w = 0; w < _workers.Count; w++)
         {
-            if (counts[w] == 0) continue;
+            if (!poolPlaced && members.Contains(_workers[w]))
+            {
+                // The members' shares become one contiguous run at the first member's place.
+                int shards = members.Sum(m => counts[_workers.IndexOf(m)]);
+                var poolBlocks = PoolBlocks(start, start + shards, members.Count);
+                start += shards;
+                foreach (var member in members) _initial.Add(Send(member, poolBlocks, pooled: true));
+                poolPlaced = true;
+                HasPool = true;
+                continue;
+            }
+            if (counts[w] == 0 || members.Count >= 2 && members.Contains(_workers[w])) continue;
             var indices = new List<int>();
             foreach (var (first, count) in BlockTree.Decompose(start, start + counts[w], totalShards))
             {
@@ -63,11 +93,13 @@ public sealed class StepAssignment
                 _blocks.Add(new Block(first, count));
             }
             start += counts[w];
-            _initial.AddRange(Send(_workers[w], indices));
+            foreach (var chunk in indices.Chunk(_maxBlocksPerDispatch)) _initial.Add(Send(_workers[w], chunk, pooled: false));
         }
     }
 
     public int TotalShards { get; }
+    /// <summary>Whether the first dispatches include a pool (the caller must open one before sending them).</summary>
+    public bool HasPool { get; }
     public int BlockCount => _blocks.Count;
     public bool IsComplete => _done == _blocks.Count;
     /// <summary>Why the step cannot complete (a block no live worker can compute), or null.</summary>
@@ -93,6 +125,23 @@ public sealed class StepAssignment
         {
             int b = dispatch.Blocks[i];
             var block = _blocks[b];
+            if (verdicts[i] == BlockVerdict.Elsewhere && !dispatch.Pooled)
+                throw new ArgumentException($"block {Describe(block)} answered as claimed elsewhere outside a pool", nameof(verdicts));
+            if (verdicts[i] == BlockVerdict.Elsewhere)
+            {
+                // Another member claimed it: its answer is still to come, or came; nobody left to give it: recompute.
+                if (block.State == BlockState.Done || block.Open > 0) continue;
+                Notes.Add($"block {Describe(block)} of the pool was claimed by no member that answered; recomputing");
+                retry.Add(b);
+                continue;
+            }
+            if (dispatch.Pooled) block.Tried.Add(dispatch.Worker);
+            if (block.State == BlockState.Done)
+            {
+                // Two members computed one pool block: only a broken claim counter does that; the first result stands.
+                Notes.Add($"block {Describe(block)} came from {dispatch.Worker} as well as {block.Executor}; the second ignored");
+                continue;
+            }
             bool keep = verdicts[i] switch
             {
                 BlockVerdict.Valid => true,
@@ -127,7 +176,8 @@ public sealed class StepAssignment
         var dispatch = Close(dispatchId);
         _dropped.Add(dispatch.Worker);
         // Other open requests of the same worker will fail or be ignored; their blocks stay theirs until they answer.
-        return new StepProgress([], Reassign(dispatch.Blocks.ToList()));
+        // A pool block another member still holds waits for that member's answer (it may have claimed it).
+        return new StepProgress([], Reassign(dispatch.Blocks.Where(b => _blocks[b].State != BlockState.Done && _blocks[b].Open == 0).ToList()));
     }
 
     /// <summary>
@@ -161,8 +211,38 @@ public sealed class StepAssignment
     {
         if (!_open.Remove(dispatchId, out var dispatch))
             throw new InvalidOperationException($"dispatch {dispatchId} is not open");
-        foreach (int b in dispatch.Blocks) _inFlightShards[dispatch.Worker] -= _blocks[b].Count;
+        foreach (int b in dispatch.Blocks)
+        {
+            _inFlightShards[dispatch.Worker] -= _blocks[b].Count;
+            _blocks[b].Open--;
+        }
         return dispatch;
+    }
+
+    /// <summary>
+    /// Cuts shards [start, end) into aligned blocks of at most a power-of-two size giving about PoolBlocksPerMember
+    /// blocks per member (fewer when one request could not name them all), largest first for the claim order.
+    /// </summary>
+    private List<int> PoolBlocks(int start, int end, int members)
+    {
+        int size = GradientReduction.BlockSizeFor(end - start, PoolBlocksPerMember * members);
+        List<(int First, int Count)> pieces;
+        while (true)
+        {
+            pieces = [];
+            foreach (var (first, count) in BlockTree.Decompose(start, end, TotalShards))
+                for (int at = first; at < first + count; at += size)
+                    pieces.Add((at, Math.Min(size, first + count - at)));
+            if (pieces.Count <= TotalShards) break;
+            size *= 2;
+        }
+        var indices = new List<int>();
+        foreach (var (first, count) in pieces.OrderByDescending(p => p.Count).ThenBy(p => p.First))
+        {
+            indices.Add(_blocks.Count);
+            _blocks.Add(new Block(first, count));
+        }
+        return indices;
     }
 
     private List<Dispatch> Reassign(List<int> blocks)
@@ -190,27 +270,24 @@ public sealed class StepAssignment
         foreach (var (worker, list) in byWorker.OrderBy(p => _workers.IndexOf(p.Key)))
         {
             _inFlightShards[worker] -= list.Sum(b => _blocks[b].Count);
-            next.AddRange(Send(worker, list));
+            foreach (var chunk in list.Chunk(_maxBlocksPerDispatch)) next.Add(Send(worker, chunk, pooled: false));
         }
         return next;
     }
 
-    private List<Dispatch> Send(string worker, List<int> blocks)
+    private Dispatch Send(string worker, IReadOnlyList<int> blocks, bool pooled)
     {
-        var sent = new List<Dispatch>();
-        foreach (var chunk in blocks.Chunk(_maxBlocksPerDispatch))
+        var dispatch = new Dispatch(_nextDispatch++, worker, blocks, pooled);
+        foreach (int b in blocks)
         {
-            var dispatch = new Dispatch(_nextDispatch++, worker, chunk);
-            foreach (int b in chunk)
-            {
-                _blocks[b].State = BlockState.InFlight;
-                _blocks[b].Tried.Add(worker);
-            }
-            _inFlightShards[worker] = _inFlightShards.GetValueOrDefault(worker) + chunk.Sum(b => _blocks[b].Count);
-            _open[dispatch.Id] = dispatch;
-            sent.Add(dispatch);
+            _blocks[b].State = BlockState.InFlight;
+            _blocks[b].Open++;
+            // A pool member has tried only the blocks it answers for (OnReply).
+            if (!pooled) _blocks[b].Tried.Add(worker);
         }
-        return sent;
+        _inFlightShards[worker] = _inFlightShards.GetValueOrDefault(worker) + blocks.Sum(b => _blocks[b].Count);
+        _open[dispatch.Id] = dispatch;
+        return dispatch;
     }
 
     private bool Eligible(Block block, string worker) => !_dropped.Contains(worker) && !block.Tried.Contains(worker);

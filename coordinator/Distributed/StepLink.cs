@@ -1,8 +1,11 @@
 // The coordinator's end of a same-host step link (protos/StepLink.cs): ComputeGradients calls to one worker over a
 // Unix-domain socket, matched to replies by call id. A dedicated thread reads the replies with blocking calls and
 // completes each call on that thread, so the step goes on without waiting for a thread-pool thread to wake.
+// While it waits, the thread is bound to the worker's CPUs (when the worker's compute threads are bound): the reply
+// wakes it where the worker has just finished, not behind another worker's computation on a busy CPU.
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using DistTrain.Core.Training;
 using DistTrain.Protos;
 using Google.Protobuf;
 using Grpc.Core;
@@ -17,6 +20,7 @@ public sealed class StepLink : IDisposable
     private readonly int _maxReplyBytes;
     private long _nextId;
     private volatile string? _closed;
+    private volatile IReadOnlyList<int> _waitCpus = [];
 
     public StepLink(Socket socket, string workerId, int maxReplyBytes)
     {
@@ -28,6 +32,9 @@ public sealed class StepLink : IDisposable
 
     public string WorkerId { get; }
     public bool IsOpen => _closed is null;
+
+    /// <summary>The CPUs the worker computes on (empty: unknown or not bound): the reader waits for replies there.</summary>
+    public void WaitOnCpus(IReadOnlyList<int> cpus) => _waitCpus = cpus;
 
     public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
@@ -76,8 +83,15 @@ public sealed class StepLink : IDisposable
         string reason = $"worker {WorkerId} closed its step link";
         try
         {
-            while (StepFrames.Read(_socket, ref buffer, _maxReplyBytes, out long id, out byte kind, out int length))
+            while (true)
             {
+                // Bound only while waiting: the step that the reply completes runs here and may start threads, which
+                // would inherit a narrow binding.
+                var cpus = _waitCpus;
+                bool bound = cpus.Count > 0 && CpuAffinity.TryBindCurrentThread(cpus, out _);
+                bool read = StepFrames.Read(_socket, ref buffer, _maxReplyBytes, out long id, out byte kind, out int length);
+                if (bound) CpuAffinity.TryBindCurrentThread(CpuAffinity.ProcessCpus, out _);
+                if (!read) break;
                 // A reply to a call that timed out or was cancelled: nobody waits for it.
                 if (!_pending.TryRemove(id, out var call)) continue;
                 if (kind == StepFrames.Reply)

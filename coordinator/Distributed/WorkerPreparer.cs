@@ -68,7 +68,10 @@ public sealed class WorkerPreparer(
             }
             var slots = reply.SharedMemory && offer is { } accepted ? accepted.Slots : null;
             var link = slots is not null && reply.StepLink ? shared!.LinkOf(entry.Id) : null;
-            registry.MarkReady(entry.Id, link is null ? client : new SameHostWorkerClient(client, link), slots);
+            // Where its compute threads run, when it bound them as offered (the step sends to it last when on this CPU).
+            var cpus = slots is not null && reply.CpuBinding.StartsWith("bound", StringComparison.Ordinal) ? offer!.Value.Offer.ComputeCpus.ToList() : null;
+            link?.WaitOnCpus(cpus ?? []);
+            registry.MarkReady(entry.Id, link is null ? client : new SameHostWorkerClient(client, link), slots, cpus);
             string when = entry.ReadyDuringStep >= 0 ? $" during step {entry.ReadyDuringStep} (gets work from step {entry.ReadyDuringStep + 1})" : "";
             string transport = slots is not null
                 ? $"weights and gradients through shared memory, steps over {(link is null ? "gRPC" : "the same-host link")}; compute threads {reply.CpuBinding}"

@@ -20,6 +20,8 @@ public sealed class WorkerEntry
     public IWorkerClient? Client { get; internal set; }
     /// <summary>Its gradient slots when it accepted the same-host transport; null when it talks gRPC only.</summary>
     public Protos.SharedSlots? Shared { get; internal set; }
+    /// <summary>The CPUs its compute threads are bound to (same-host workers only; empty when not bound).</summary>
+    public IReadOnlyList<int> Cpus { get; internal set; } = [];
     public long BlocksComputed { get; internal set; }
     /// <summary>Wall time of its last completed request in seconds (NaN before the first).</summary>
     public double LastRequestSeconds { get; internal set; } = double.NaN;
@@ -31,7 +33,8 @@ public sealed class WorkerEntry
 }
 
 /// <summary>A ready worker as planned for one step: the client captured then, so later changes cannot leak in.</summary>
-public sealed record PlannedWorker(string Id, double Throughput, IWorkerClient Client, Protos.SharedSlots? Shared = null);
+public sealed record PlannedWorker(string Id, double Throughput, IWorkerClient Client, Protos.SharedSlots? Shared = null,
+    IReadOnlyList<int>? Cpus = null);
 
 public sealed class WorkerRegistry
 {
@@ -127,7 +130,7 @@ public sealed class WorkerRegistry
         }
     }
 
-    public void MarkReady(string id, IWorkerClient client, Protos.SharedSlots? shared = null)
+    public void MarkReady(string id, IWorkerClient client, Protos.SharedSlots? shared = null, IReadOnlyList<int>? cpus = null)
     {
         lock (_lock)
         {
@@ -135,6 +138,7 @@ public sealed class WorkerRegistry
             entry.State = WorkerState.Ready;
             entry.Client = client;
             entry.Shared = shared;
+            entry.Cpus = cpus ?? [];
             entry.ReadyDuringStep = CurrentStep;
             Signal();
         }
@@ -171,7 +175,7 @@ public sealed class WorkerRegistry
         {
             CurrentStep = step;
             var planning = ReadyForPlanning();
-            return planning.Select(p => new PlannedWorker(p.Id, p.Throughput, Find(p.Id)!.Client!, Find(p.Id)!.Shared)).ToList();
+            return planning.Select(p => new PlannedWorker(p.Id, p.Throughput, Find(p.Id)!.Client!, Find(p.Id)!.Shared, Find(p.Id)!.Cpus)).ToList();
         }
     }
 

@@ -75,6 +75,12 @@ public static partial class CpuAffinity
         return cpus;
     }
 
+    /// <summary>The CPU the calling thread is running on now, or -1 where that is unknown.</summary>
+    public static int CurrentCpu() => IsSupported ? SchedGetCpu() : -1;
+
+    [LibraryImport("libc", EntryPoint = "sched_getcpu")]
+    private static partial int SchedGetCpu();
+
     [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
     private static unsafe partial int SchedSetAffinity(int pid, nint size, ulong* mask);
 

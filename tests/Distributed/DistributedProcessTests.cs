@@ -124,10 +124,26 @@ public sealed class DistributedProcessTests : IDisposable
             foreach (var worker in new[] { "w1", "w2" })
             {
                 var line = Assert.Single(output.Split('\n'), l => l.StartsWith($"  {worker}: ", StringComparison.Ordinal));
-                Assert.Matches(@"per step in messages sent [\d.]+ KiB, received [\d.]+ KiB", line);
-                // Weights either through shared memory or in every request (then above one vector per step).
-                if (shared) Assert.Contains($"through shared memory: weights {vector} KiB", line);
-                else Assert.DoesNotContain("shared memory", line);
+                var sent = System.Text.RegularExpressions.Regex.Match(line, @"per step in messages sent ([\d.]+) KiB, received [\d.]+ KiB");
+                Assert.True(sent.Success, line);
+                double messageKiB = double.Parse(sent.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                if (shared)
+                {
+                    // Weights and the batch's indices through the shared file (the indices of the blocks the worker
+                    // computed, at most the whole batch of 100), so the requests are small.
+                    var file = System.Text.RegularExpressions.Regex.Match(line, @"through shared memory: weights and indices ([\d.]+) KiB");
+                    Assert.True(file.Success, line);
+                    double fileKiB = double.Parse(file.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                    Assert.InRange(fileKiB, double.Parse(vector, System.Globalization.CultureInfo.InvariantCulture),
+                        4.0 * parameters / 1024 + 4.0 * 100 / 1024 + 0.05);
+                    Assert.True(messageKiB < 0.5, line);
+                }
+                else
+                {
+                    // Weights and indices in every request: above one vector per step.
+                    Assert.DoesNotContain("shared memory", line);
+                    Assert.True(messageKiB >= 4.0 * parameters / 1024, line);
+                }
             }
             Assert.Matches(@"network wait: [\d.]+s of [\d.]+s step time = [\d.]+%", output);
         }

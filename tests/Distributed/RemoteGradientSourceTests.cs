@@ -22,8 +22,13 @@ public class RemoteGradientSourceTests
         Inputs = 2, Layers = [new() { Type = "linear", Units = 16 }, new() { Type = "tanh" }, new() { Type = "linear", Units = 3 }],
     };
 
+    /// <summary>
+    /// A worker behind a fake client. <paramref name="gate"/>: its requests start only once that task has completed;
+    /// <paramref name="replied"/>: completed after its first reply (so another client can start after this one).
+    /// </summary>
     private sealed class SessionClient(WorkerSession session, Func<ComputeReply, ComputeReply>? tamper = null,
-        TimeSpan delay = default) : IWorkerClient
+        TimeSpan delay = default, List<ComputeRequest>? requests = null, Task? gate = null,
+        TaskCompletionSource? replied = null) : IWorkerClient
     {
         public int Calls;
         public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken ct) =>
@@ -33,23 +38,31 @@ public class RemoteGradientSourceTests
         public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken ct)
         {
             Interlocked.Increment(ref Calls);
+            if (requests is not null) lock (requests) requests.Add(request.Clone());
             if (delay > TimeSpan.Zero) await Task.Delay(delay, ct);
+            if (gate is not null) await gate.WaitAsync(ct);
             var reply = await session.ComputeAsync(request, ct);
-            return tamper is null ? reply : tamper(reply);
+            reply = tamper is null ? reply : tamper(reply);
+            replied?.TrySetResult();
+            return reply;
         }
         public void Dispose() { }
     }
 
     /// <summary>Steps over the same-host link (the worker computes on its link thread); replies can be tampered with.</summary>
-    private sealed class LinkClient(StepLink link, Func<ComputeReply, ComputeReply>? tamper) : IWorkerClient
+    private sealed class LinkClient(StepLink link, Func<ComputeReply, ComputeReply>? tamper, Task? gate = null,
+        TaskCompletionSource? replied = null) : IWorkerClient
     {
         public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken ct) => throw new NotSupportedException();
         public Task<ReceiveDatasetReply> SendDatasetAsync(string fingerprint, ReadOnlyMemory<byte> payload, DateTime deadline, CancellationToken ct) =>
             throw new NotSupportedException();
         public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken ct)
         {
+            if (gate is not null) await gate.WaitAsync(ct);
             var reply = await link.ComputeAsync(request, deadline, ct);
-            return tamper is null ? reply : tamper(reply);
+            reply = tamper is null ? reply : tamper(reply);
+            replied?.TrySetResult();
+            return reply;
         }
         public void Dispose() { }
     }
@@ -73,7 +86,8 @@ public class RemoteGradientSourceTests
     private sealed class TempShared : IDisposable
     {
         private readonly string _root = Directory.CreateTempSubdirectory("disttrain-shm-test-").FullName;
-        public TempShared(int slots = 16) => Host = SharedMemoryHost.Create(_root, ParameterCount, slots, _ => { }, bindCpus: false);
+        public TempShared(int slots = 16, int indexCapacity = 0) =>
+            Host = SharedMemoryHost.Create(_root, ParameterCount, slots, _ => { }, bindCpus: false, indexCapacity: indexCapacity);
         public SharedMemoryHost Host { get; }
         public void Dispose()
         {
@@ -85,7 +99,7 @@ public class RemoteGradientSourceTests
     /// <summary>Rewrites every slot of <paramref name="slots"/> that holds a block of <paramref name="reply"/>.</summary>
     private static ComputeReply TamperSlots(ComputeReply reply, SharedSlots slots, bool stale)
     {
-        foreach (var block in reply.Blocks)
+        foreach (var block in reply.Blocks.Where(b => !b.ClaimedElsewhere))
         {
             Assert.True(block.GradientInSharedMemory);
             Assert.True(block.GradientSum.IsEmpty);
@@ -122,8 +136,10 @@ public class RemoteGradientSourceTests
 
     private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, WorkerRegistry Registry)> RunStepAsync(
         Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1,
-        SharedMemoryHost? shared = null, bool link = false)
+        SharedMemoryHost? shared = null, bool link = false, string? lateWorker = null, List<ComputeRequest>? requests = null)
     {
+        // lateWorker: its requests start only after the other worker's first reply (it then finds the pool empty).
+        var firstReplied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var split = DataLoader.Load(Data);
         string fingerprint = Fingerprint.Compute(split);
         var network = new Network(Model);
@@ -141,11 +157,15 @@ public class RemoteGradientSourceTests
             var prepared = await session.PrepareAsync(prepareRequest, default);
             Assert.True(prepared.DataPresent);
             Assert.Equal(shared is not null, prepared.SharedMemory);
-            IWorkerClient client = new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero);
+            bool late = lateWorker == entry.Id;
+            Task? gate = late ? firstReplied.Task : null;
+            var replied = lateWorker is not null && !late ? firstReplied : null;
+            IWorkerClient client = new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero, requests, gate, replied);
             if (link)
             {
                 Assert.True(prepared.StepLink, prepared.SharedMemoryNote);
-                client = new LinkClient(shared!.LinkOf(entry.Id) ?? throw new InvalidOperationException("no link"), tamper);
+                client = new LinkClient(shared!.LinkOf(entry.Id) ?? throw new InvalidOperationException("no link"), tamper,
+                    gate, replied);
             }
             registry.MarkReady(entry.Id, client, offer?.Slots);
         }
@@ -228,9 +248,10 @@ public class RemoteGradientSourceTests
         var (local, remote, _, _) = await RunStepAsync(Record, Record, TimeSpan.Zero, shared.Host, link);
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.Equal(local.ShardLoss, remote.ShardLoss);
-        Assert.Contains(remote.Blocks, b => b.Executor == "w1");
-        Assert.Contains(remote.Blocks, b => b.Executor == "w2");
-        Assert.All(replies.SelectMany(r => r.Blocks), b => Assert.True(b.GradientInSharedMemory && b.GradientSum.IsEmpty));
+        // The two same-host workers shared one pool: each block computed by exactly one of them, the sum in its slot.
+        var computed = replies.SelectMany(r => r.Blocks).Where(b => !b.ClaimedElsewhere).ToList();
+        Assert.Equal(remote.Blocks.Select(b => (b.FirstShard, b.ShardCount)).Order(), computed.Select(b => (b.FirstShard, b.ShardCount)).Order());
+        Assert.All(computed, b => Assert.True(b.GradientInSharedMemory && b.GradientSum.IsEmpty));
         Assert.All(replies, r => Assert.True(r.CalculateSize() < 4 * ParameterCount, $"reply of {r.CalculateSize()} bytes"));
     }
 
@@ -242,10 +263,58 @@ public class RemoteGradientSourceTests
     {
         using var shared = new TempShared();
         var w1Slots = shared.Host.ForWorker("w1", 1).Slots;
-        var (local, remote, log, _) = await RunStepAsync(r => TamperSlots(r, w1Slots, stale), null, TimeSpan.Zero, shared.Host, link);
+        // w2 starts after w1 replied, so w1 claims every block of the pool; each of its sums is spoiled in its slot.
+        var (local, remote, log, _) = await RunStepAsync(r => TamperSlots(r, w1Slots, stale), null, TimeSpan.Zero, shared.Host, link,
+            lateWorker: "w2");
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.All(remote.Blocks, b => Assert.Equal("w2", b.Executor));
         Assert.Contains(log, l => l.Contains("from w1") && l.Contains("rejected"));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task AWorkerThatStartsLateLeavesThePoolToTheOtherAndTheSumIsUnchanged(bool w1Late)
+    {
+        // Same-host workers claim blocks as they go: the one that starts after the other has finished finds none left.
+        using var shared = new TempShared();
+        var replies = new Dictionary<string, ComputeReply>();
+        Func<ComputeReply, ComputeReply> Record(string worker) => reply =>
+        {
+            lock (replies) replies[worker] = reply;
+            return reply;
+        };
+        var (local, remote, _, _) = await RunStepAsync(Record("w1"), Record("w2"), TimeSpan.Zero, shared.Host,
+            lateWorker: w1Late ? "w1" : "w2");
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        string early = w1Late ? "w2" : "w1", slow = w1Late ? "w1" : "w2";
+        Assert.All(remote.Blocks, b => Assert.Equal(early, b.Executor));
+        Assert.All(replies[early].Blocks, b => Assert.False(b.ClaimedElsewhere));
+        // The step does not wait for the late member once every block is in (its request is cancelled); if it got as
+        // far as the pool, it found every block claimed.
+        if (replies.TryGetValue(slow, out var lateReply))
+            Assert.All(lateReply.Blocks, b => Assert.True(b.ClaimedElsewhere && b.ShardLoss.Count == 0 && b.GradientSum.IsEmpty));
+    }
+
+    [Fact]
+    public async Task BatchIndicesTravelInTheSharedFileWhenItHasRoomForThem()
+    {
+        using var shared = new TempShared(indexCapacity: 100);
+        var requests = new List<ComputeRequest>();
+        var (local, remote, _, _) = await RunStepAsync(null, null, TimeSpan.Zero, shared.Host, requests: requests);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        Assert.Equal(local.ShardLoss, remote.ShardLoss);
+        Assert.Equal(2, requests.Count);
+        Assert.All(requests, r => Assert.True(r.IndicesInSharedMemory && r.ClaimPool > 0));
+        Assert.All(requests.SelectMany(r => r.Blocks), b => Assert.True(b.SampleIndices.IsEmpty));
+
+        // Without room in the file they go in the requests, as to a worker on another host.
+        using var small = new TempShared(indexCapacity: 99);
+        requests.Clear();
+        (local, remote, _, _) = await RunStepAsync(null, null, TimeSpan.Zero, small.Host, requests: requests);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        Assert.All(requests, r => Assert.False(r.IndicesInSharedMemory));
+        Assert.Equal(100 * 4, requests[0].Blocks.Sum(b => b.SampleIndices.Length));
     }
 
     [Fact]
@@ -293,6 +362,73 @@ public class RemoteGradientSourceTests
     }
 
     [Fact]
+    public async Task WorkersClaimPoolBlocksOnceAndCheckIndicesFromTheSharedFile()
+    {
+        using var shared = new TempShared(indexCapacity: 40);
+        using var first = NewSession();
+        using var second = NewSession();
+        string fingerprint = Fingerprint.Compute(DataLoader.Load(Data));
+        foreach (var (session, id) in new[] { (first, "w1"), (second, "w2") })
+        {
+            var prepare = Prepare(fingerprint, offer: shared.Host.ForWorker(id, 1).Offer);
+            prepare.WorkerId = id;
+            Assert.True((await session.PrepareAsync(prepare, default)).SharedMemory);
+        }
+        var weights = new Network(Model).CreateParameters(1);
+        var indices = Enumerable.Range(0, 40).Select(i => i * 7 % 400).ToArray();
+        ComputeRequest Request(long pool) => new()
+        {
+            ProtocolVersion = Protocol.Version, Step = 3, WeightsVersion = 3, BatchSize = 40, ShardSize = 10, SharedMemory = true,
+            IndicesInSharedMemory = true, ClaimPool = pool,
+            Blocks =
+            {
+                new BlockRange { FirstShard = 0, ShardCount = 2, SharedSlot = 0 },
+                new BlockRange { FirstShard = 2, ShardCount = 1, SharedSlot = 1 },
+                new BlockRange { FirstShard = 3, ShardCount = 1, SharedSlot = 2 },
+            },
+        };
+        shared.Host.Weights.Write(3, weights, indices);
+
+        // Pool 1: the first worker claims all three blocks, the second finds none left.
+        shared.Host.Weights.OpenPool(1);
+        var all = await first.ComputeAsync(Request(1), default);
+        Assert.All(all.Blocks, b => Assert.True(!b.ClaimedElsewhere && b.GradientInSharedMemory && b.ShardLoss.Count == b.ShardCount));
+        var none = await second.ComputeAsync(Request(1), default);
+        Assert.All(none.Blocks, b => Assert.True(b.ClaimedElsewhere && !b.GradientInSharedMemory && b.ShardLoss.Count == 0));
+        // A request for a pool the counter has left (a late one) claims nothing either.
+        shared.Host.Weights.OpenPool(2);
+        Assert.All((await first.ComputeAsync(Request(1), default)).Blocks, b => Assert.True(b.ClaimedElsewhere));
+        // Without a pool every block is computed, from the same indices: the same per-shard losses.
+        var plain = Request(0);
+        var whole = await second.ComputeAsync(plain, default);
+        Assert.Equal(all.Blocks.SelectMany(b => b.ShardLoss), whole.Blocks.SelectMany(b => b.ShardLoss));
+
+        // Indices of another step are not used; indices outside the dataset are refused; a block must not carry
+        // indices when the request says they are in the file, and the file must hold the whole batch.
+        shared.Host.Weights.Write(3, weights, Enumerable.Repeat(400, 40).ToArray());
+        var outside = await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(plain, default));
+        Assert.Equal(StatusCode.InvalidArgument, outside.StatusCode);
+        Assert.Contains("sample index 400", outside.Status.Detail);
+        shared.Host.Weights.Write(4, weights, indices);
+        Assert.Equal(StatusCode.Aborted, (await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(plain, default))).StatusCode);
+        var carrying = plain.Clone();
+        carrying.Blocks[0].SampleIndices = WireArrays.Copy(indices.AsSpan(0, 20));
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(carrying, default))).StatusCode);
+        var tooBig = plain.Clone();
+        tooBig.BatchSize = 41;
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(tooBig, default))).StatusCode);
+
+        // A pool needs the shared file: over plain gRPC it is refused.
+        var overGrpc = Request(5);
+        overGrpc.SharedMemory = false;
+        overGrpc.IndicesInSharedMemory = false;
+        overGrpc.Weights = WireArrays.Wrap(weights);
+        foreach (var block in overGrpc.Blocks)
+            block.SampleIndices = WireArrays.Copy(indices.AsSpan(block.FirstShard * 10, block.ShardCount * 10));
+        Assert.Equal(StatusCode.FailedPrecondition, (await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(overGrpc, default))).StatusCode);
+    }
+
+    [Fact]
     public async Task NonFiniteEverywhereIsAcceptedAsGenuine()
     {
         var (_, remote, log) = await RunStepAsync(r => Corrupt(r, WithNaN), r => Corrupt(r, WithNaN));
@@ -315,7 +451,7 @@ public class RemoteGradientSourceTests
         Assert.Contains("fingerprint mismatch", mismatch.Status.Detail);
         var register = Assert.Throws<RpcException>(() => new CoordinatorService(
             new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)), new ClusterClock(), new ClusterLog(_ => { }))
-            .Register(new RegisterRequest { ProtocolVersion = 2, Address = "http://127.0.0.1:5", Cores = 1 }, null!).GetAwaiter().GetResult());
+            .Register(new RegisterRequest { ProtocolVersion = Protocol.Version + 1, Address = "http://127.0.0.1:5", Cores = 1 }, null!).GetAwaiter().GetResult());
         Assert.Equal(StatusCode.FailedPrecondition, register.StatusCode);
     }
 

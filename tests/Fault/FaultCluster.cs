@@ -61,12 +61,14 @@ public sealed class FaultCluster : IDisposable
     /// A worker in a network namespace stands for another host, so it refuses the same-host transport (shared memory
     /// and the Unix-socket step link): otherwise a cut link would leave its steps running and test nothing.
     /// </remarks>
-    public void StartWorker(int slot, string host = "127.0.0.1", string? netns = null)
+    /// <param name="sameHostTransport">false: the worker refuses it even on the loopback address (steps over gRPC).</param>
+    public void StartWorker(int slot, string host = "127.0.0.1", string? netns = null, bool sameHostTransport = true)
     {
+        bool refuse = netns is not null || !sameHostTransport;
         string[] worker =
         [
             ProcessHarness.WorkerDll, "--coordinator", Url, "--threads", "1", "--port", _workerPorts[slot].ToString(), "--host", host,
-            "--register-timeout", "60", "--cache-dir", Path.Combine(Directory, "cache"), .. netns is null ? [] : new[] { "--shared-memory", "false" },
+            "--register-timeout", "60", "--cache-dir", Path.Combine(Directory, "cache"), .. refuse ? new[] { "--shared-memory", "false" } : [],
         ];
         var output = _workers.TryGetValue(slot, out var old) ? old.Output : new StringBuilder();
         var process = netns is null ? Start("dotnet", worker, output) : Start("ip", ["netns", "exec", netns, "dotnet", .. worker], output);

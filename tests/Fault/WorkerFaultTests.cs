@@ -43,7 +43,9 @@ public sealed class WorkerFaultTests : IDisposable
         Assert.True(rejoin.Success, cluster.CoordinatorOutput);
         long back = long.Parse(rejoin.Groups[1].Value) + 1;
         Assert.True(back < steps.Count, $"the run ended before {id} could compute again (back at step {back})");
-        Assert.Contains(id, FaultRuns.Executors(steps[back]));
+        // Same-host workers claim the step's blocks from one pool, so a worker may find none left in a given step of
+        // this small model; it must compute again after rejoining, and never in a step it was not part of.
+        Assert.Contains(steps.Where(s => s.Key >= back), s => FaultRuns.Executors(s.Value).Contains(id));
     }
 
     [Fact]
@@ -68,9 +70,11 @@ public sealed class WorkerFaultTests : IDisposable
         var steps = cluster.ReadSteps();
         FaultRuns.AssertEverySampleOncePerEpoch(steps, samples, epochs, totalSteps: epochs * samples / batch);
         Assert.True(k + 1 < steps.Count, $"w2 joined during the last step {k}");
-        // Not a step earlier than k + 1, and from then on in every step: it got the current weights with each request.
+        // Not a step earlier than k + 1; from then on it shares the steps' pool with w1 (same host), so it computes in
+        // the steps where it claims blocks before w1 has taken them all — with the current weights, or the saved
+        // weights would differ from local mode's.
         Assert.All(steps.Where(s => s.Key <= k), s => Assert.DoesNotContain("w2", FaultRuns.Executors(s.Value)));
-        Assert.All(steps.Where(s => s.Key > k), s => Assert.Contains("w2", FaultRuns.Executors(s.Value)));
+        Assert.Contains(steps.Where(s => s.Key > k), s => FaultRuns.Executors(s.Value).Contains("w2"));
     }
 
     [Fact]
