@@ -50,7 +50,9 @@ public static class DistributedBench
         try
         {
             await cluster.WaitForWorkersAsync(cancellationToken);
-            await new Trainer(config, network, data, fingerprint, cluster.Source, timer).RunAsync(cancellationToken);
+            // Training only, as in `disttrain bench`: no test-set evaluation between epochs (it is not counted in the
+            // step time, but it takes both cores from the workers and leaves their caches cold for the next step).
+            await new Trainer(config, network, new DataSplit(data.Train, null), fingerprint, cluster.Source, timer).RunAsync(cancellationToken);
         }
         catch (WorkersUnavailableException e)
         {

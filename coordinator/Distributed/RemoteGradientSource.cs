@@ -197,7 +197,7 @@ public sealed class RemoteGradientSource : IGradientSource
     /// CPU from this thread at once, and the requests still to send would wait for the scheduler to move this thread
     /// to another CPU (milliseconds, while the other workers wait for their requests).
     /// </summary>
-    private static IEnumerable<Dispatch> SendOrder(IReadOnlyList<Dispatch> dispatches, Dictionary<string, PlannedWorker> byId)
+    internal static IEnumerable<Dispatch> SendOrder(IReadOnlyList<Dispatch> dispatches, IReadOnlyDictionary<string, PlannedWorker> byId)
     {
         int cpu = CpuAffinity.CurrentCpu();
         if (cpu < 0) return dispatches;

@@ -65,4 +65,33 @@ public class CpuBindingTests
         Assert.Equal(cpus, seen[1]);
         Assert.Equal(cpus, seen[2]);
     }
+    [Fact]
+    public void RequestsToTheWorkerOnTheSendingCpuGoLast()
+    {
+        var cpus = CpuAffinity.ProcessCpus;
+        Assert.True(cpus.Count >= 2, "this test needs two CPUs");
+        var dispatches = new List<Dispatch> { new(0, "w1", [0]), new(1, "w2", [1]), new(2, "w3", [2]) };
+        var byId = new Dictionary<string, PlannedWorker>
+        {
+            ["w1"] = new("w1", 1, null!, Cpus: [cpus[0]]),
+            ["w2"] = new("w2", 1, null!, Cpus: [cpus[1]]),
+            ["w3"] = new("w3", 1, null!),
+        };
+        Exception? failure = null;
+        // A thread of its own, bound in turn to each worker's CPU (the test runner's threads are left alone).
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Assert.True(CpuAffinity.TryBindCurrentThread([cpus[0]], out string error), error);
+                Assert.Equal(["w2", "w3", "w1"], RemoteGradientSource.SendOrder(dispatches, byId).Select(d => d.Worker));
+                Assert.True(CpuAffinity.TryBindCurrentThread([cpus[1]], out error), error);
+                Assert.Equal(["w1", "w3", "w2"], RemoteGradientSource.SendOrder(dispatches, byId).Select(d => d.Worker));
+            }
+            catch (Exception e) { failure = e; }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null) throw failure;
+    }
 }

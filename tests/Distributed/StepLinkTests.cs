@@ -145,4 +145,62 @@ public sealed class StepLinkTests : IDisposable
         _host.Dispose();
         Directory.Delete(_root, recursive: true);
     }
+    [Fact]
+    public async Task TheReaderWaitsOnItsWorkersCpuAndCompletesCallsUnbound()
+    {
+        var cpus = CpuAffinity.ProcessCpus;
+        Assert.True(cpus.Count >= 2, "this test needs two CPUs");
+        // A coordinator end over a socket whose worker end this test drives frame by frame.
+        string path = Path.Combine(_root, "pair.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        client.Connect(new UnixDomainSocketEndPoint(path));
+        using var worker = listener.Accept();
+        using var link = new StepLink(client, "wx", 1 << 20);
+        var buffer = new byte[1024];
+
+        link.WaitOnCpus([cpus[1]]);
+        // The binding applies from the reader's next wait: a stray reply (no such call) sends it round once.
+        StepFrames.Write(worker, 999, StepFrames.Reply, new ComputeReply());
+        Assert.True(Eventually(() => ReaderThreads().Contains($"{cpus[1]}")), string.Join(" ", ReaderThreads()));
+
+        // A call completes on the reader thread, which no longer has the narrow binding there.
+        var call = link.ComputeAsync(new ComputeRequest { ProtocolVersion = Protocol.Version, Step = 1 }, DateTime.UtcNow.AddSeconds(30), default);
+        var seen = call.ContinueWith(_ => (Thread: File.ReadAllText($"/proc/self/task/{Gettid()}/comm").Trim(), Allowed: CpuAffinity.Allowed()),
+            TaskContinuationOptions.ExecuteSynchronously);
+        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out long id, out byte kind, out _));
+        Assert.Equal(StepFrames.Request, kind);
+        StepFrames.Write(worker, id, StepFrames.Reply, new ComputeReply { ProtocolVersion = Protocol.Version, Step = 1 });
+        var (thread, allowed) = await seen;
+        Assert.Equal("disttrain-link-", thread);
+        Assert.Equal(cpus, allowed);
+        Assert.Equal(1, (await call).Step);
+
+        link.WaitOnCpus([]);
+        StepFrames.Write(worker, 999, StepFrames.Reply, new ComputeReply());
+        Assert.True(Eventually(() => !ReaderThreads().Contains($"{cpus[1]}")), string.Join(" ", ReaderThreads()));
+    }
+
+    private static bool Eventually(Func<bool> condition)
+    {
+        var until = DateTime.UtcNow.AddSeconds(5);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > until) return false;
+            Thread.Sleep(5);
+        }
+        return true;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "gettid")]
+    private static extern int Gettid();
+
+    /// <summary>Cpus_allowed_list of this process's threads named like a coordinator link reader.</summary>
+    private static IEnumerable<string> ReaderThreads() =>
+        Directory.GetDirectories("/proc/self/task")
+            .Where(t => File.Exists(Path.Combine(t, "comm")) && File.ReadAllText(Path.Combine(t, "comm")).Trim() == "disttrain-link-")
+            .Select(t => File.ReadAllLines(Path.Combine(t, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))
+                .Split(':')[1].Trim());
 }
