@@ -70,12 +70,18 @@ public static class DistributedBench
         {
             var (sharedSent, sharedReceived) = shared.GetValueOrDefault(worker);
             string viaShared = sharedSent + sharedReceived == 0 ? ""
-                : string.Create(c, $"; through shared memory: weights and indices {sharedSent / (double)traffic.Steps / 1024:F1} KiB, gradients {sharedReceived / (double)traffic.Steps / 1024:F1} KiB");
-            Console.WriteLine(string.Create(c,
-                $"  {worker}: {requests} requests; per step in messages sent {sent / (double)traffic.Steps / 1024:F1} KiB, received {received / (double)traffic.Steps / 1024:F1} KiB{viaShared}"));
+                : $"; through shared memory: weights and indices {PerStep(sharedSent)}, gradients {PerStep(sharedReceived)}";
+            Console.WriteLine($"  {worker}: {requests} requests; per step in messages sent {PerStep(sent)}, received {PerStep(received)}{viaShared}");
         }
         Console.WriteLine(string.Create(c,
             $"network wait: {traffic.NetworkWaitSeconds - timer.WaitBaseline:F2}s of {timer.Seconds:F2}s step time = {100 * (traffic.NetworkWaitSeconds - timer.WaitBaseline) / timer.Seconds:F1}%"));
         return 0;
+
+        // Bytes per step: whole bytes below 1 KiB (a same-host request is a few dozen), else KiB.
+        string PerStep(long total)
+        {
+            double bytes = total / (double)Math.Max(1, traffic.Steps);
+            return bytes < 1024 ? string.Create(c, $"{bytes:F0} B") : string.Create(c, $"{bytes / 1024:F1} KiB");
+        }
     }
 }

@@ -172,8 +172,9 @@ public sealed class RemoteGradientSource : IGradientSource
                     _registry.RecordThroughput(dispatch.Worker, samples, seconds, progress.Accepted.Count);
                     slowestCompute = Math.Max(slowestCompute, reply.ComputeSeconds);
                     long sharedBytes = 4L * _parameterCount;
-                    // Read from the shared file: the weights, and the indices of what it computed when they are there too.
-                    long sharedRead = shared is null ? 0 : sharedBytes + (sharedIndices ? 4L * samples : 0);
+                    // Read from the shared file when it computed anything: the weights, and the indices of what it
+                    // computed when they are there too.
+                    long sharedRead = shared is null || samples == 0 ? 0 : sharedBytes + (sharedIndices ? 4L * samples : 0);
                     Traffic.Add(dispatch.Worker, outcome.BytesSent, reply.CalculateSize(),
                         sharedRead, reply.Blocks.Count(b => b.GradientInSharedMemory) * sharedBytes);
                 }
@@ -188,6 +189,8 @@ public sealed class RemoteGradientSource : IGradientSource
             stepCancellation.Cancel();
             if (running.Count > 0) await Task.WhenAll(running).ConfigureAwait(false);
             foreach (var (_, o) in open) o.Cancel.Dispose();
+            // Requests the step no longer needed (a pool member still busy when every block was in) were sent all the same.
+            foreach (var task in running) Traffic.Add(task.Result.Dispatch.Worker, task.Result.BytesSent, 0);
         }
         return (slowestCompute, lostAny);
     }
