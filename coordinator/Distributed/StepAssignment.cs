@@ -220,23 +220,18 @@ public sealed class StepAssignment
     }
 
     /// <summary>
-    /// Cuts shards [start, end) into aligned blocks of at most a power-of-two size giving about PoolBlocksPerMember
-    /// blocks per member (fewer when one request could not name them all), largest first for the claim order.
+    /// Cuts shards [start, end) into aligned blocks of one power-of-two size giving about PoolBlocksPerMember blocks
+    /// per member (at most one per shard, so a request can always name them all: their sums go to shared memory, not
+    /// into the reply), largest first for the claim order.
     /// </summary>
     private List<int> PoolBlocks(int start, int end, int members)
     {
         int size = GradientReduction.BlockSizeFor(end - start, PoolBlocksPerMember * members);
-        List<(int First, int Count)> pieces;
-        while (true)
-        {
-            pieces = [];
-            foreach (var (first, count) in BlockTree.Decompose(start, end, TotalShards))
-                for (int at = first; at < first + count; at += size)
-                    pieces.Add((at, Math.Min(size, first + count - at)));
-            if (pieces.Count <= TotalShards) break;
-            size *= 2;
-        }
         var indices = new List<int>();
+        var pieces = new List<(int First, int Count)>();
+        foreach (var (first, count) in BlockTree.Decompose(start, end, TotalShards))
+            for (int at = first; at < first + count; at += size)
+                pieces.Add((at, Math.Min(size, first + count - at)));
         foreach (var (first, count) in pieces.OrderByDescending(p => p.Count).ThenBy(p => p.First))
         {
             indices.Add(_blocks.Count);
