@@ -7,9 +7,9 @@
 //
 // Layout: a 64-byte header (nonce, then an int64 stamp), then float32 data. The weights file holds one vector
 // stamped with its step (followed, when it has room for them, by the step's batch indices under the same stamp),
-// and in its header the pool counter from which same-host workers claim a step's blocks
-// (the pool's id in the high bits, the next block in the low ones); the slot file holds numbered slots, each a 64-byte header (step, first shard, shard count)
-// and one gradient vector. A writer clears the stamp, writes the data, then publishes the stamp; a reader checks
+// and in its header the pool counter from which same-host workers claim a step's blocks (the pool's id in the high
+// bits, the next block in the low ones); the slot file holds numbered slots, each a 64-byte header (step, first
+// shard, shard count) and one gradient vector. A writer clears the stamp, writes the data, then publishes the stamp; a reader checks
 // the stamp before (and, for the weights, after) it copies, so a torn or stale vector is never used.
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;

@@ -69,23 +69,23 @@ public sealed class StepAssignment
         _throughput = workers.ToDictionary(w => w.Id, w => w.Throughput > 0 && double.IsFinite(w.Throughput) ? w.Throughput : 1);
         _maxBlocksPerDispatch = MessageLimits.MaxBlocksPerRequest(totalShards);
         var counts = Split(totalShards, _workers.Select(w => _throughput[w]).ToList());
-        var members = pool is null ? new List<string>() : _workers.Where(pool.Contains).ToList();
+        var members = pool is null ? [] : _workers.Where(pool.Contains).ToList();
+        if (members.Count < 2) members = [];
         int start = 0;
-        bool poolPlaced = members.Count < 2;
         for (int w = 0; w < _workers.Count; w++)
         {
-            if (!poolPlaced && members.Contains(_workers[w]))
+            if (members.Contains(_workers[w]))
             {
+                if (HasPool) continue;
                 // The members' shares become one contiguous run at the first member's place.
                 int shards = members.Sum(m => counts[_workers.IndexOf(m)]);
                 var poolBlocks = PoolBlocks(start, start + shards, members.Count);
                 start += shards;
                 foreach (var member in members) _initial.Add(Send(member, poolBlocks, pooled: true));
-                poolPlaced = true;
                 HasPool = true;
                 continue;
             }
-            if (counts[w] == 0 || members.Count >= 2 && members.Contains(_workers[w])) continue;
+            if (counts[w] == 0) continue;
             var indices = new List<int>();
             foreach (var (first, count) in BlockTree.Decompose(start, start + counts[w], totalShards))
             {
@@ -93,7 +93,7 @@ public sealed class StepAssignment
                 _blocks.Add(new Block(first, count));
             }
             start += counts[w];
-            foreach (var chunk in indices.Chunk(_maxBlocksPerDispatch)) _initial.Add(Send(_workers[w], chunk, pooled: false));
+            _initial.AddRange(SendChunked(_workers[w], indices));
         }
     }
 
@@ -265,10 +265,14 @@ public sealed class StepAssignment
         foreach (var (worker, list) in byWorker.OrderBy(p => _workers.IndexOf(p.Key)))
         {
             _inFlightShards[worker] -= list.Sum(b => _blocks[b].Count);
-            foreach (var chunk in list.Chunk(_maxBlocksPerDispatch)) next.Add(Send(worker, chunk, pooled: false));
+            next.AddRange(SendChunked(worker, list));
         }
         return next;
     }
+
+    /// <summary>Blocks for one worker alone, in as many requests as the message limits need.</summary>
+    private IEnumerable<Dispatch> SendChunked(string worker, List<int> blocks) =>
+        blocks.Chunk(_maxBlocksPerDispatch).Select(chunk => Send(worker, chunk, pooled: false)).ToList();
 
     private Dispatch Send(string worker, IReadOnlyList<int> blocks, bool pooled)
     {
