@@ -128,15 +128,12 @@ public sealed class SharedWeights(MappedFile file, int parameterCount, int index
 {
     private const long StampOffset = MappedFile.NonceBytes;
     private const long PoolOffset = StampOffset + 8;
-    // The pool counter: pool id << 24 | blocks taken from the end << 12 | blocks taken from the start.
     private const int PoolIndexBits = 24;
-    private const int EndBits = PoolIndexBits / 2;
-    private const long EndMask = (1L << EndBits) - 1;
 
-    /// <summary>Largest pool id (it shares the 64-bit counter with the two 12-bit claim counts).</summary>
+    /// <summary>Largest pool id (it shares the 64-bit counter with a 24-bit block index).</summary>
     public const long MaxPoolId = (1L << (63 - PoolIndexBits)) - 1;
     /// <summary>Most blocks one pool can hold.</summary>
-    public const int MaxPoolBlocks = (int)EndMask;
+    public const int MaxPoolBlocks = 1 << PoolIndexBits;
 
     private static long IndexOffset(int parameterCount) => MappedFile.HeaderBytes + (4L * parameterCount + 63) / 64 * 64;
 
@@ -189,8 +186,8 @@ public sealed class SharedWeights(MappedFile file, int parameterCount, int index
     }
 
     /// <summary>
-    /// Starts pool <paramref name="pool"/> (1..MaxPoolId, a new id for every pool): none of its blocks is claimed
-    /// yet; claims on any earlier pool fail from now on, so a late worker cannot take a block of this one.
+    /// Starts pool <paramref name="pool"/> (1..MaxPoolId, a new id for every pool): its blocks are claimed from 0
+    /// on; claims on any earlier pool fail from now on, so a late worker cannot take a block of this one.
     /// </summary>
     public void OpenPool(long pool)
     {
@@ -201,25 +198,21 @@ public sealed class SharedWeights(MappedFile file, int parameterCount, int index
 
     /// <summary>
     /// Claims the next of <paramref name="blockCount"/> blocks of <paramref name="pool"/> for the caller (atomic across
-    /// processes): from the start of the list (0, 1, …) or, with <paramref name="fromEnd"/>, from its end
-    /// (blockCount − 1, blockCount − 2, …); false when they are all claimed or the counter has moved on to another
-    /// pool. The counter holds the pool id and how many blocks each end has taken.
+    /// processes); false when they are all claimed or the counter has moved on to another pool.
     /// </summary>
-    public bool TryClaim(long pool, int blockCount, out int block, bool fromEnd = false)
+    public bool TryClaim(long pool, int blockCount, out int block)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(blockCount, MaxPoolBlocks);
         ref long counter = ref File.Stamp(PoolOffset);
         while (true)
         {
             long current = Volatile.Read(ref counter);
-            int front = (int)(current & EndMask), back = (int)((current >> EndBits) & EndMask);
-            if (current >> PoolIndexBits != pool || front + back >= blockCount)
+            block = (int)(current & (MaxPoolBlocks - 1));
+            if (current >> PoolIndexBits != pool || block >= blockCount)
             {
                 block = -1;
                 return false;
             }
-            block = fromEnd ? blockCount - 1 - back : front;
-            if (Interlocked.CompareExchange(ref counter, current + (fromEnd ? 1L << EndBits : 1), current) == current) return true;
+            if (Interlocked.CompareExchange(ref counter, current + 1, current) == current) return true;
         }
     }
 

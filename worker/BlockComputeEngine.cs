@@ -110,13 +110,11 @@ public sealed class BlockComputeEngine : IDisposable
     /// Computes <paramref name="blocks"/> (aligned, disjoint) of <paramref name="plan"/>; <paramref name="batch"/>
     /// holds the sample index of every batch position those blocks cover. Returns one sum per block and fills the
     /// per-shard statistics (indexed by shard). <paramref name="loadWeights"/> null: the weights of the previous call
-    /// (blocks of one request computed one call at a time). With <paramref name="reuseBuffers"/> the sums are the
-    /// engine's own buffers, numbered from <paramref name="firstBuffer"/> on (BuffersInLastCall of them), valid until a
-    /// later call uses those numbers; otherwise fresh arrays. Not reentrant: callers serialize requests.
+    /// (blocks of one request computed one call at a time). Not reentrant: callers serialize requests.
     /// </summary>
     public float[][] Compute(Network network, Dataset data, WeightsLoader? loadWeights, int[] batch, ShardPlan plan,
         IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples,
-        bool reuseBuffers, int firstBuffer = 0)
+        bool reuseBuffers)
     {
         int requested = blocks.Sum(b => b.Count);
         // One thread: whole blocks (fewest buffers). More: pieces small enough for about two per thread.
@@ -134,7 +132,7 @@ public sealed class BlockComputeEngine : IDisposable
                 // Sums that go out in a gRPC reply need fresh buffers: the reply is serialized after this method
                 // returns, when the next request may already be computing. Sums the caller copies out before the
                 // next request (into shared memory) use the engine's own buffers, warm and allocation-free.
-                _pieces.Add((first, count, reuseBuffers ? PieceBuffer(firstBuffer + _pieces.Count, network.ParameterCount) : new float[network.ParameterCount]));
+                _pieces.Add((first, count, reuseBuffers ? PieceBuffer(_pieces.Count, network.ParameterCount) : new float[network.ParameterCount]));
                 maxPiece = Math.Max(maxPiece, count);
             }
             pieceRanges[i].Count = _pieces.Count - pieceRanges[i].Start;
@@ -166,9 +164,6 @@ public sealed class BlockComputeEngine : IDisposable
         }
         return sums;
     }
-
-    /// <summary>The engine buffers the last call used, from its firstBuffer on (with reuseBuffers).</summary>
-    public int BuffersInLastCall => _pieces.Count;
 
     private float[] PieceBuffer(int index, int length)
     {

@@ -132,8 +132,6 @@ public sealed class WorkerSession : IDisposable
         long pool = request.ClaimPool;
         if (pool != 0 && shared is null)
             throw Refuse("claim_pool needs the shared weights file, but the request does not use shared memory");
-        if (request.ClaimFromEnd && pool == 0)
-            throw Invalid("claim_from_end is set but the request names no pool");
         if (pool is < 0 or > SharedWeights.MaxPoolId)
             throw Invalid($"claim_pool must be 0..{SharedWeights.MaxPoolId}, found {pool}");
         long expectedWeightBytes = shared is null ? 4L * network.ParameterCount : 0;
@@ -147,7 +145,7 @@ public sealed class WorkerSession : IDisposable
             throw Invalid($"batch_size {request.BatchSize} exceeds the dataset's {prepared.Train.Count} samples");
         var plan = new ShardPlan(request.BatchSize, request.ShardSize);
         // A pool's blocks are small (their sums go to shared memory, not into the reply): up to one per shard.
-        int maxBlocks = pool != 0 ? Math.Min(plan.ShardCount, SharedWeights.MaxPoolBlocks) : MessageLimits.MaxBlocksPerRequest(plan.ShardCount);
+        int maxBlocks = pool != 0 ? plan.ShardCount : MessageLimits.MaxBlocksPerRequest(plan.ShardCount);
         if (request.Blocks.Count == 0 || request.Blocks.Count > maxBlocks)
             throw Invalid($"a request must name 1..{maxBlocks} blocks, found {request.Blocks.Count}");
 
@@ -204,11 +202,8 @@ public sealed class WorkerSession : IDisposable
             var samples = new int[plan.ShardCount];
             var clock = Stopwatch.StartNew();
             double cpuSeconds = 0;
-            // Which of the request's blocks this worker computed: all of them, or in a pool those it claimed; and, in a
-            // pool, which of them went out summed with their neighbours (the shards each sum covers, on its first block).
+            // Which of the request's blocks this worker computed: all of them, or in a pool those it claimed.
             var computed = new bool[blocks.Count];
-            var mergedCount = new int[blocks.Count];
-            var merged = new bool[blocks.Count];
             // Indices in shared memory go to a buffer reused under the compute lock.
             if (batch is null && _sharedBatch.Length < plan.BatchSize) _sharedBatch = new int[plan.BatchSize];
             var positions = batch ?? _sharedBatch;
@@ -247,27 +242,14 @@ public sealed class WorkerSession : IDisposable
                 {
                     // One block at a time, as long as the pool has blocks left: a worker that runs slower this step (a
                     // busy core, a stall) takes fewer, and the step ends when the last block does, not the slowest share.
-                    var claimed = new float[blocks.Count][];
-                    int buffers = 0;
-                    while (shared!.Weights.TryClaim(pool, blocks.Count, out int n, request.ClaimFromEnd))
+                    while (shared!.Weights.TryClaim(pool, blocks.Count, out int n))
                     {
                         LoadIndices(blocks[n].First, blocks[n].Count);
-                        claimed[n] = _engine.Compute(network, prepared.Train, load, positions, plan, [blocks[n]], loss, correct,
-                            samples, reuseBuffers: true, firstBuffer: buffers)[0];
-                        buffers += _engine.BuffersInLastCall;
+                        var sum = _engine.Compute(network, prepared.Train, load, positions, plan, [blocks[n]], loss, correct,
+                            samples, reuseBuffers: true)[0];
                         load = null; // loaded with the first block
+                        shared.Slots.Write(request.Blocks[n].SharedSlot, request.Step, blocks[n].First, blocks[n].Count, sum);
                         computed[n] = true;
-                    }
-                    // Neighbouring claimed blocks go out as the fewest aligned blocks of the tree, summed as the tree
-                    // would: fewer slots to write here and to read and add on the coordinator.
-                    foreach (var (head, first, count, members) in PoolNodes(blocks, computed, plan.ShardCount))
-                    {
-                        var sum = members.Count == 1 ? claimed[head]
-                            : BlockTree.Complete(members.Select(m => (blocks[m].First, blocks[m].Count, claimed[m]!)).ToList(),
-                                plan.ShardCount, network.ParameterCount);
-                        shared.Slots.Write(request.Blocks[head].SharedSlot, request.Step, first, count, sum!);
-                        if (members.Count > 1) mergedCount[head] = count;
-                        foreach (int m in members) if (m != head) merged[m] = true;
                     }
                 }
                 cpuSeconds = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds / _engine.Threads;
@@ -289,9 +271,8 @@ public sealed class WorkerSession : IDisposable
                 }
                 var result = new BlockResult
                 {
-                    FirstShard = first, ShardCount = count, GradientInSharedMemory = shared is not null && !merged[i],
+                    FirstShard = first, ShardCount = count, GradientInSharedMemory = shared is not null,
                     GradientSum = shared is null ? WireArrays.Wrap(sums![i]) : Google.Protobuf.ByteString.Empty,
-                    MergedShardCount = mergedCount[i], Merged = merged[i],
                 };
                 for (int s = first; s < first + count; s++)
                 {
@@ -306,31 +287,6 @@ public sealed class WorkerSession : IDisposable
             return reply;
         }
         finally { _computeLock.Release(); }
-    }
-
-    /// <summary>
-    /// The pool blocks this worker computed as the fewest aligned blocks of the tree: each maximal run of neighbouring
-    /// computed blocks, cut into aligned nodes; per node its first block (whose slot gets the sum), its range, and the
-    /// computed blocks inside it in shard order.
-    /// </summary>
-    internal static List<(int Head, int First, int Count, List<int> Members)> PoolNodes(
-        IReadOnlyList<(int First, int Count)> blocks, IReadOnlyList<bool> computed, int totalShards)
-    {
-        var mine = Enumerable.Range(0, blocks.Count).Where(i => computed[i]).OrderBy(i => blocks[i].First).ToList();
-        var nodes = new List<(int, int, int, List<int>)>();
-        for (int at = 0; at < mine.Count;)
-        {
-            int end = at + 1;
-            while (end < mine.Count && blocks[mine[end]].First == blocks[mine[end - 1]].First + blocks[mine[end - 1]].Count) end++;
-            var run = mine.GetRange(at, end - at);
-            foreach (var (first, count) in BlockTree.Decompose(blocks[run[0]].First, blocks[run[^1]].First + blocks[run[^1]].Count, totalShards))
-            {
-                var members = run.Where(m => blocks[m].First >= first && blocks[m].First + blocks[m].Count <= first + count).ToList();
-                nodes.Add((members[0], first, count, members));
-            }
-            at = end;
-        }
-        return nodes;
     }
 
     private static void CheckIndices(ReadOnlySpan<int> indices, int count)

@@ -26,9 +26,6 @@ public sealed class RemoteGradientSource : IGradientSource
     private readonly Action<string> _log;
     private readonly WorkerWait _wait;
     private readonly List<float[]> _buffers = [];
-    // Per block of the current attempt: how many shards the sum in its buffer covers (a pool member may return
-    // neighbouring blocks as one sum, kept in the first one's buffer: the others cover 0).
-    private int[] _bufferShards = [];
     private readonly SharedWeights? _sharedWeights;
     private long _nextPool;
 
@@ -87,8 +84,6 @@ public sealed class RemoteGradientSource : IGradientSource
         var plan = request.Plan;
         result.Reset(plan.ShardCount);
         while (_buffers.Count < state.BlockCount) _buffers.Add(new float[_parameterCount]);
-        if (_bufferShards.Length < state.BlockCount) _bufferShards = new int[state.BlockCount];
-        Array.Clear(_bufferShards);
         // One wrap of the weights for every request of the step; they do not change until the step returns.
         var weights = WireArrays.Wrap(request.Parameters);
         // Same-host workers read them from the shared file, written once for all of them before any request goes out.
@@ -157,19 +152,13 @@ public sealed class RemoteGradientSource : IGradientSource
                     var reply = outcome.Reply!;
                     var shared = sent.Worker.Shared;
                     var verdicts = dispatch.Blocks.Select((b, i) => Judge(reply, i, b, state.BlockRange(b), plan, request.Step, shared, dispatch.Pooled)).ToList();
-                    if (dispatch.Pooled) JudgeMerged(reply, dispatch, state, verdicts);
                     progress = state.OnReply(dispatch.Id, verdicts);
                     if (verdicts.Any(v => v != BlockVerdict.Valid)) _registry.RecordError(dispatch.Worker);
                     foreach (int b in progress.Accepted)
                     {
                         var block = reply.Blocks[IndexOf(dispatch.Blocks, b)];
-                        var range = state.BlockRange(b);
-                        // A block merged into its neighbour's sum brings only its statistics.
-                        int shards = block.Merged ? 0 : Math.Max(range.ShardCount, block.MergedShardCount);
-                        ReadOnlySpan<float> gradient = default;
-                        if (shards > 0) Gradient(block, b, (range.FirstShard, shards), request.Step, shared, out gradient);
+                        Gradient(block, b, state.BlockRange(b), request.Step, shared, out var gradient);
                         Keep(block, gradient, _buffers[b], result);
-                        _bufferShards[b] = shards;
                     }
                     // Only what this worker computed (in a pool, the blocks it claimed).
                     int samples = dispatch.Blocks.Where((_, i) => verdicts[i] != BlockVerdict.Elsewhere)
@@ -220,15 +209,14 @@ public sealed class RemoteGradientSource : IGradientSource
 
     private void Collect(StepAssignment state, GradientResult result, ShardPlan plan)
     {
-        var sums = new List<(int FirstShard, int ShardCount, float[] Sum)>(state.BlockCount);
+        var blocks = new List<(int, int, float[])>(state.BlockCount);
         for (int b = 0; b < state.BlockCount; b++)
         {
             var (first, count) = state.BlockRange(b);
-            if (_bufferShards[b] > 0) sums.Add((first, _bufferShards[b], _buffers[b]));
+            blocks.Add((first, count, _buffers[b]));
             result.Blocks.Add(new BlockRecord(first, count, state.ExecutorOf(b)!));
         }
-        sums.Sort((x, y) => x.FirstShard.CompareTo(y.FirstShard));
-        BlockTree.Complete(sums, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(result.GradientSum);
+        BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(result.GradientSum);
     }
 
     private async Task<Outcome> SendAsync(Dispatch dispatch, PlannedWorker worker, GradientRequest step,
@@ -259,7 +247,6 @@ public sealed class RemoteGradientSource : IGradientSource
                     SharedSlot = shared ? b : 0,
                 });
             }
-            message.ClaimFromEnd = dispatch.Pooled && dispatch.FromEnd;
             sent = message.CalculateSize();
             var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + _computeTimeout, cancellationToken).ConfigureAwait(false);
             return new Outcome(dispatch, reply, null, clock.Elapsed.TotalSeconds, sent);
@@ -280,20 +267,9 @@ public sealed class RemoteGradientSource : IGradientSource
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
         var block = reply.Blocks[i];
         if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
-        bool merging = block.Merged || block.MergedShardCount != 0;
         if (block.ClaimedElsewhere)
-            return pooled && block.GradientSum.IsEmpty && !block.GradientInSharedMemory && !merging ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
-        // Sums of neighbouring blocks only come from a pool; the group as a whole is checked by JudgeMerged.
-        if (merging && (!pooled || (block.Merged && block.MergedShardCount != 0))) return BlockVerdict.Invalid;
-        if (block.MergedShardCount != 0 && (block.MergedShardCount <= asked.ShardCount ||
-            !GradientReduction.IsAlignedBlock(asked.FirstShard, block.MergedShardCount, plan.ShardCount))) return BlockVerdict.Invalid;
-        ReadOnlySpan<float> gradient = default;
-        if (block.Merged)
-        {
-            if (!block.GradientSum.IsEmpty || block.GradientInSharedMemory) return BlockVerdict.Invalid;
-        }
-        else if (!Gradient(block, b, (asked.FirstShard, Math.Max(asked.ShardCount, block.MergedShardCount)), step, shared, out gradient))
-            return BlockVerdict.Invalid;
+            return pooled && block.GradientSum.IsEmpty && !block.GradientInSharedMemory ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
+        if (!Gradient(block, b, asked, step, shared, out var gradient)) return BlockVerdict.Invalid;
         if (block.ShardLoss.Count != asked.ShardCount || block.ShardCorrect.Count != asked.ShardCount ||
             block.ShardSamples.Count != asked.ShardCount) return BlockVerdict.Invalid;
         bool finite = true;
@@ -304,51 +280,7 @@ public sealed class RemoteGradientSource : IGradientSource
                 return BlockVerdict.Invalid;
             finite &= double.IsFinite(block.ShardLoss[k]);
         }
-        return finite && (block.Merged || Clipping.AllFinite(gradient)) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
-    }
-
-    /// <summary>
-    /// A pool member's neighbouring blocks summed as one: the first block's sum covers [first, first +
-    /// merged_shard_count), and every other block of the request inside that range must say merged. The group stands
-    /// or falls together: all its blocks take the first one's verdict (non-finite if any is), or all are invalid —
-    /// when a block inside is missing, claimed elsewhere, malformed or already done, or a merged block has no group.
-    /// </summary>
-    private static void JudgeMerged(ComputeReply reply, Dispatch dispatch, StepAssignment state, List<BlockVerdict> verdicts)
-    {
-        int n = Math.Min(dispatch.Blocks.Count, reply.Blocks.Count);
-        var inGroup = new bool[verdicts.Count];
-        for (int i = 0; i < n; i++)
-        {
-            var head = reply.Blocks[i];
-            if (head.MergedShardCount == 0 || verdicts[i] is BlockVerdict.Invalid or BlockVerdict.Elsewhere) continue;
-            var (first, count) = state.BlockRange(dispatch.Blocks[i]);
-            int end = first + head.MergedShardCount;
-            var members = new List<int> { i };
-            bool ok = !inGroup[i];
-            int covered = count;
-            for (int j = 0; j < verdicts.Count; j++)
-            {
-                if (j == i) continue;
-                var (f, c) = state.BlockRange(dispatch.Blocks[j]);
-                if (f >= first && f + c <= end)
-                {
-                    members.Add(j);
-                    covered += c;
-                    ok &= j < n && reply.Blocks[j].Merged && !inGroup[j] && verdicts[j] is BlockVerdict.Valid or BlockVerdict.NonFinite;
-                }
-                else if (f < end && f + c > first) ok = false;
-            }
-            ok &= covered == head.MergedShardCount && members.All(m => !state.IsDone(dispatch.Blocks[m]));
-            var verdict = !ok ? BlockVerdict.Invalid
-                : members.Any(m => verdicts[m] == BlockVerdict.NonFinite) ? BlockVerdict.NonFinite : BlockVerdict.Valid;
-            foreach (int m in members)
-            {
-                verdicts[m] = verdict;
-                inGroup[m] = true;
-            }
-        }
-        for (int j = 0; j < n; j++)
-            if (reply.Blocks[j].Merged && !inGroup[j]) verdicts[j] = BlockVerdict.Invalid;
+        return finite && Clipping.AllFinite(gradient) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
     }
 
     /// <summary>

@@ -21,10 +21,9 @@ public enum BlockVerdict { Valid, NonFinite, Invalid, Elsewhere }
 
 /// <summary>
 /// A request to send: worker <see cref="Worker"/> computes blocks <see cref="Blocks"/> (indices into Blocks), or, when
-/// <see cref="Pooled"/>, those of them it claims from the step's pool (the same list goes to every pool member),
-/// from the list's start or, with <see cref="FromEnd"/>, from its end.
+/// <see cref="Pooled"/>, those of them it claims from the step's pool (the same list goes to every pool member).
 /// </summary>
-public sealed record Dispatch(int Id, string Worker, IReadOnlyList<int> Blocks, bool Pooled = false, bool FromEnd = false);
+public sealed record Dispatch(int Id, string Worker, IReadOnlyList<int> Blocks, bool Pooled = false);
 
 /// <summary>What a reply or failure changed: blocks whose results to keep, and requests to send next.</summary>
 public sealed record StepProgress(IReadOnlyList<int> Accepted, IReadOnlyList<Dispatch> Next);
@@ -45,12 +44,8 @@ public sealed class StepAssignment
         public int Open { get; set; }
     }
 
-    /// <summary>
-    /// Pool blocks per pool member: small enough to even out speed differences within a step. Members claim from
-    /// both ends of the list, so each takes a contiguous run it can return as few large blocks: small blocks cost
-    /// little on the coordinator.
-    /// </summary>
-    public const int PoolBlocksPerMember = 4;
+    /// <summary>Pool blocks per pool member: small enough to even out speed differences within a step.</summary>
+    public const int PoolBlocksPerMember = 2;
 
     private readonly List<Block> _blocks = [];
     private readonly List<string> _workers;
@@ -86,8 +81,7 @@ public sealed class StepAssignment
                 int shards = members.Sum(m => counts[_workers.IndexOf(m)]);
                 var poolBlocks = PoolBlocks(start, start + shards, members.Count);
                 start += shards;
-                // Every second member claims from the end: with two members each takes one contiguous run of shards.
-                for (int m = 0; m < members.Count; m++) _initial.Add(Send(members[m], poolBlocks, pooled: true, fromEnd: m % 2 == 1));
+                foreach (var member in members) _initial.Add(Send(member, poolBlocks, pooled: true));
                 HasPool = true;
                 continue;
             }
@@ -114,8 +108,6 @@ public sealed class StepAssignment
     public List<string> Notes { get; } = [];
 
     public (int FirstShard, int ShardCount) BlockRange(int block) => (_blocks[block].First, _blocks[block].Count);
-    /// <summary>Whether block <paramref name="block"/>'s result has been accepted.</summary>
-    public bool IsDone(int block) => _blocks[block].State == BlockState.Done;
     public string? ExecutorOf(int block) => _blocks[block].Executor;
 
     /// <summary>The first requests, one per worker with a share of the batch.</summary>
@@ -230,17 +222,17 @@ public sealed class StepAssignment
     /// <summary>
     /// Cuts shards [start, end) into aligned blocks of one power-of-two size giving about PoolBlocksPerMember blocks
     /// per member (at most one per shard, so a request can always name them all: their sums go to shared memory, not
-    /// into the reply), in shard order: a member claiming from either end takes neighbouring blocks.
+    /// into the reply), largest first for the claim order.
     /// </summary>
     private List<int> PoolBlocks(int start, int end, int members)
     {
-        int size = GradientReduction.BlockSizeFor(end - start, Math.Min(PoolBlocksPerMember * members, SharedWeights.MaxPoolBlocks / 2));
+        int size = GradientReduction.BlockSizeFor(end - start, PoolBlocksPerMember * members);
         var indices = new List<int>();
         var pieces = new List<(int First, int Count)>();
         foreach (var (first, count) in BlockTree.Decompose(start, end, TotalShards))
             for (int at = first; at < first + count; at += size)
                 pieces.Add((at, Math.Min(size, first + count - at)));
-        foreach (var (first, count) in pieces.OrderBy(p => p.First))
+        foreach (var (first, count) in pieces.OrderByDescending(p => p.Count).ThenBy(p => p.First))
         {
             indices.Add(_blocks.Count);
             _blocks.Add(new Block(first, count));
@@ -282,9 +274,9 @@ public sealed class StepAssignment
     private IEnumerable<Dispatch> SendChunked(string worker, List<int> blocks) =>
         blocks.Chunk(_maxBlocksPerDispatch).Select(chunk => Send(worker, chunk, pooled: false)).ToList();
 
-    private Dispatch Send(string worker, IReadOnlyList<int> blocks, bool pooled, bool fromEnd = false)
+    private Dispatch Send(string worker, IReadOnlyList<int> blocks, bool pooled)
     {
-        var dispatch = new Dispatch(_nextDispatch++, worker, blocks, pooled, fromEnd);
+        var dispatch = new Dispatch(_nextDispatch++, worker, blocks, pooled);
         foreach (int b in blocks)
         {
             _blocks[b].State = BlockState.InFlight;

@@ -49,19 +49,4 @@ public class BlockTreeTests
         var blocks = new List<(int, int, float[])> { (0, 2, new float[1]), (3, 1, new float[1]) };
         Assert.Throws<InvalidOperationException>(() => BlockTree.Complete(blocks, 4, 1));
     }
-
-    [Fact]
-    public void APoolMembersClaimedBlocksGoOutAsTheFewestAlignedSums()
-    {
-        // 11 shards in pool blocks of two (the last truncated); the member claimed blocks 0, 1, 3, 4, 5 (not 2).
-        (int, int)[] blocks = [(0, 2), (2, 2), (4, 2), (6, 2), (8, 2), (10, 1)];
-        bool[] computed = [true, true, false, true, true, true];
-        var nodes = DistTrain.Worker.WorkerSession.PoolNodes(blocks, computed, 11);
-        Assert.Equal([(0, 0, 4), (3, 6, 2), (4, 8, 3)], nodes.Select(n => (n.Head, n.First, n.Count)));
-        Assert.Equal([[0, 1], [3], [4, 5]], nodes.Select(n => n.Members.ToArray()));
-        Assert.All(nodes, n => Assert.True(GradientReduction.IsAlignedBlock(n.First, n.Count, 11)));
-
-        // Nothing claimed, nothing to send.
-        Assert.Empty(DistTrain.Worker.WorkerSession.PoolNodes(blocks, new bool[6], 11));
-    }
 }

@@ -96,36 +96,22 @@ public class RemoteGradientSourceTests
         }
     }
 
-    /// <summary>Rewrites every slot of <paramref name="slots"/> that holds a sum of <paramref name="reply"/>.</summary>
+    /// <summary>Rewrites every slot of <paramref name="slots"/> that holds a block of <paramref name="reply"/>.</summary>
     private static ComputeReply TamperSlots(ComputeReply reply, SharedSlots slots, bool stale)
     {
-        foreach (var block in reply.Blocks.Where(b => !b.ClaimedElsewhere && !b.Merged))
+        foreach (var block in reply.Blocks.Where(b => !b.ClaimedElsewhere))
         {
             Assert.True(block.GradientInSharedMemory);
             Assert.True(block.GradientSum.IsEmpty);
-            int shards = Math.Max(block.ShardCount, block.MergedShardCount);
             for (int slot = 0; slot < slots.SlotCount; slot++)
             {
-                if (!slots.TryRead(slot, reply.Step, block.FirstShard, shards, out var sum)) continue;
+                if (!slots.TryRead(slot, reply.Step, block.FirstShard, block.ShardCount, out var sum)) continue;
                 var changed = sum.ToArray();
                 if (!stale) changed[1] = float.NaN;
-                slots.Write(slot, stale ? reply.Step - 1 : reply.Step, block.FirstShard, shards, changed);
+                slots.Write(slot, stale ? reply.Step - 1 : reply.Step, block.FirstShard, block.ShardCount, changed);
             }
         }
         return reply;
-    }
-
-    /// <summary>
-    /// Checks that a pool reply's sums tile the shards it computed: merged blocks lie inside the range of a sum that
-    /// starts at another of its blocks, and nothing else carries a sum.
-    /// </summary>
-    private static void AssertSumsTileTheComputedBlocks(ComputeReply reply)
-    {
-        var computed = reply.Blocks.Where(b => !b.ClaimedElsewhere).ToList();
-        var sums = computed.Where(b => !b.Merged).Select(b => (b.FirstShard, Shards: Math.Max(b.ShardCount, b.MergedShardCount))).ToList();
-        Assert.All(computed, b => Assert.Equal(!b.Merged, b.GradientInSharedMemory));
-        Assert.Equal(computed.SelectMany(b => Enumerable.Range(b.FirstShard, b.ShardCount)).Order(),
-            sums.SelectMany(s => Enumerable.Range(s.FirstShard, s.Shards)).Order());
     }
 
     private static ComputeReply Corrupt(ComputeReply reply, Func<byte[], byte[]> change)
@@ -262,12 +248,10 @@ public class RemoteGradientSourceTests
         var (local, remote, _, _) = await RunStepAsync(Record, Record, TimeSpan.Zero, shared.Host, link);
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.Equal(local.ShardLoss, remote.ShardLoss);
-        // The two same-host workers shared one pool: each block computed by exactly one of them, its sum (alone, or
-        // with its neighbours') in a slot.
+        // The two same-host workers shared one pool: each block computed by exactly one of them, the sum in its slot.
         var computed = replies.SelectMany(r => r.Blocks).Where(b => !b.ClaimedElsewhere).ToList();
         Assert.Equal(remote.Blocks.Select(b => (b.FirstShard, b.ShardCount)).Order(), computed.Select(b => (b.FirstShard, b.ShardCount)).Order());
-        Assert.All(computed, b => Assert.True(b.GradientSum.IsEmpty));
-        Assert.All(replies, AssertSumsTileTheComputedBlocks);
+        Assert.All(computed, b => Assert.True(b.GradientInSharedMemory && b.GradientSum.IsEmpty));
         Assert.All(replies, r => Assert.True(r.CalculateSize() < 4 * ParameterCount, $"reply of {r.CalculateSize()} bytes"));
     }
 
@@ -306,47 +290,10 @@ public class RemoteGradientSourceTests
         string early = w1Late ? "w2" : "w1", slow = w1Late ? "w1" : "w2";
         Assert.All(remote.Blocks, b => Assert.Equal(early, b.Executor));
         Assert.All(replies[early].Blocks, b => Assert.False(b.ClaimedElsewhere));
-        // Its neighbouring blocks came back as fewer, larger sums, which the coordinator completed to the same bits.
-        Assert.Contains(replies[early].Blocks, b => b.Merged);
-        AssertSumsTileTheComputedBlocks(replies[early]);
         // The step does not wait for the late member once every block is in (its request is cancelled); if it got as
         // far as the pool, it found every block claimed.
         if (replies.TryGetValue(slow, out var lateReply))
             Assert.All(lateReply.Blocks, b => Assert.True(b.ClaimedElsewhere && b.ShardLoss.Count == 0 && b.GradientSum.IsEmpty));
-    }
-
-    [Theory]
-    [InlineData("member not marked")]
-    [InlineData("range not aligned")]
-    [InlineData("range shorter than the sum")]
-    [InlineData("member claimed elsewhere")]
-    public async Task AMalformedMergedSumIsRejectedWithItsBlocksAndRecomputedElsewhere(string fault)
-    {
-        // w2 starts after w1 replied: w1 claims the whole pool (8 blocks of 15 shards) and returns one sum of all 15
-        // (the tree's root) in block 0's slot; tampered, all 8 blocks are rejected and recomputed by w2.
-        using var shared = new TempShared();
-        ComputeReply Tamper(ComputeReply reply)
-        {
-            var copy = reply.Clone();
-            Assert.Equal([15, 0, 0, 0, 0, 0, 0, 0], copy.Blocks.Select(b => b.MergedShardCount));
-            Assert.Equal([false, true, true, true, true, true, true, true], copy.Blocks.Select(b => b.Merged));
-            switch (fault)
-            {
-                case "member not marked": copy.Blocks[1].Merged = false; break;
-                case "range not aligned": copy.Blocks[0].MergedShardCount = 6; break;
-                case "range shorter than the sum": copy.Blocks[0].MergedShardCount = 8; break;
-                case "member claimed elsewhere":
-                    copy.Blocks[3] = new BlockResult { FirstShard = copy.Blocks[3].FirstShard, ShardCount = copy.Blocks[3].ShardCount, ClaimedElsewhere = true };
-                    break;
-            }
-            return copy;
-        }
-        var (local, remote, log, _) = await RunStepAsync(Tamper, null, TimeSpan.Zero, shared.Host, lateWorker: "w2");
-        Assert.Equal(local.GradientSum, remote.GradientSum);
-        Assert.Equal(local.ShardLoss, remote.ShardLoss);
-        var recomputed = remote.Blocks.Where(b => b.Executor == "w2").Select(b => b.FirstShard).ToList();
-        Assert.Equal([0, 2, 4, 6, 8, 10, 12, 14], recomputed);
-        Assert.Contains(log, l => l.Contains("from w1") && l.Contains("malformed"));
     }
 
     [Fact]
@@ -442,49 +389,19 @@ public class RemoteGradientSourceTests
         };
         shared.Host.Weights.Write(3, weights, indices);
 
-        // Pool 1: the first worker claims all three blocks and returns them as one sum of shards 0..3 in the first
-        // block's slot; the second finds none left.
+        // Pool 1: the first worker claims all three blocks, the second finds none left.
         shared.Host.Weights.OpenPool(1);
         var all = await first.ComputeAsync(Request(1), default);
-        Assert.All(all.Blocks, b => Assert.True(!b.ClaimedElsewhere && b.ShardLoss.Count == b.ShardCount));
-        Assert.Equal([4, 0, 0], all.Blocks.Select(b => b.MergedShardCount));
-        Assert.Equal([false, true, true], all.Blocks.Select(b => b.Merged));
-        AssertSumsTileTheComputedBlocks(all);
-        var firstSlots = shared.Host.ForWorker("w1", 1).Slots;
-        Assert.True(firstSlots.TryRead(0, 3, 0, 4, out var mergedSpan));
-        var merged = mergedSpan.ToArray();
+        Assert.All(all.Blocks, b => Assert.True(!b.ClaimedElsewhere && b.GradientInSharedMemory && b.ShardLoss.Count == b.ShardCount));
         var none = await second.ComputeAsync(Request(1), default);
         Assert.All(none.Blocks, b => Assert.True(b.ClaimedElsewhere && !b.GradientInSharedMemory && b.ShardLoss.Count == 0));
         // A request for a pool the counter has left (a late one) claims nothing either.
         shared.Host.Weights.OpenPool(2);
         Assert.All((await first.ComputeAsync(Request(1), default)).Blocks, b => Assert.True(b.ClaimedElsewhere));
-        // Without a pool every block is computed, from the same indices: the same per-shard losses, and the three
-        // sums completed along the tree give the merged sum bit for bit.
+        // Without a pool every block is computed, from the same indices: the same per-shard losses.
         var plain = Request(0);
         var whole = await second.ComputeAsync(plain, default);
         Assert.Equal(all.Blocks.SelectMany(b => b.ShardLoss), whole.Blocks.SelectMany(b => b.ShardLoss));
-        Assert.All(whole.Blocks, b => Assert.True(!b.Merged && b.MergedShardCount == 0 && b.GradientInSharedMemory));
-        var secondSlots = shared.Host.ForWorker("w2", 1).Slots;
-        var separate = plain.Blocks.Select(b =>
-        {
-            Assert.True(secondSlots.TryRead((int)b.SharedSlot, 3, b.FirstShard, b.ShardCount, out var sum));
-            return (b.FirstShard, b.ShardCount, sum.ToArray());
-        }).ToList();
-        Assert.Equal(merged, BlockTree.Complete(separate, 4, ParameterCount).AsSpan(0, ParameterCount).ToArray());
-
-        // From the end: with block 0 taken from the start, a member claiming from the end takes blocks 2 and 1 and
-        // returns them as one sum of shards 2..3.
-        shared.Host.Weights.OpenPool(3);
-        Assert.True(shared.Host.Weights.TryClaim(3, 3, out int taken) && taken == 0);
-        var fromEnd = Request(3);
-        fromEnd.ClaimFromEnd = true;
-        var tail = await second.ComputeAsync(fromEnd, default);
-        Assert.Equal([true, false, false], tail.Blocks.Select(b => b.ClaimedElsewhere));
-        Assert.Equal([0, 2, 0], tail.Blocks.Select(b => b.MergedShardCount));
-        Assert.Equal([false, false, true], tail.Blocks.Select(b => b.Merged));
-        Assert.True(secondSlots.TryRead(1, 3, 2, 2, out _));
-        Assert.Equal(StatusCode.InvalidArgument,
-            (await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(new ComputeRequest(plain) { ClaimFromEnd = true }, default))).StatusCode);
 
         // Indices of another step are not used; indices outside the dataset are refused; a block must not carry
         // indices when the request says they are in the file, and the file must hold the whole batch.

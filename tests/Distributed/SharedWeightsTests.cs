@@ -1,5 +1,5 @@
 // The shared weights file's pool counter and batch indices: claims through two mappings of the file (as two worker
-// processes have) hand out every block exactly once, from one end or both, a finished or replaced pool gives nothing, and indices are
+// processes have) hand out every block exactly once, a finished or replaced pool gives nothing, and indices are
 // read only under the step they were written with.
 using DistTrain.Protos;
 
@@ -22,10 +22,8 @@ public sealed class SharedWeightsTests : IDisposable
         return (created, opened);
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void TwoMappingsClaimEveryBlockOfAPoolExactlyOnce(bool oppositeEnds)
+    [Fact]
+    public void TwoMappingsClaimEveryBlockOfAPoolExactlyOnce()
     {
         var (a, b) = Open();
         using (a)
@@ -41,38 +39,21 @@ public sealed class SharedWeightsTests : IDisposable
                 {
                     var mine = claims[t] = [];
                     go.SignalAndWait();
-                    while (file.TryClaim(pool, blocks, out int block, fromEnd: oppositeEnds && t == 1)) mine.Add(block);
+                    while (file.TryClaim(pool, blocks, out int block)) mine.Add(block);
                 })).ToList();
                 threads.ForEach(t => t.Start());
                 threads.ForEach(t => t.Join());
                 Assert.Equal(Enumerable.Range(0, blocks), claims[0].Concat(claims[1]).Order());
-                if (oppositeEnds)
-                {
-                    // Each end takes a contiguous run: 0, 1, … and blocks − 1, blocks − 2, …
-                    Assert.Equal(Enumerable.Range(0, claims[0].Count), claims[0]);
-                    Assert.Equal(Enumerable.Range(claims[0].Count, claims[1].Count).Reverse(), claims[1]);
-                }
-                else Assert.All(claims, c => Assert.Equal(c.Order(), c)); // the counter only moves forward
-                // A finished pool has nothing left at either end; a claim for the previous pool gets nothing from this one.
+                // Each thread claims in order: the counter only moves forward.
+                Assert.All(claims, c => Assert.Equal(c.Order(), c));
+                // A finished pool has nothing left; a claim for the previous pool gets nothing from this one.
                 Assert.False(b.TryClaim(pool, blocks, out _));
-                Assert.False(b.TryClaim(pool, blocks, out _, fromEnd: true));
                 a.OpenPool(pool + 1000);
-                Assert.False(b.TryClaim(pool, blocks, out int none, fromEnd: oppositeEnds));
+                Assert.False(b.TryClaim(pool, blocks, out int none));
                 Assert.Equal(-1, none);
             }
             Assert.Throws<ArgumentOutOfRangeException>(() => a.OpenPool(0));
             Assert.Throws<ArgumentOutOfRangeException>(() => a.OpenPool(SharedWeights.MaxPoolId + 1));
-            a.OpenPool(1);
-            Assert.Throws<ArgumentOutOfRangeException>(() => b.TryClaim(1, SharedWeights.MaxPoolBlocks + 1, out _));
-            // The largest pool: both claim counts fill their 12 bits without touching the pool id.
-            int max = SharedWeights.MaxPoolBlocks;
-            var front = new List<int>();
-            var back = new List<int>();
-            for (int i = 0; i < max; i++)
-                if (i % 3 == 0) { Assert.True(b.TryClaim(1, max, out int x, fromEnd: true)); back.Add(x); }
-                else { Assert.True(a.TryClaim(1, max, out int x)); front.Add(x); }
-            Assert.False(a.TryClaim(1, max, out _));
-            Assert.Equal(Enumerable.Range(0, max), front.Concat(back).Order());
         }
     }
 

@@ -60,7 +60,7 @@ public class StepAssignmentTests
     }
 
     [Fact]
-    public void SameHostWorkersShareOnePoolOfSmallAlignedBlocksClaimedFromBothEnds()
+    public void SameHostWorkersShareOnePoolOfSmallAlignedBlocksLargestFirst()
     {
         // w1 and w2 share the machine, w3 does not: the pool holds w1's and w2's shares (8 of 12 shards) as one run.
         var state = new StepAssignment(12, [("w1", 1), ("w2", 1), ("w3", 1)], pool: ["w1", "w2"]);
@@ -70,13 +70,12 @@ public class StepAssignmentTests
         var (p1, p2, alone) = (start[0], start[1], start[2]);
         Assert.True(p1.Pooled && p2.Pooled && !alone.Pooled);
         Assert.Equal(["w1", "w2", "w3"], start.Select(d => d.Worker));
-        Assert.Equal(p1.Blocks, p2.Blocks); // same blocks, same list
-        Assert.True(!p1.FromEnd && p2.FromEnd && !alone.FromEnd); // one member claims from each end
+        Assert.Equal(p1.Blocks, p2.Blocks); // same blocks, same claim order
         var ranges = p1.Blocks.Select(state.BlockRange).ToList();
         Assert.Equal(2 * StepAssignment.PoolBlocksPerMember, ranges.Count);
         Assert.All(ranges, r => Assert.True(GradientReduction.IsAlignedBlock(r.FirstShard, r.ShardCount, 12)));
         Assert.Equal(Enumerable.Range(0, 8), ranges.SelectMany(r => Enumerable.Range(r.FirstShard, r.ShardCount)).Order());
-        Assert.Equal(ranges.OrderBy(r => r.FirstShard), ranges); // in shard order: each end takes neighbours
+        Assert.Equal(ranges.OrderByDescending(r => r.ShardCount).ThenBy(r => r.FirstShard), ranges);
         Assert.Equal([(8, 4)], alone.Blocks.Select(state.BlockRange));
 
         // Pool blocks of a truncated batch are still aligned nodes of its tree.
@@ -84,11 +83,6 @@ public class StepAssignmentTests
         var blocks = odd.Start()[0].Blocks.Select(odd.BlockRange).ToList();
         Assert.All(blocks, r => Assert.True(GradientReduction.IsAlignedBlock(r.FirstShard, r.ShardCount, 11)));
         Assert.Equal(Enumerable.Range(0, 11), blocks.SelectMany(r => Enumerable.Range(r.FirstShard, r.ShardCount)).Order());
-        Assert.Equal(blocks.OrderBy(r => r.FirstShard), blocks);
-
-        // With more members, every second one claims from the end.
-        var four = new StepAssignment(32, [("a", 1), ("b", 1), ("c", 1), ("d", 1)], pool: ["a", "b", "c", "d"]).Start();
-        Assert.Equal([false, true, false, true], four.Select(d => d.FromEnd));
 
         // One same-host worker alone is no pool.
         Assert.False(new StepAssignment(8, [("w1", 1), ("w2", 1)], pool: ["w1"]).HasPool);
