@@ -1,7 +1,9 @@
 // `disttrain bench`: GEMM GFLOP/s on the lecture model's training shapes at 1 and 2 threads, and samples/s of
-// full local-mode training steps (after a warm-up epoch) with the managed bytes allocated per steady-state step.
+// full local-mode training steps (after a warm-up epoch) with their step-time distribution and the managed bytes
+// allocated per steady-state step.
 using System.Diagnostics;
 using System.Text.Json;
+using DistTrain.Coordinator.Reporting;
 using DistTrain.Core.Data;
 using DistTrain.Core.Kernels;
 using DistTrain.Core.Model;
@@ -53,6 +55,7 @@ public static class BenchCommand
                 Console.WriteLine($"train {Path.GetFileName(configPath)} threads={threads}: {result.SamplesPerSecond:N0} samples/s over epochs 2..{result.Epochs} " +
                     $"({result.StepSeconds * 1000:F1} ms/step, {result.Gflops:F1} GFLOP/s effective), " +
                     $"{result.SteadyStateBytes} managed bytes allocated over {result.SteadyStateSteps} steady-state steps, final train loss {result.FinalLoss:F4}");
+                Console.WriteLine($"  {result.StepTimes}");
                 training.Add(result);
             }
             report["training"] = training;
@@ -67,7 +70,8 @@ public static class BenchCommand
     }
 
     public sealed record TrainingBenchResult(int Threads, int Epochs, double SamplesPerSecond, double StepSeconds, double Gflops,
-        long SteadyStateBytes, long SteadyStateSteps, double FinalLoss, double TrainSecondsTotal);
+        long SteadyStateBytes, long SteadyStateSteps, double FinalLoss, double TrainSecondsTotal, double MedianStepSeconds,
+        double P90StepSeconds, double MaxStepSeconds, string StepTimes);
 
     private static async Task<TrainingBenchResult> MeasureTrainingAsync(string configPath, CommandLine flags, int threads,
         CancellationToken cancellationToken)
@@ -88,7 +92,8 @@ public static class BenchCommand
         long steps = steady.Sum(e => e.Steps);
         return new TrainingBenchResult(threads, config.Training.Epochs, samples / seconds, seconds / steps,
             samples * network.TrainingFlopsPerSample() / seconds / 1e9, probe.SteadyBytes, probe.SteadySteps,
-            probe.Epochs[^1].Loss, probe.Epochs.Sum(e => e.TrainSeconds));
+            probe.Epochs[^1].Loss, probe.Epochs.Sum(e => e.TrainSeconds), probe.Steady.Median, probe.Steady.Quantile(0.9),
+            probe.Steady.Quantile(1), probe.Steady.Describe());
     }
 
     /// <summary>Collects per-epoch training time and the managed bytes allocated between consecutive steps.</summary>
@@ -102,6 +107,8 @@ public static class BenchCommand
         /// <summary>Bytes allocated between consecutive steps after the warm-up epoch, and how many such intervals.</summary>
         public long SteadyBytes { get; private set; }
         public long SteadySteps { get; private set; }
+        /// <summary>Durations of the steps after the warm-up epoch (those the samples/s figure counts).</summary>
+        public StepTimes Steady { get; } = new();
 
         private long Allocated => GC.GetAllocatedBytesForCurrentThread() + source.HelperThreadAllocatedBytes;
 
@@ -118,6 +125,7 @@ public static class BenchCommand
             _samples += report.Outcome.Samples;
             _steps++;
             _seconds += report.Seconds;
+            if (report.Epoch >= 1) Steady.Add(report.Seconds);
             _lastBytes = Allocated;
         }
 

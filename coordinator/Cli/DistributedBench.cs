@@ -1,8 +1,9 @@
-// `disttrain bench-distributed`: trains with distributed workers (same flags as train) and reports samples/s,
-// bytes sent and received per step per worker, and the share of step time spent waiting on anything but the
+// `disttrain bench-distributed`: trains with distributed workers (same flags as train) and reports samples/s, the
+// distribution of step times, bytes sent and received per step per worker, and the share of step time spent waiting on anything but the
 // slowest worker's compute (transfer, serialization, scheduling).
 using System.Globalization;
 using DistTrain.Coordinator.Distributed;
+using DistTrain.Coordinator.Reporting;
 using DistTrain.Core;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
@@ -20,6 +21,7 @@ public static class DistributedBench
         public bool SkipWarmup { get; init; }
         public TrafficStats? Traffic { get; init; }
         public double WaitBaseline { get; private set; }
+        public StepTimes Times { get; } = new();
 
         public override void OnStep(in StepReport report)
         {
@@ -31,6 +33,7 @@ public static class DistributedBench
                 return;
             }
             Seconds += report.Seconds;
+            Times.Add(report.Seconds);
             Samples += report.Outcome.Samples;
             Steps++;
         }
@@ -63,6 +66,7 @@ public static class DistributedBench
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c,
             $"distributed ({options}): {(timer.SkipWarmup ? "after a warm-up epoch, " : "")}{timer.Steps} steps, {timer.Samples} samples in {timer.Seconds:F2}s of steps = {timer.Samples / timer.Seconds:F0} samples/s"));
+        Console.WriteLine(timer.Times.Describe());
         Console.WriteLine(string.Create(c,
             $"model {network.ParameterCount:N0} parameters; 4 × parameters = {4.0 * network.ParameterCount / 1024:F1} KiB"));
         var shared = traffic.SharedPerWorker();

@@ -118,6 +118,12 @@ public sealed class DistributedProcessTests : IDisposable
             var (code, output) = ProcessHarness.Wait(run, RunTimeout);
             Assert.True(code == 0, output);
             Assert.Matches(@"after a warm-up epoch, 12 steps, 1200 samples in [\d.]+s of steps = \d+ samples/s", output);
+            // The distribution of the same 12 steps' times.
+            var times = System.Text.RegularExpressions.Regex.Match(output,
+                @"step time: median ([\d.]+) ms, mean [\d.]+ ms, 90th percentile ([\d.]+) ms, max ([\d.]+) ms \(12 steps\)");
+            Assert.True(times.Success, output);
+            double Ms(int group) => double.Parse(times.Groups[group].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(Ms(1) > 0 && Ms(1) <= Ms(2) && Ms(2) <= Ms(3), times.Value);
             int parameters = new DistTrain.Core.Model.Network(System.Text.Json.JsonSerializer.Deserialize<DistTrain.Core.Training.TrainingConfig>(
                 File.ReadAllText(config), DistTrain.Core.Training.TrainingConfig.Json)!.Model).ParameterCount;
             string vector = $"{4.0 * parameters / 1024:F1}";
