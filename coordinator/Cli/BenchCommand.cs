@@ -55,7 +55,7 @@ public static class BenchCommand
                 Console.WriteLine($"train {Path.GetFileName(configPath)} threads={threads}: {result.SamplesPerSecond:N0} samples/s over epochs 2..{result.Epochs} " +
                     $"({result.StepSeconds * 1000:F1} ms/step, {result.Gflops:F1} GFLOP/s effective), " +
                     $"{result.SteadyStateBytes} managed bytes allocated over {result.SteadyStateSteps} steady-state steps, final train loss {result.FinalLoss:F4}");
-                Console.WriteLine($"  {result.StepTimes}");
+                Console.WriteLine($"  {result.Times.Describe()}");
                 training.Add(result);
             }
             report["training"] = training;
@@ -70,8 +70,13 @@ public static class BenchCommand
     }
 
     public sealed record TrainingBenchResult(int Threads, int Epochs, double SamplesPerSecond, double StepSeconds, double Gflops,
-        long SteadyStateBytes, long SteadyStateSteps, double FinalLoss, double TrainSecondsTotal, double MedianStepSeconds,
-        double P90StepSeconds, double MaxStepSeconds, string StepTimes);
+        long SteadyStateBytes, long SteadyStateSteps, double FinalLoss, double TrainSecondsTotal,
+        [property: System.Text.Json.Serialization.JsonIgnore] StepTimes Times)
+    {
+        public double MedianStepSeconds => Times.Median;
+        public double P90StepSeconds => Times.Quantile(0.9);
+        public double MaxStepSeconds => Times.Quantile(1);
+    }
 
     private static async Task<TrainingBenchResult> MeasureTrainingAsync(string configPath, CommandLine flags, int threads,
         CancellationToken cancellationToken)
@@ -92,8 +97,7 @@ public static class BenchCommand
         long steps = steady.Sum(e => e.Steps);
         return new TrainingBenchResult(threads, config.Training.Epochs, samples / seconds, seconds / steps,
             samples * network.TrainingFlopsPerSample() / seconds / 1e9, probe.SteadyBytes, probe.SteadySteps,
-            probe.Epochs[^1].Loss, probe.Epochs.Sum(e => e.TrainSeconds), probe.Steady.Median, probe.Steady.Quantile(0.9),
-            probe.Steady.Quantile(1), probe.Steady.Describe());
+            probe.Epochs[^1].Loss, probe.Epochs.Sum(e => e.TrainSeconds), probe.Steady);
     }
 
     /// <summary>Collects per-epoch training time and the managed bytes allocated between consecutive steps.</summary>

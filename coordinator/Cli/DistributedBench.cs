@@ -1,6 +1,6 @@
 // `disttrain bench-distributed`: trains with distributed workers (same flags as train) and reports samples/s, the
-// distribution of step times, bytes sent and received per step per worker, and the share of step time spent waiting on anything but the
-// slowest worker's compute (transfer, serialization, scheduling).
+// distribution of step times, bytes sent and received per step per worker, and the share of step time spent
+// waiting on anything but the slowest worker's compute (transfer, serialization, scheduling).
 using System.Globalization;
 using DistTrain.Coordinator.Distributed;
 using DistTrain.Coordinator.Reporting;
@@ -15,13 +15,14 @@ public static class DistributedBench
 {
     private sealed class StepTimer : TrainingObserver
     {
-        public double Seconds { get; private set; }
         public long Samples { get; private set; }
-        public long Steps { get; private set; }
+        /// <summary>The measured steps (after the warm-up epoch).</summary>
+        public StepTimes Times { get; } = new();
+        public double Seconds => Times.Total;
+        public int Steps => Times.Count;
         public bool SkipWarmup { get; init; }
         public TrafficStats? Traffic { get; init; }
         public double WaitBaseline { get; private set; }
-        public StepTimes Times { get; } = new();
 
         public override void OnStep(in StepReport report)
         {
@@ -32,10 +33,8 @@ public static class DistributedBench
                 WaitBaseline = Traffic?.NetworkWaitSeconds ?? 0;
                 return;
             }
-            Seconds += report.Seconds;
             Times.Add(report.Seconds);
             Samples += report.Outcome.Samples;
-            Steps++;
         }
     }
 

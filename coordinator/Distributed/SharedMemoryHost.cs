@@ -115,8 +115,8 @@ public sealed class SharedMemoryHost : IDisposable
     /// <summary>
     /// Creates the files under <paramref name="root"/>; <paramref name="slotCount"/> = the most blocks one step can
     /// have (its shard count); <paramref name="indexCapacity"/> = room for a batch's indices next to the weights (the
-    /// batch size; 0: indices travel in the requests). Throws UserInputException when the root is not a directory, SharedMemoryException when
-    /// it cannot hold the files (e.g. too little space).
+    /// batch size; 0: indices travel in the requests). Throws UserInputException when the root is not a directory,
+    /// SharedMemoryException when it cannot hold the files (e.g. too little space).
     /// </summary>
     public static SharedMemoryHost Create(string root, int parameterCount, int slotCount, Action<string> log,
         bool bindCpus = true, int indexCapacity = 0)

@@ -11,6 +11,9 @@ public sealed class StepTimes
 
     public int Count => _seconds.Count;
 
+    /// <summary>The steps' summed duration.</summary>
+    public double Total => _seconds.Sum();
+
     public void Add(double seconds) => _seconds.Add(seconds);
 
     public double Mean => _seconds.Count == 0 ? double.NaN : _seconds.Average();
