@@ -20,7 +20,7 @@ public static class TrainCommand
         var config = ConfigLoader.Load(flags.Require("--config"), flags);
         var network = new Network(config.Model);
         var clock = Stopwatch.StartNew();
-        var data = DataLoader.Load(config.Data);
+        var data = DataLoader.Load(config.Data, out var preprocessing);
         string fingerprint = Fingerprint.Compute(data);
         int threads = config.EffectiveThreads;
         Console.Error.WriteLine(
@@ -74,12 +74,7 @@ public static class TrainCommand
         }
         if (run.Save is { Length: > 0 } save)
         {
-            WeightsFile.Save(save, network, weights, new Dictionary<string, string>
-            {
-                ["format"] = "pt",
-                ["disttrain_model"] = System.Text.Json.JsonSerializer.Serialize(config.Model, TrainingConfig.Json),
-                ["data_fingerprint"] = fingerprint,
-            });
+            WeightsFile.Save(save, network, weights, WeightsFile.ModelMetadata(config.Model, fingerprint, preprocessing));
             Console.Error.WriteLine($"saved weights to {save}");
         }
         return 0;

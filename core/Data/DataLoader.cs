@@ -8,13 +8,47 @@ public static class DataLoader
 
     public static DataSplit Load(DataSpec spec) => Load(spec, out _);
 
-    /// <param name="standardization">The statistics applied when spec.Standardize is set (to save with a model), else null.</param>
-    public static DataSplit Load(DataSpec spec, out FeatureStatistics? standardization)
+    /// <param name="preprocessing">The scaling and standardisation applied (to save with a model).</param>
+    public static DataSplit Load(DataSpec spec, out Preprocessing preprocessing)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        StandardizeMode mode = spec.StandardizeMode;
+        if (spec.Channels < 1) throw new UserInputException($"data.channels is {spec.Channels}, expected a positive integer");
+        DataSplit split = LoadRaw(spec, out float scale);
+        if (mode == StandardizeMode.PerChannel && split.Train.Width % spec.Channels != 0)
+            throw new UserInputException(
+                $"data.channels is {spec.Channels}, but samples have {split.Train.Width} features, which do not split into {spec.Channels} equal planes");
+        Normalization.Scale(split.Train, scale);
+        if (split.Test is not null) Normalization.Scale(split.Test, scale);
+        FeatureStatistics? statistics = mode switch
+        {
+            StandardizeMode.PerFeature => Normalization.ComputeStatistics(split.Train),
+            StandardizeMode.PerChannel => Normalization.ComputeChannelStatistics(split.Train, spec.Channels),
+            _ => null,
+        };
+        preprocessing = statistics is null
+            ? Preprocessing.ScaleOnly(scale)
+            : new Preprocessing(scale, mode, statistics.Mean, statistics.StdDev, spec.Channels);
+        if (statistics is not null)
+        {
+            var expanded = new FeatureStatistics(
+                preprocessing.FeatureMean(split.Train.Width), preprocessing.FeatureStdDev(split.Train.Width));
+            expanded.Apply(split.Train);
+            if (split.Test is not null) expanded.Apply(split.Test);
+        }
+        return split;
+    }
+
+    /// <summary>
+    /// The data as read, before any scaling or standardisation (what <see cref="Preprocessing.Apply"/> takes), and
+    /// the scale the spec asks for.
+    /// </summary>
+    public static DataSplit LoadRaw(DataSpec spec, out float scale)
     {
         ArgumentNullException.ThrowIfNull(spec);
         string format = (spec.Format ?? "").Trim().ToLowerInvariant();
         bool synthetic = format is "spirals" or "blobs";
-        float scale = spec.Scale ?? (synthetic ? 1f : 255f);
+        scale = spec.Scale ?? (synthetic ? 1f : 255f);
         if (!float.IsFinite(scale) || scale <= 0)
             throw new UserInputException($"data.scale is {scale}, expected a positive number (1 = no scaling)");
 
@@ -26,10 +60,6 @@ public static class DataLoader
             _ => throw new UserInputException(
                 $"data.format is '{spec.Format}', expected one of: {string.Join(", ", Formats)}"),
         };
-
-        Normalization.Scale(split.Train, scale);
-        if (split.Test is not null) Normalization.Scale(split.Test, scale);
-        standardization = spec.Standardize ? Normalization.Standardize(split.Train, split.Test) : null;
         return split;
     }
 

@@ -28,8 +28,26 @@ public sealed class DataSpec
     /// <summary>Divide every feature by this (1 = leave as is). Default: 255 for idx and csv, 1 for synthetic.</summary>
     public float? Scale { get; set; }
 
-    /// <summary>Standardise each feature with the training set's mean and std (after scaling).</summary>
-    public bool Standardize { get; set; }
+    /// <summary>
+    /// Standardise with the training set's statistics (after scaling): "per-feature" (or true) gives each feature
+    /// its own mean and std, "per-channel" one per image channel, "none" (or false, or unset) leaves features scaled.
+    /// </summary>
+    public string? Standardize { get; set; }
+
+    /// <summary>Image channels of a sample, stored channel-major (CHW); used by per-channel standardisation. Default 1.</summary>
+    public int Channels { get; set; } = 1;
+
+    public static readonly IReadOnlyList<string> StandardizeValues = ["none", "per-feature", "per-channel", "true", "false"];
+
+    /// <summary>The standardisation <see cref="Standardize"/> names; a one-line error for anything else.</summary>
+    public StandardizeMode StandardizeMode => (Standardize ?? "").Trim().ToLowerInvariant() switch
+    {
+        "" or "none" or "false" => StandardizeMode.None,
+        "per-feature" or "true" => StandardizeMode.PerFeature,
+        "per-channel" => StandardizeMode.PerChannel,
+        _ => throw new UserInputException(
+            $"data.standardize is '{Standardize}', expected one of: none, per-feature, per-channel (true = per-feature)"),
+    };
 
     /// <summary>Synthetic: total samples before the test split (spirals: divided evenly among classes).</summary>
     public int Samples { get; set; } = 600;

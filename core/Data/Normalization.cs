@@ -1,4 +1,4 @@
-// Feature preprocessing: pixel scaling (÷255) and per-feature standardisation whose statistics come from the
+// Feature preprocessing: pixel scaling (÷255) and per-feature or per-channel standardisation whose statistics come from the
 // training set only, are applied unchanged to the test set, and are returned so a checkpoint can save them.
 using System.Numerics.Tensors;
 
@@ -73,6 +73,54 @@ public static class Normalization
             // A constant float column can leave a float64 rounding residue (~1e-17) instead of an exact 0;
             // dividing by that would blow noise up to unit scale. Below float32 resolution, call it constant.
             if (std[j] <= 1e-7 * Math.Abs(mean[j])) std[j] = 0;
+        }
+        return new FeatureStatistics(mean, std);
+    }
+
+    /// <summary>
+    /// One mean and population std per channel of <paramref name="train"/>, whose rows hold <paramref name="channels"/>
+    /// equal channel-major planes (CHW), over every sample and pixel of the plane (float64 sums, two passes).
+    /// </summary>
+    public static FeatureStatistics ComputeChannelStatistics(Dataset train, int channels)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        if (train.Count == 0) throw new ArgumentException("cannot standardise an empty training set", nameof(train));
+        if (channels < 1 || train.Width % channels != 0)
+            throw new ArgumentOutOfRangeException(nameof(channels), channels, $"must divide the width {train.Width}");
+        int plane = train.Width / channels;
+        double count = (double)train.Count * plane;
+        var mean = new double[channels];
+        var variance = new double[channels];
+        for (int row = 0; row < train.Count; row++)
+        {
+            ReadOnlySpan<float> values = train.Row(row);
+            for (int c = 0; c < channels; c++)
+            {
+                double sum = 0;
+                foreach (float v in values.Slice(c * plane, plane)) sum += v;
+                mean[c] += sum;
+            }
+        }
+        for (int c = 0; c < channels; c++) mean[c] /= count;
+        for (int row = 0; row < train.Count; row++)
+        {
+            ReadOnlySpan<float> values = train.Row(row);
+            for (int c = 0; c < channels; c++)
+            {
+                double sum = 0;
+                foreach (float v in values.Slice(c * plane, plane))
+                {
+                    double d = v - mean[c];
+                    sum += d * d;
+                }
+                variance[c] += sum;
+            }
+        }
+        var std = new double[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            std[c] = Math.Sqrt(variance[c] / count);
+            if (std[c] <= 1e-7 * Math.Abs(mean[c])) std[c] = 0;
         }
         return new FeatureStatistics(mean, std);
     }

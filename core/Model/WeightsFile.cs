@@ -34,10 +34,29 @@ public static class WeightsFile
         }
     }
 
-    public static float[] Load(string path, Network network)
+    public static float[] Load(string path, Network network) => Load(path, network, out _);
+
+    /// <param name="preprocessing">What training applied to raw features, when the file says (null for files without it).</param>
+    public static float[] Load(string path, Network network, out Data.Preprocessing? preprocessing)
     {
         var parameters = new float[network.ParameterCount];
-        CopyInto(SafeTensorsFile.Read(path), path, network, parameters);
+        var file = SafeTensorsFile.Read(path);
+        CopyInto(file, path, network, parameters);
+        preprocessing = file.Metadata.TryGetValue(Data.Preprocessing.MetadataKey, out string? json)
+            ? Data.Preprocessing.FromJson(json, path)
+            : null;
         return parameters;
     }
+
+    /// <summary>
+    /// The metadata a trained model is saved with: the model spec, the data fingerprint and the preprocessing, so
+    /// `evaluate`, `predict` and the ONNX export need nothing but the file and raw features.
+    /// </summary>
+    public static Dictionary<string, string> ModelMetadata(ModelSpec model, string fingerprint, Data.Preprocessing preprocessing) => new()
+    {
+        ["format"] = "pt",
+        ["disttrain_model"] = System.Text.Json.JsonSerializer.Serialize(model, Training.TrainingConfig.Json),
+        ["data_fingerprint"] = fingerprint,
+        [Data.Preprocessing.MetadataKey] = preprocessing.ToJson(),
+    };
 }

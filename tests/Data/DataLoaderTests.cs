@@ -45,10 +45,10 @@ public class DataLoaderTests
         // Rows are shuffled before the hold-out, so the test set sees every class.
         Assert.Equal(3, a.Test.Labels.Distinct().Count());
 
-        DataSplit blobs = DataLoader.Load(new DataSpec { Format = "blobs", Samples = 100, Features = 5, Classes = 4, Standardize = true }, out var stats);
+        DataSplit blobs = DataLoader.Load(new DataSpec { Format = "blobs", Samples = 100, Features = 5, Classes = 4, Standardize = "true" }, out var stats);
         Assert.Equal((80, 5, 4), (blobs.Train.Count, blobs.Train.Width, blobs.Train.Classes));
-        Assert.NotNull(stats);
-        Assert.Equal(5, stats.Width);
+        Assert.Equal(StandardizeMode.PerFeature, stats.Mode);
+        Assert.Equal(5, stats.Mean.Length);
     }
 
     [Theory]
