@@ -1,14 +1,17 @@
-// Worker entry point: `DistTrain.Worker --coordinator URL [--port N] [--data PATH] [--threads N]` serves shard
-// gradients to the coordinator until stopped; `DistTrain.Worker healthcheck URL` probes a node's /healthz.
-// Bad flags print one line and exit 2.
+// Worker entry point: `DistTrain.Worker --coordinator URL [--port N] [--data PATH] [--threads N] …` (see --help)
+// serves shard gradients to the coordinator until stopped; `DistTrain.Worker healthcheck URL` probes a node's
+// /healthz. Bad flags print one line and exit 2.
 using DistTrain.Core;
 using DistTrain.Protos;
+using DistTrain.Protos.Cli;
 using DistTrain.Worker;
 
 if (args is [HealthEndpoint.Command, .. var probe]) return await HealthEndpoint.ProbeAsync(probe);
 try
 {
-    var app = WorkerHost.Build(args);
+    var line = WorkerCli.Parse(args, CommandOptions.ProcessEnvironment());
+    if (line.IsParserAction) return line.RunParserAction();
+    var app = WorkerHost.Build(line.Options!);
     await app.RunAsync();
     return Environment.ExitCode;
 }

@@ -4,6 +4,7 @@
 using System.Net;
 using DistTrain.Core;
 using DistTrain.Protos;
+using DistTrain.Protos.Cli;
 using DistTrain.Protos.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -11,42 +12,28 @@ namespace DistTrain.Worker;
 
 public static class WorkerHost
 {
-    /// <summary>Command-line flags and the configuration key each sets.</summary>
-    public static readonly IReadOnlyDictionary<string, string> Flags = new Dictionary<string, string>
-    {
-        ["--coordinator"] = "Worker:Coordinator",
-        ["--port"] = "Worker:Port",
-        ["--host"] = "Worker:Host",
-        ["--advertise"] = "Worker:Advertise",
-        ["--data"] = "Worker:Data",
-        ["--threads"] = "Worker:Threads",
-        ["--cache-dir"] = "Worker:CacheDir",
-        ["--max-message-bytes"] = "Worker:MaxMessageBytes",
-        ["--register-timeout"] = "Worker:RegisterTimeoutSeconds",
-        ["--shared-memory"] = "Worker:SharedMemory",
-        ["--cpus"] = "Worker:Cpus",
-    }.Concat(SecurityOptions.Flags.Keys.Select(flag => KeyValuePair.Create(flag, SecurityKey(flag)))).ToDictionary();
-
-    /// <summary>Security flags land in their own section, away from the bound WorkerOptions.</summary>
-    private static string SecurityKey(string flag) => "Security:" + flag.TrimStart('-');
-
-    /// <summary><paramref name="security"/> is given by a coordinator hosting in-process workers; null reads flags and environment.</summary>
+    /// <summary>
+    /// Builds from a command line (in-process workers of the coordinator); help or --version there is a mistake.
+    /// <paramref name="security"/> is given by a coordinator hosting in-process workers; null reads the options.
+    /// </summary>
     public static WebApplication Build(string[] args, bool quiet = false, NodeSecurity? security = null)
     {
-        for (int i = 0; i < args.Length; i++)
-        {
-            string name = args[i].Split('=')[0];
-            if (!Flags.ContainsKey(name))
-                throw new UserInputException($"unknown option '{args[i]}'; expected one of {string.Join(", ", Flags.Keys.Order())}");
-            if (!args[i].Contains('=') && ++i >= args.Length) throw new UserInputException($"{name} needs a value");
-        }
+        var line = WorkerCli.Parse(args, CommandOptions.ProcessEnvironment());
+        if (line.IsParserAction) throw new UserInputException($"{WorkerCli.Program}: expected worker options, found '{string.Join(' ', args)}'");
+        return Build(line.Options!, quiet, security);
+    }
+
+    public static WebApplication Build(CommandOptions flags, bool quiet = false, NodeSecurity? security = null)
+    {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             Args = [], ContentRootPath = AppContext.BaseDirectory, ApplicationName = typeof(WorkerHost).Assembly.GetName().Name,
         });
-        builder.Configuration.AddInMemoryCollection(
-            WorkerEnvironment.Settings(Environment.GetEnvironmentVariables(), Console.Error.WriteLine));
-        builder.Configuration.AddCommandLine(args, Flags.ToDictionary(f => f.Key, f => f.Value));
+        WorkerEnvironment.WarnAboutUnknown(Environment.GetEnvironmentVariables(), Console.Error.WriteLine);
+        // Variables, then flags: the table maps both onto the same keys, so a flag wins over its variable.
+        builder.Configuration.AddEnvironmentVariables(CliOption.Prefix);
+        builder.Configuration.AddInMemoryCollection(WorkerCli.Options.Where(o => o.Name is not null && flags.FromCommandLine(o.Name))
+            .Select(o => KeyValuePair.Create(o.Key, flags.Get(o.Name!))));
         var options = new WorkerOptions();
         try { builder.Configuration.GetSection(WorkerOptions.Section).Bind(options); }
         catch (InvalidOperationException e) { throw new UserInputException($"worker settings: {e.Message.Split('\n')[0]}"); }
@@ -54,7 +41,7 @@ public static class WorkerHost
         // Read the process's CPUs now, on the main thread, before any compute thread is bound.
         _ = Core.Training.CpuAffinity.ProcessCpus;
         security ??= NodeSecurity.Create(
-            SecurityOptions.Read(flag => builder.Configuration[SecurityKey(flag)], Environment.GetEnvironmentVariable),
+            SecurityOptions.Read(flags.Get, flags.Environment),
             options.Host, "worker", Console.Error.WriteLine);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console => { console.SingleLine = true; console.TimestampFormat = "HH:mm:ss "; });

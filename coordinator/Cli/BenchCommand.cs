@@ -14,10 +14,7 @@ namespace DistTrain.Coordinator.Cli;
 
 public static class BenchCommand
 {
-    public static readonly string[] Valued = ["--config", "--data", "--epochs", "--threads", "--json", "--repetitions"];
-    public static readonly string[] Switches = ["--skip-gemm", "--skip-training"];
-
-    public static async Task<int> RunAsync(CommandLine flags, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CommandOptions flags, CancellationToken cancellationToken)
     {
         var report = new Dictionary<string, object>
         {
@@ -78,7 +75,7 @@ public static class BenchCommand
         public double MaxStepSeconds => Times.Quantile(1);
     }
 
-    private static async Task<TrainingBenchResult> MeasureTrainingAsync(string configPath, CommandLine flags, int threads,
+    private static async Task<TrainingBenchResult> MeasureTrainingAsync(string configPath, CommandOptions flags, int threads,
         CancellationToken cancellationToken)
     {
         var config = ConfigLoader.Load(configPath, flags);

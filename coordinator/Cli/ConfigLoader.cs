@@ -1,5 +1,6 @@
 // Builds a TrainingConfig from, in increasing priority: the JSON config file, DISTTRAIN_-prefixed environment
-// variables (DISTTRAIN_TRAINING__EPOCHS=5) and command-line overrides. Unknown keys are errors, not silently ignored.
+// variables (AddEnvironmentVariables: DISTTRAIN_TRAINING__EPOCHS=5) and the command's flags that name a config
+// setting (the option table's InConfigFile rows). Unknown keys are errors, not silently ignored.
 using System.Globalization;
 using DistTrain.Core;
 using DistTrain.Core.Training;
@@ -9,26 +10,9 @@ namespace DistTrain.Coordinator.Cli;
 
 public static class ConfigLoader
 {
-    /// <summary>Flags that override one config key each.</summary>
-    public static readonly IReadOnlyDictionary<string, string> Overrides = new Dictionary<string, string>
-    {
-        ["--data"] = "data:path",
-        ["--epochs"] = "training:epochs",
-        ["--batch-size"] = "training:batchSize",
-        ["--shard-size"] = "training:shardSize",
-        ["--lr"] = "optimizer:learningRate",
-        ["--seed"] = "training:seed",
-        ["--threads"] = "training:threads",
-        ["--clip-norm"] = "training:clipNorm",
-        ["--save"] = "training:save",
-        ["--init"] = "training:init",
-        ["--metrics-out"] = "training:metricsOut",
-        ["--step-log"] = "training:stepLog",
-        ["--checkpoint-dir"] = "training:checkpointDir",
-        ["--checkpoint-every"] = "training:checkpointEvery",
-    };
-
-    public static TrainingConfig Load(string path, CommandLine? flags = null,
+    /// <param name="flags">The command's settings; those given as flags override the file and the environment.</param>
+    /// <param name="environment">DISTTRAIN_ variables to use instead of the process's (tests, deployment checks).</param>
+    public static TrainingConfig Load(string path, CommandOptions? flags = null,
         IReadOnlyDictionary<string, string>? environment = null)
     {
         string full = Path.GetFullPath(path);
@@ -37,14 +21,18 @@ public static class ConfigLoader
         try
         {
             builder.AddJsonFile(full, optional: false, reloadOnChange: false);
-            builder.AddInMemoryCollection(EnvironmentOverrides(environment));
+            string[] sections = [.. typeof(TrainingConfig).GetProperties().Select(p => p.Name)];
+            foreach (var section in builder.Build().GetChildren())
+                if (!sections.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
+                    throw new UserInputException(
+                        $"{path}: unknown section '{section.Key}'; expected {string.Join(", ", sections.Select(s => s.ToLowerInvariant()))}");
+            if (environment is null) builder.AddEnvironmentVariables(CliOption.Prefix);
+            else builder.AddConfiguration(CommandOptions.EnvironmentFrom(environment));
             var overrides = new Dictionary<string, string?>();
             if (flags is not null)
             {
-                foreach (var (flag, key) in Overrides)
-                    if (flags.Get(flag) is { } value) overrides[key] = value;
-                if (flags.Has("--resume")) overrides["training:resume"] = "true";
-                if (flags.Get("--data") is { } data)
+                foreach (var (key, value) in flags.ConfigFileOverrides()) overrides[key] = value;
+                if (flags.FromCommandLine("--data") && flags.Get("--data") is { } data)
                 {
                     // A directory means IDX files; a .csv file means CSV, whatever the config said.
                     if (Directory.Exists(data)) overrides["data:format"] = "idx";
@@ -54,7 +42,9 @@ public static class ConfigLoader
             builder.AddInMemoryCollection(overrides);
             var configuration = builder.Build();
             var config = new TrainingConfig();
-            configuration.Bind(config, o => o.ErrorOnUnknownConfiguration = true);
+            // Section by section: the environment also holds settings that are not the config's (DISTTRAIN_TOKEN).
+            foreach (var property in typeof(TrainingConfig).GetProperties())
+                configuration.GetSection(property.Name).Bind(property.GetValue(config), o => o.ErrorOnUnknownConfiguration = true);
             ResolvePaths(config, Path.GetDirectoryName(full)!, flags);
             config.Validate();
             return config;
@@ -73,18 +63,12 @@ public static class ConfigLoader
         }
     }
 
-    private static Dictionary<string, string?> EnvironmentOverrides(IReadOnlyDictionary<string, string>? environment) =>
-        // Only the config sections: other DISTTRAIN_ variables (the token, the worker's settings) belong elsewhere.
-        CoordinatorEnvironment.ConfigOverrides(environment ??
-            Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-                .Select(e => new KeyValuePair<string, string>((string)e.Key, (string?)e.Value ?? "")));
-
     /// <summary>Relative data paths in a config file are relative to the file; on the command line, to the cwd.</summary>
-    private static void ResolvePaths(TrainingConfig config, string configDirectory, CommandLine? flags)
+    private static void ResolvePaths(TrainingConfig config, string configDirectory, CommandOptions? flags)
     {
         string? Resolve(string? p, bool fromFlag) =>
             string.IsNullOrEmpty(p) || Path.IsPathRooted(p) ? p : Path.GetFullPath(p, fromFlag ? Environment.CurrentDirectory : configDirectory);
-        bool dataFromFlag = flags?.Get("--data") is not null;
+        bool dataFromFlag = flags?.FromCommandLine("--data") == true;
         config.Data.Path = Resolve(config.Data.Path, dataFromFlag);
     }
 

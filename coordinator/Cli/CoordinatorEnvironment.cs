@@ -1,23 +1,22 @@
-// Every DISTTRAIN_ environment variable `disttrain` reads, and the one place that reads them: DISTTRAIN_<SECTION>__<KEY>
-// for each TrainingConfig setting (DISTTRAIN_TRAINING__EPOCHS=5, DISTTRAIN_DATA__PATH=/data), plus the security
-// variables. Deployment files are checked against it, so a misspelt variable is caught before a run, not after.
+// Which DISTTRAIN_ variables `disttrain` reads: the variable of every row of its option table, and
+// DISTTRAIN_<SECTION>__<KEY> for every setting of the config file (DISTTRAIN_MODEL__LAYERS__0__UNITS), which
+// AddEnvironmentVariables binds. Deployment files are checked against it, so a misspelt variable is caught before a run.
 using System.Reflection;
 using DistTrain.Core.Training;
-using DistTrain.Protos.Security;
 
 namespace DistTrain.Coordinator.Cli;
 
 public static class CoordinatorEnvironment
 {
-    public const string Prefix = "DISTTRAIN_";
+    public const string Prefix = CliOption.Prefix;
 
     /// <summary>The config sections (MODEL, DATA, OPTIMIZER, SCHEDULE, TRAINING), from TrainingConfig itself.</summary>
     public static IReadOnlyList<string> ConfigSections { get; } =
         [.. typeof(TrainingConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && !IsLeaf(p.PropertyType)).Select(p => p.Name.ToUpperInvariant())];
 
-    /// <summary>True for a variable the program reads: a security variable or one naming a real config setting.</summary>
+    /// <summary>True for a variable the program reads: an option's, or one naming a real config setting.</summary>
     public static bool Reads(string name) =>
-        SecurityOptions.EnvironmentVariables.Contains(name, StringComparer.OrdinalIgnoreCase) ||
+        CoordinatorOptions.All.Any(o => o.EnvironmentVariable.Equals(name, StringComparison.OrdinalIgnoreCase)) ||
         (ConfigKey(name) is { } key && Resolves(typeof(TrainingConfig), key.Split(':')));
 
     /// <summary>"DISTTRAIN_TRAINING__EPOCHS" → "TRAINING:EPOCHS"; null when the variable is not a config setting.</summary>
@@ -26,15 +25,6 @@ public static class CoordinatorEnvironment
         if (!name.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)) return null;
         string rest = name[Prefix.Length..];
         return ConfigSections.Any(s => rest.StartsWith(s + "__", StringComparison.OrdinalIgnoreCase)) ? rest.Replace("__", ":") : null;
-    }
-
-    /// <summary>The config overrides among <paramref name="variables"/> (other DISTTRAIN_ variables belong elsewhere).</summary>
-    public static Dictionary<string, string?> ConfigOverrides(IEnumerable<KeyValuePair<string, string>> variables)
-    {
-        var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (name, value) in variables)
-            if (ConfigKey(name) is { } key) result[key] = value;
-        return result;
     }
 
     /// <summary>Follows a config path through properties, list indices and dictionary keys, as the binder would.</summary>

@@ -38,7 +38,7 @@ public static class DistributedBench
         }
     }
 
-    public static async Task<int> RunAsync(CommandLine flags, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CommandOptions flags, CancellationToken cancellationToken)
     {
         var config = ConfigLoader.Load(flags.Require("--config"), flags);
         var options = ClusterOptions.FromFlags(flags, config.EffectiveThreads)

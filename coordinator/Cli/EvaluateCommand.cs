@@ -9,10 +9,7 @@ namespace DistTrain.Coordinator.Cli;
 
 public static class EvaluateCommand
 {
-    public static readonly string[] Valued = ["--model", "--config", "--data", "--threads"];
-    public static readonly string[] Switches = [];
-
-    public static int Run(CommandLine flags)
+    public static int Run(CommandOptions flags)
     {
         var config = ConfigLoader.Load(flags.Require("--config"), flags);
         var network = new Network(config.Model);

@@ -12,10 +12,7 @@ namespace DistTrain.Coordinator.Cli;
 
 public static class TrainCommand
 {
-    public static readonly string[] Valued = [.. ConfigLoader.Overrides.Keys, "--config", .. ClusterOptions.Flags, .. DashboardOptions.Valued];
-    public static readonly string[] Switches = ["--resume", "--quiet", .. DashboardOptions.Switches];
-
-    public static async Task<int> RunAsync(CommandLine flags, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CommandOptions flags, CancellationToken cancellationToken)
     {
         var config = ConfigLoader.Load(flags.Require("--config"), flags);
         var network = new Network(config.Model);

@@ -9,9 +9,6 @@ namespace DistTrain.Coordinator.Dashboard;
 
 public sealed record DashboardOptions
 {
-    public static readonly string[] Valued = ["--dashboard-port", "--dashboard-bind", "--grad-vanish-below", "--grad-explode-above"];
-    public static readonly string[] Switches = ["--no-dashboard", "--log-json"];
-
     public bool Enabled { get; init; } = true;
     /// <summary>TCP port; 0 lets the system pick a free one (the address is logged).</summary>
     public int Port { get; init; } = 8080;
@@ -27,7 +24,7 @@ public sealed record DashboardOptions
     public TimeSpan PushInterval { get; init; } = TimeSpan.FromMilliseconds(250);
     public WorkerHealthOptions WorkerHealth { get; init; } = new();
 
-    public static DashboardOptions FromFlags(CommandLine flags)
+    public static DashboardOptions FromFlags(CommandOptions flags)
     {
         var options = new DashboardOptions
         {
@@ -51,7 +48,7 @@ public sealed record DashboardOptions
         return options;
     }
 
-    private static double? Number(CommandLine flags, string name)
+    private static double? Number(CommandOptions flags, string name)
     {
         if (flags.Get(name) is not { } s) return null;
         if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v) || v < 0)

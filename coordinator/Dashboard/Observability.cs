@@ -27,7 +27,7 @@ public sealed class Observability : IAsyncDisposable
     public PrometheusExporter? Exporter { get; }
     public Uri? DashboardAddress => _server?.Address;
 
-    public static async Task<Observability> StartAsync(CommandLine flags, TrainingConfig config, Network network, int threads,
+    public static async Task<Observability> StartAsync(CommandOptions flags, TrainingConfig config, Network network, int threads,
         CancellationToken cancellationToken, IWorkerStatusSource? workers = null, string mode = "local")
     {
         var options = DashboardOptions.FromFlags(flags);

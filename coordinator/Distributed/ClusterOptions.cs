@@ -8,10 +8,6 @@ namespace DistTrain.Coordinator.Distributed;
 
 public sealed class ClusterOptions
 {
-    public static readonly string[] Flags =
-        ["--listen", "--expect-workers", "--workers", "--min-workers", "--wait-seconds", "--compute-timeout", "--cache-dir",
-         "--wait-for-workers", "--heartbeat-timeout", "--shared-memory", "--bind-cpus", .. SecurityOptions.Flags.Keys];
-
     public string Listen { get; init; } = "http://127.0.0.1:0";
     public int ExpectWorkers { get; init; }
     /// <summary>Ready workers enough to start when some of the expected ones were refused.</summary>
@@ -39,7 +35,7 @@ public sealed class ClusterOptions
     public NodeSecurity Security { get; init; } = NodeSecurity.None;
 
     /// <summary>Null when the flags ask for local mode.</summary>
-    public static ClusterOptions? FromFlags(Cli.CommandLine flags, int threads)
+    public static ClusterOptions? FromFlags(CommandOptions flags, int threads)
     {
         int? workers = flags.GetInt("--workers", 1), expect = flags.GetInt("--expect-workers", 1);
         bool listen = flags.Get("--listen") is not null;
@@ -54,7 +50,7 @@ public sealed class ClusterOptions
         string url = flags.Get("--listen") ?? "http://127.0.0.1:0";
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             throw new UserInputException($"train: --listen must be an http(s) URL like http://0.0.0.0:5100, found '{url}'");
-        var security = NodeSecurity.Create(SecurityOptions.Read(flags.Get, Environment.GetEnvironmentVariable),
+        var security = NodeSecurity.Create(SecurityOptions.Read(flags.Get, flags.Environment),
             uri.Host, "coordinator", workers is null ? Console.Error.WriteLine : _ => { });
         if (uri.Scheme != security.Scheme)
             throw new UserInputException(security.ServesTls
@@ -84,7 +80,7 @@ public sealed class ClusterOptions
         };
     }
 
-    private static TimeSpan Seconds(Cli.CommandLine flags, string name, int fallback) =>
+    private static TimeSpan Seconds(CommandOptions flags, string name, int fallback) =>
         TimeSpan.FromSeconds(flags.GetInt(name, 1) ?? fallback);
 
     public override string ToString() => InProcessWorkers > 0

@@ -14,16 +14,7 @@ public static class CsvReader
     public static Dataset ReadSeparate(string featuresPath, string labelsPath, int? classes = null)
     {
         string xPath = Path.GetFullPath(featuresPath), yPath = Path.GetFullPath(labelsPath);
-        var features = new List<float>();
-        int width = 0, rows = 0;
-        foreach (var row in ReadRows(xPath))
-        {
-            if (width == 0) width = row.Count;
-            else if (row.Count != width) throw Ragged(xPath, row.Line, width, row.Count);
-            for (int c = 0; c < row.Count; c++) features.Add(row.Feature(c));
-            rows++;
-        }
-        if (rows == 0) throw new UserInputException($"{xPath}: no data rows");
+        var features = ReadFeatureRows(xPath, out int width, out int rows);
 
         var labels = new List<int>(rows);
         foreach (var row in ReadRows(yPath))
@@ -35,6 +26,38 @@ public static class CsvReader
         if (labels.Count != rows)
             throw new UserInputException($"{yPath}: {labels.Count} labels, but {xPath} has {rows} data rows");
         return Build(features, labels, width, classes, xPath);
+    }
+
+    /// <summary>Samples without labels (every column a feature), e.g. to predict; the labels are all 0.</summary>
+    public static Dataset ReadFeatures(string featuresPath)
+    {
+        string xPath = Path.GetFullPath(featuresPath);
+        var features = ReadFeatureRows(xPath, out int width, out int rows);
+        return Build(features, new List<int>(new int[rows]), width, 1, xPath);
+    }
+
+    /// <summary>True when the file starts with a header row that names <paramref name="column"/>.</summary>
+    public static bool HeaderHas(string path, string column)
+    {
+        foreach (var row in ReadRows(Path.GetFullPath(path), keepHeader: true))
+            return row.IsHeader && row.FindColumn(column) >= 0;
+        return false;
+    }
+
+    private static List<float> ReadFeatureRows(string xPath, out int width, out int rows)
+    {
+        var features = new List<float>();
+        width = 0;
+        rows = 0;
+        foreach (var row in ReadRows(xPath))
+        {
+            if (width == 0) width = row.Count;
+            else if (row.Count != width) throw Ragged(xPath, row.Line, width, row.Count);
+            for (int c = 0; c < row.Count; c++) features.Add(row.Feature(c));
+            rows++;
+        }
+        if (rows == 0) throw new UserInputException($"{xPath}: no data rows");
+        return features;
     }
 
     /// <summary>

@@ -18,14 +18,19 @@ public sealed class SecurityOptions
     /// Flags and the variable each overrides. There is deliberately no --token flag: a secret on the command line
     /// is visible to every local user in the process list.
     /// </summary>
-    public static readonly IReadOnlyDictionary<string, string> Flags = new Dictionary<string, string>
-    {
-        ["--token-file"] = TokenFileVariable,
-        ["--tls-cert"] = TlsCertVariable,
-        ["--tls-key"] = TlsKeyVariable,
-        ["--tls-ca"] = TlsCaVariable,
-        ["--tls-mutual"] = TlsMutualVariable,
-    };
+    public static readonly IReadOnlyList<Cli.CliOption> Options =
+    [
+        new("--token-file", "token_file", "file holding the shared token every node must present (or DISTTRAIN_TOKEN holding the token itself)", "FILE"),
+        new("--tls-cert", "tls_cert", "PEM certificate this node serves TLS with", "PEM"),
+        new("--tls-key", "tls_key", "PEM private key of --tls-cert", "PEM"),
+        new("--tls-ca", "tls_ca", "PEM authority that peers' certificates must chain to", "PEM"),
+        new("--tls-mutual", "tls_mutual", "require and check client certificates (true|false)", "BOOL"),
+        new(null, "token", "the shared token itself (prefer a file: there is no flag, as a command line is visible to every local user)"),
+    ];
+
+    /// <summary>Each flag and the variable it overrides.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Flags =
+        Options.Where(o => o.Name is not null).ToDictionary(o => o.Name!, o => o.EnvironmentVariable);
 
     /// <summary>Every environment variable <see cref="Read"/> looks at.</summary>
     public static IReadOnlyList<string> EnvironmentVariables { get; } = [TokenVariable, .. Flags.Values];

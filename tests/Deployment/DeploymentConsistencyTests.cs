@@ -4,6 +4,7 @@
 using System.Text.RegularExpressions;
 using DistTrain.Coordinator.Cli;
 using DistTrain.Protos;
+using DistTrain.Protos.Cli;
 using DistTrain.Protos.Security;
 using DistTrain.Worker;
 using YamlDotNet.RepresentationModel;
@@ -64,14 +65,19 @@ public sealed partial class DeploymentConsistencyTests
         foreach (var service in Services(CoordinatorDll))
         {
             Assert.Equal("train", service.Command[2]);
-            var flags = CommandLine.Parse("train", service.Command.Skip(3).ToArray(), TrainCommand.Valued, TrainCommand.Switches);
+            var line = CliParser.Parse(CoordinatorOptions.Program, CoordinatorOptions.Commands, [.. service.Command.Skip(2)],
+                CommandOptions.EnvironmentFrom(service.Environment));
+            var flags = line.Options!;
             // The coordinator must accept the config with exactly the variables compose sets.
             var config = ConfigLoader.Load(Path.Combine(Root, flags.Require("--config").Replace("/app/", "")), flags, service.Environment);
             Assert.Equal(service.Environment["DISTTRAIN_DATA__PATH"], config.Data.Path);
         }
         foreach (var service in Services(WorkerDll))
-            foreach (var flag in service.Command.Skip(2).Where(a => a.StartsWith("--", StringComparison.Ordinal)))
-                Assert.True(WorkerHost.Flags.ContainsKey(flag.Split('=')[0]), $"{service.Name}: the worker has no flag {flag}");
+        {
+            var line = WorkerCli.Parse([.. service.Command.Skip(2)], CommandOptions.EnvironmentFrom(service.Environment));
+            Assert.False(line.IsParserAction, $"{service.Name}: {string.Join(' ', service.Command)}");
+            Assert.Equal(service.Environment[WorkerEnvironment.Prefix + "COORDINATOR"], line.Options!.Get("--coordinator"));
+        }
     }
 
     [Fact]
