@@ -9,6 +9,11 @@ public sealed class BinaryCrossEntropyWithLogits : Loss
 
     public override int ClassesFor(int width) => width == 1 ? 2 : width;
 
+    public override int PredictedClass(ReadOnlySpan<float> row) => row.Length == 1 ? (row[0] > 0 ? 1 : 0) : ArgMax(row);
+
+    /// <summary>σ(z) per output: the probability of label 1 (one output) or of each class on its own.</summary>
+    public override ProbabilityFunction Probabilities => ProbabilityFunction.Sigmoid;
+
     public override double Compute(ReadOnlySpan<float> outputs, ReadOnlySpan<int> labels, Span<float> gradient,
         int rows, int width, out int correct)
     {
@@ -19,8 +24,7 @@ public sealed class BinaryCrossEntropyWithLogits : Loss
         {
             var z = outputs.Slice(r * width, width);
             int y = labels[r];
-            int predicted = width == 1 ? (z[0] > 0 ? 1 : 0) : ArgMax(z);
-            if (predicted == y) correct++;
+            if (PredictedClass(z) == y) correct++;
             double rowSum = 0;
             for (int j = 0; j < width; j++)
             {

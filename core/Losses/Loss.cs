@@ -16,6 +16,12 @@ public abstract class Loss
     /// <summary>Number of classes a label may name for this output width (binary losses on one output: 2).</summary>
     public virtual int ClassesFor(int width) => width;
 
+    /// <summary>The class one row of outputs predicts, as <see cref="Compute"/> counts it correct: the arg-max.</summary>
+    public virtual int PredictedClass(ReadOnlySpan<float> row) => ArgMax(row);
+
+    /// <summary>How outputs are read as probabilities: a softmax over the row unless the loss says otherwise.</summary>
+    public virtual ProbabilityFunction Probabilities => ProbabilityFunction.Softmax;
+
     public static Loss Create(string name) => name.ToLowerInvariant() switch
     {
         "softmax_cross_entropy" => new SoftmaxCrossEntropy(),

@@ -16,7 +16,7 @@ public sealed class MeanSquaredError : Loss
         {
             var z = outputs.Slice(r * width, width);
             int y = labels[r];
-            if (ArgMax(z) == y) correct++;
+            if (PredictedClass(z) == y) correct++;
             double rowSum = 0;
             for (int j = 0; j < width; j++)
             {

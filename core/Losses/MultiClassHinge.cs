@@ -16,7 +16,7 @@ public sealed class MultiClassHinge : Loss
         {
             var z = outputs.Slice(r * width, width);
             int y = labels[r];
-            if (ArgMax(z) == y) correct++;
+            if (PredictedClass(z) == y) correct++;
             var g = gradient.IsEmpty ? Span<float>.Empty : gradient.Slice(r * width, width);
             if (!g.IsEmpty) g.Clear();
             double rowSum = 0;

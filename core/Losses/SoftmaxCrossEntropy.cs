@@ -17,7 +17,7 @@ public sealed class SoftmaxCrossEntropy : Loss
         {
             var z = outputs.Slice(r * width, width);
             int y = labels[r];
-            int best = ArgMax(z);
+            int best = ArgMax(z); // the predicted class and the row's maximum at once
             if (best == y) correct++;
             float max = z[best];
             double sum = 0;

@@ -7,7 +7,8 @@ namespace DistTrain.Core.Training;
 
 public sealed class Evaluator : IDisposable
 {
-    private const int ChunkRows = 1024;
+    /// <summary>Rows per chunk; the predictor uses the same so its outputs are the ones scored here, bit for bit.</summary>
+    internal const int ChunkRows = 1024;
     private readonly Network _network;
     private readonly ParallelRunner _runner;
     private readonly NetworkWorkspace[] _workspaces;

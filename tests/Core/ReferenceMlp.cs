@@ -1,5 +1,5 @@
 // A naive float64 implementation of the same model family (layers, losses, parameter layout), written
-// independently of the SIMD core, used as the reference for gradient checks.
+// independently of the SIMD core, used as the reference for gradient checks and forward passes.
 using DistTrain.Core.Model;
 
 namespace DistTrain.Tests.Core;
@@ -15,9 +15,12 @@ public sealed class ReferenceMlp(ModelSpec spec)
         return total;
     }
 
-    private double Sample(double[] p, double[] input, int label, double[]? grad)
+    /// <summary>The network's outputs for one sample (before any softmax or sigmoid).</summary>
+    public double[] Outputs(double[] p, double[] input) => Forward(p, input).Acts[^1];
+
+    /// <summary>Forward, remembering every layer's input and output.</summary>
+    private (List<double[]> Acts, List<(string Type, int Offset, int In, int Out)> Kinds) Forward(double[] p, double[] input)
     {
-        // Forward, remembering every layer's input and output.
         var acts = new List<double[]> { input };
         var kinds = new List<(string Type, int Offset, int In, int Out)>();
         int offset = 0, width = spec.Inputs;
@@ -52,6 +55,12 @@ public sealed class ReferenceMlp(ModelSpec spec)
             }
             acts.Add(y);
         }
+        return (acts, kinds);
+    }
+
+    private double Sample(double[] p, double[] input, int label, double[]? grad)
+    {
+        var (acts, kinds) = Forward(p, input);
         var z = acts[^1];
         int c = z.Length;
         double loss;
