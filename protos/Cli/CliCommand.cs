@@ -37,6 +37,8 @@ public static class CliParser
                     : new Option<string>(option.Name!) { Description = option.HelpDescription, HelpName = option.ValueName });
             if (command.Argument is { } argument) target.Arguments.Add(new Argument<string>(argument));
             if (target != root) root.Subcommands.Add(target);
+            // A program without subcommands runs with no subcommand named; this action only marks that.
+            else if (command.Options.Count > 0) root.SetAction(_ => 0);
         }
         return root;
     }
@@ -54,7 +56,7 @@ public static class CliParser
         var command = commands.FirstOrDefault(c => symbol == root ? c.Name.Length == 0 : c.Name == symbol.Name);
         if (result.Errors.Count > 0) throw new UserInputException(Describe(program, command, result, commands));
         // Our commands have no action of their own: any action is the parser's (help, --version, a directive).
-        if (result.Action is not null) return new ParsedCommandLine(null, null, null, result);
+        if (result.Action is not null && result.Action != root.Action) return new ParsedCommandLine(null, null, null, result);
         if (command is null)
             throw new UserInputException($"{program}: expected a command: {string.Join(", ", commands.Select(c => c.Name))} (see {program} --help)");
         var flags = new Dictionary<string, string?>(StringComparer.Ordinal);

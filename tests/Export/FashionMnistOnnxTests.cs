@@ -18,12 +18,9 @@ public class FashionMnistOnnxTests(ITestOutputHelper output)
     public async Task ExportedExampleModelMatchesTheEvaluatorOnTheTestImages()
     {
         var config = ConfigLoader.Load(Path.Combine(Distributed.ProcessHarness.RepoRoot, "examples", "fashion-mnist.json"));
-        var split = DataLoader.Load(config.Data, out var statistics);
+        var split = DataLoader.Load(config.Data, out var preprocessing);
         var network = new Network(config.Model);
         var parameters = await Train(network, split.Train, config);
-        var preprocessing = new Preprocessing(config.Data.Scale ?? 255,
-            statistics is null ? StandardizeMode.None : StandardizeMode.PerFeature,
-            statistics?.Mean ?? [], statistics?.StdDev ?? [], 1);
 
         var test = split.Test!;
         using var evaluator = new Evaluator(network, threads: 2);
