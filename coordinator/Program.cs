@@ -4,7 +4,8 @@ using DistTrain.Coordinator.Cli;
 using DistTrain.Core;
 using DistTrain.Protos;
 
-if (args is [HealthEndpoint.Command, .. var probe]) return await HealthEndpoint.ProbeAsync(probe);
+if (args is [HealthEndpoint.Command, .. var probe] && !probe.Any(a => a is "--help" or "-h" or "-?"))
+    return await HealthEndpoint.ProbeAsync(probe);
 
 using var cancellation = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>

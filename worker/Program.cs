@@ -6,7 +6,8 @@ using DistTrain.Protos;
 using DistTrain.Protos.Cli;
 using DistTrain.Worker;
 
-if (args is [HealthEndpoint.Command, .. var probe]) return await HealthEndpoint.ProbeAsync(probe);
+if (args is [HealthEndpoint.Command, .. var probe] && !probe.Any(a => a is "--help" or "-h" or "-?"))
+    return await HealthEndpoint.ProbeAsync(probe);
 try
 {
     var line = WorkerCli.Parse(args, CommandOptions.ProcessEnvironment());
