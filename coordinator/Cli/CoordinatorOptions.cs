@@ -89,7 +89,7 @@ public static class CoordinatorOptions
         ]);
 
     public static readonly CliCommand Export = new("export", "write an ONNX model (preprocessing, layers, logits and probabilities)",
-        [Model, ConfigFile, new("--onnx", "export:onnx", "the ONNX file to write", "FILE")]);
+        [Model, ConfigFile, new("--onnx", "export:onnx", "the ONNX file to write", "FILE"), Data]);
 
     public static readonly CliCommand Bench = new("bench", "measure GEMM GFLOP/s and training samples/s",
         [

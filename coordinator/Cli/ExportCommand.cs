@@ -10,7 +10,14 @@ public static class ExportCommand
     {
         string output = flags.Require("--onnx");
         var model = SavedModel.Load(flags);
-        OnnxExporter.Export(model.Network, model.Weights, model.Preprocessing, output);
+        try
+        {
+            OnnxExporter.Export(model.Network, model.Weights, model.Preprocessing, output);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new Core.UserInputException($"{output}: cannot write the ONNX model: {e.Message}");
+        }
         Console.Error.WriteLine($"wrote {output}: input 'input' [batch, {model.Network.Inputs}] raw features, outputs 'logits' and 'probabilities' [batch, {model.Network.Outputs}]");
         return 0;
     }
