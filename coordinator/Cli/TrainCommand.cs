@@ -74,12 +74,7 @@ public static class TrainCommand
         }
         if (run.Save is { Length: > 0 } save)
         {
-            WeightsFile.Save(save, network, weights, new Dictionary<string, string>
-            {
-                ["format"] = "pt",
-                ["disttrain_model"] = System.Text.Json.JsonSerializer.Serialize(config.Model, TrainingConfig.Json),
-                ["data_fingerprint"] = fingerprint,
-            });
+            WeightsFile.Save(save, network, weights, WeightsFile.TrainedMetadata(config.Model, fingerprint));
             Console.Error.WriteLine($"saved weights to {save}");
         }
         return 0;

@@ -8,6 +8,7 @@ public static class DataLoader
 
     public static DataSplit Load(DataSpec spec) => Load(spec, out _);
 
+    /// <param name="spec">The config's data section.</param>
     /// <param name="standardization">The statistics applied when spec.Standardize is set (to save with a model), else null.</param>
     public static DataSplit Load(DataSpec spec, out FeatureStatistics? standardization)
     {
@@ -23,6 +24,8 @@ public static class DataLoader
             "idx" => LoadIdx(spec),
             "csv" => LoadCsv(spec),
             "spirals" or "blobs" => LoadSynthetic(spec, format),
+            DataSpec.InMemoryFormat => throw new UserInputException(
+                $"data.format '{DataSpec.InMemoryFormat}' stands for rows a program passed to the training API; there is nothing to load"),
             _ => throw new UserInputException(
                 $"data.format is '{spec.Format}', expected one of: {string.Join(", ", Formats)}"),
         };

@@ -4,6 +4,27 @@ namespace DistTrain.Core.Model;
 
 public static class WeightsFile
 {
+    /// <summary>Metadata key of the model spec as JSON: a saved file names the network its tensors fit.</summary>
+    public const string ModelKey = "disttrain_model";
+    /// <summary>Metadata key of the SHA-256 fingerprint of the data the weights were trained on.</summary>
+    public const string FingerprintKey = "data_fingerprint";
+
+    /// <summary>
+    /// The metadata saved with trained weights (by `disttrain train --save` and by code): "format": "pt", as PyTorch
+    /// writes it, the model spec and the data fingerprint (left out when unknown).
+    /// </summary>
+    public static Dictionary<string, string> TrainedMetadata(ModelSpec model, string? fingerprint)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var metadata = new Dictionary<string, string>
+        {
+            ["format"] = "pt",
+            [ModelKey] = System.Text.Json.JsonSerializer.Serialize(model, Training.TrainingConfig.Json),
+        };
+        if (!string.IsNullOrEmpty(fingerprint)) metadata[FingerprintKey] = fingerprint;
+        return metadata;
+    }
+
     public static IEnumerable<SafeTensor> ToTensors(Network network, ReadOnlySpan<float> parameters)
     {
         var list = new List<SafeTensor>();
