@@ -71,7 +71,7 @@ public static class TrainCommand
         }
         if (run.Save is { Length: > 0 } save)
         {
-            WeightsFile.Save(save, network, weights, WeightsFile.ModelMetadata(config.Model, fingerprint, preprocessing));
+            WeightsFile.Save(save, network, weights, WeightsFile.TrainedMetadata(config.Model, fingerprint, preprocessing));
             Console.Error.WriteLine($"saved weights to {save}");
         }
         return 0;

@@ -8,6 +8,7 @@ public static class DataLoader
 
     public static DataSplit Load(DataSpec spec) => Load(spec, out _);
 
+    /// <param name="spec">The config's data section.</param>
     /// <param name="preprocessing">The scaling and standardisation applied (to save with a model).</param>
     public static DataSplit Load(DataSpec spec, out Preprocessing preprocessing)
     {
@@ -36,7 +37,7 @@ public static class DataLoader
             expanded.Apply(split.Train);
             if (split.Test is not null) expanded.Apply(split.Test);
         }
-        return split;
+        return split with { Preprocessing = preprocessing };
     }
 
     /// <summary>
@@ -57,6 +58,8 @@ public static class DataLoader
             "idx" => LoadIdx(spec),
             "csv" => LoadCsv(spec),
             "spirals" or "blobs" => LoadSynthetic(spec, format),
+            DataSpec.InMemoryFormat => throw new UserInputException(
+                $"data.format '{DataSpec.InMemoryFormat}' stands for rows a program passed to the training API; there is nothing to load"),
             _ => throw new UserInputException(
                 $"data.format is '{spec.Format}', expected one of: {string.Join(", ", Formats)}"),
         };

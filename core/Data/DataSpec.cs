@@ -7,7 +7,13 @@ public sealed class DataSpec
     /// <summary>Where Debian's dataset-fashion-mnist package installs the data; the default for "idx".</summary>
     public const string DefaultIdxDirectory = "/usr/share/datasets/fashion-mnist";
 
-    /// <summary>idx | csv | spirals | blobs.</summary>
+    /// <summary>
+    /// Data handed to the training API in code rather than named by a config: nothing to load, so a worker
+    /// receives the rows from the coordinator.
+    /// </summary>
+    public const string InMemoryFormat = "memory";
+
+    /// <summary>idx | csv | spirals | blobs (or <see cref="InMemoryFormat"/>, which is not loadable).</summary>
     public string Format { get; set; } = "idx";
 
     /// <summary>idx: the directory holding train-*/t10k-* files (default <see cref="DefaultIdxDirectory"/>); csv: the training file.</summary>

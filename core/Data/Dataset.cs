@@ -40,4 +40,8 @@ public sealed class Dataset
 }
 
 /// <summary>A training set and an optional held-out test set.</summary>
-public sealed record DataSplit(Dataset Train, Dataset? Test);
+public sealed record DataSplit(Dataset Train, Dataset? Test)
+{
+    /// <summary>What was done to the raw features (DataLoader sets it), so a model trained on this data can save it.</summary>
+    public Preprocessing? Preprocessing { get; init; }
+}

@@ -18,6 +18,8 @@ public enum StandardizeMode
 }
 
 /// <summary>Raw features x become ((x / Scale) − mean[j]) / std[j], j the feature index; a std of 0 leaves x − mean.</summary>
+/// <param name="Scale">Every raw feature is divided by this first (1 = no scaling).</param>
+/// <param name="Mode">Which statistics <paramref name="Mean"/> and <paramref name="StdDev"/> hold.</param>
 /// <param name="Mean">Per feature (PerFeature), per channel (PerChannel) or empty (None).</param>
 /// <param name="StdDev">Population standard deviations, same length as <paramref name="Mean"/>; 0 marks a constant.</param>
 /// <param name="Channels">Image channels; features are split channel-major into this many equal planes.</param>

@@ -4,6 +4,29 @@ namespace DistTrain.Core.Model;
 
 public static class WeightsFile
 {
+    /// <summary>Metadata key of the model spec as JSON: a saved file names the network its tensors fit.</summary>
+    public const string ModelKey = "disttrain_model";
+    /// <summary>Metadata key of the SHA-256 fingerprint of the data the weights were trained on.</summary>
+    public const string FingerprintKey = "data_fingerprint";
+
+    /// <summary>
+    /// The metadata saved with trained weights (by `disttrain train --save` and by code): "format": "pt", as PyTorch
+    /// writes it, the model spec, the data fingerprint and the preprocessing (each left out when unknown), so
+    /// `evaluate`, `predict` and the ONNX export need nothing but the file and raw features.
+    /// </summary>
+    public static Dictionary<string, string> TrainedMetadata(ModelSpec model, string? fingerprint, Data.Preprocessing? preprocessing = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var metadata = new Dictionary<string, string>
+        {
+            ["format"] = "pt",
+            [ModelKey] = System.Text.Json.JsonSerializer.Serialize(model, Training.TrainingConfig.Json),
+        };
+        if (!string.IsNullOrEmpty(fingerprint)) metadata[FingerprintKey] = fingerprint;
+        if (preprocessing is not null) metadata[Data.Preprocessing.MetadataKey] = preprocessing.ToJson();
+        return metadata;
+    }
+
     public static IEnumerable<SafeTensor> ToTensors(Network network, ReadOnlySpan<float> parameters)
     {
         var list = new List<SafeTensor>();
@@ -36,6 +59,8 @@ public static class WeightsFile
 
     public static float[] Load(string path, Network network) => Load(path, network, out _);
 
+    /// <param name="path">The safetensors file.</param>
+    /// <param name="network">The network whose tensors it must hold, by name and shape.</param>
     /// <param name="preprocessing">What training applied to raw features, when the file says (null for files without it).</param>
     public static float[] Load(string path, Network network, out Data.Preprocessing? preprocessing)
     {
@@ -47,16 +72,4 @@ public static class WeightsFile
             : null;
         return parameters;
     }
-
-    /// <summary>
-    /// The metadata a trained model is saved with: the model spec, the data fingerprint and the preprocessing, so
-    /// `evaluate`, `predict` and the ONNX export need nothing but the file and raw features.
-    /// </summary>
-    public static Dictionary<string, string> ModelMetadata(ModelSpec model, string fingerprint, Data.Preprocessing preprocessing) => new()
-    {
-        ["format"] = "pt",
-        ["disttrain_model"] = System.Text.Json.JsonSerializer.Serialize(model, Training.TrainingConfig.Json),
-        ["data_fingerprint"] = fingerprint,
-        [Data.Preprocessing.MetadataKey] = preprocessing.ToJson(),
-    };
 }
