@@ -32,9 +32,7 @@ public static class CliParser
         {
             Command target = command.Name.Length == 0 ? root : new Command(command.Name, command.Description);
             foreach (var option in command.Options.Where(o => o.Name is not null))
-                target.Options.Add(option.IsSwitch
-                    ? new Option<bool>(option.Name!) { Description = option.HelpDescription }
-                    : new Option<string>(option.Name!) { Description = option.HelpDescription, HelpName = option.ValueName });
+                target.Options.Add(Build(option));
             if (command.Argument is { } argument) target.Arguments.Add(new Argument<string>(argument));
             if (target != root) root.Subcommands.Add(target);
             // A program without subcommands runs with no subcommand named; this action only marks that.
@@ -42,6 +40,20 @@ public static class CliParser
         }
         return root;
     }
+
+    // An option given twice takes its last value, as scripts that append an override expect; each occurrence still
+    // takes one token, so a stray argument after a value is an error, not a second value.
+    private static Option Build(CliOption option) => option.IsSwitch
+        ? new Option<bool>(option.Name!)
+        {
+            Description = option.HelpDescription, Arity = ArgumentArity.ZeroOrMore, AllowMultipleArgumentsPerToken = false,
+            CustomParser = r => r.Tokens.Count == 0 || bool.Parse(r.Tokens[^1].Value),
+        }
+        : new Option<string>(option.Name!)
+        {
+            Description = option.HelpDescription, HelpName = option.ValueName, Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false, CustomParser = r => r.Tokens[^1].Value,
+        };
 
     /// <summary>
     /// Parses <paramref name="args"/>; a mistake throws a one-line <see cref="UserInputException"/>. Values missing

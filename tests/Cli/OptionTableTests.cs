@@ -111,6 +111,19 @@ public sealed partial class OptionTableTests
     }
 
     [Fact]
+    public void ARepeatedOptionTakesItsLastValueAndAStrayArgumentIsAnError()
+    {
+        var none = CommandOptions.EnvironmentFrom([]);
+        var line = CliParser.Parse(CoordinatorOptions.Program, CoordinatorOptions.Commands,
+            ["train", "--epochs", "3", "--resume", "--epochs", "5", "--resume", "false"], none);
+        Assert.Equal(5, line.Options!.GetInt("--epochs"));
+        Assert.False(line.Options.Has("--resume"));
+        var e = Assert.Throws<DistTrain.Core.UserInputException>(() =>
+            CliParser.Parse(CoordinatorOptions.Program, CoordinatorOptions.Commands, ["train", "--epochs", "3", "4"], none));
+        Assert.Equal("train: unknown argument '4' (see disttrain train --help)", e.Message);
+    }
+
+    [Fact]
     public void VariablesAreTheKeysAsAddEnvironmentVariablesMapsThem()
     {
         // The real provider, on variables of this process named after every row of both tables.
