@@ -58,6 +58,7 @@ public static class CoordinatorOptions
         new("--dashboard-port", "dashboard:port", "dashboard port (default 8080, 0 = any free port)", "N"),
         new("--dashboard-bind", "dashboard:bind", "dashboard address (default 127.0.0.1: it has no authentication)", "ADDR"),
         new("--no-dashboard", "dashboard:off", "serve no dashboard", null),
+        new("--keep-dashboard", "dashboard:keep", "after the run, serve its final state until Ctrl+C", null),
         new("--log-json", "log:json", "log records as JSON on stderr", null),
         new("--grad-vanish-below", "dashboard:gradVanishBelow", "alert when a layer's gradient norm falls below (default 1e-7)", "X"),
         new("--grad-explode-above", "dashboard:gradExplodeAbove", "alert when a layer's gradient norm rises above (default 1e3)", "X"),

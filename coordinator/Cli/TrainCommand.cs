@@ -54,6 +54,7 @@ public static class TrainCommand
         using var local = cluster is null ? new LocalGradientSource(network, data.Train, threads) : null;
         IGradientSource source = (IGradientSource?)local ?? cluster!.Source;
         float[] weights;
+        bool keepDashboard = flags.Has("--keep-dashboard");
         try
         {
             if (cluster is not null)
@@ -67,13 +68,20 @@ public static class TrainCommand
         catch (Exception e) when (e is NonFiniteGradientException or WorkersUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
+            await observability.FinishAsync("failed", e.Message, keepDashboard, cancellationToken);
             return 1;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await observability.FinishAsync("interrupted", "stopped by the user", keep: false, CancellationToken.None);
+            throw;
         }
         if (run.Save is { Length: > 0 } save)
         {
             WeightsFile.Save(save, network, weights, WeightsFile.TrainedMetadata(config.Model, fingerprint, preprocessing));
             Console.Error.WriteLine($"saved weights to {save}");
         }
+        await observability.FinishAsync("finished", null, keepDashboard, cancellationToken);
         return 0;
     }
 }

@@ -123,8 +123,30 @@ public sealed class DashboardServer : IAsyncDisposable
         exporter.Registry.CollectAndExportAsTextAsync(Stream.Null).GetAwaiter().GetResult();
     }
 
-    private StatusResponse Status() => new(_run, _telemetry.Snapshot(), _workers.Snapshot(),
-        _options.VanishingBelow, _options.ExplodingAbove, _hub.ClientCount);
+    private StatusResponse Status()
+    {
+        bool ended = _telemetry.Ended;
+        var training = _telemetry.Snapshot();
+        var workers = _workers.Snapshot();
+        // After the run nothing is busy or lost any more: every worker's part is done.
+        if (ended) workers = [.. workers.Select(w => w with { State = WorkerState.Done })];
+        return new(_run, training, workers, _options.VanishingBelow, _options.ExplodingAbove, _hub.ClientCount);
+    }
+
+    /// <summary>
+    /// Ends the run on the dashboard: the final state goes to every page at once, then their streams close (a page
+    /// that sees the end stops listening instead of reconnecting). The page and the APIs keep answering until disposed.
+    /// </summary>
+    public async Task FinishAsync(string state, string? reason)
+    {
+        _telemetry.End(state, reason);
+        _stop.Cancel();
+        await _publisher.ConfigureAwait(false);
+        var status = Status();
+        LogNewAlerts(status.Training);
+        _hub.Broadcast(Frame(JsonSerializer.Serialize(new { Status = status, Points = _telemetry.StepHistory(int.MaxValue) }, DashboardJson.Options)));
+        _hub.CloseAll();
+    }
 
     private async Task StreamEventsAsync(HttpContext context)
     {

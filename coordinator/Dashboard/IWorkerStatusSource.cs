@@ -2,7 +2,8 @@
 // one in-process "local" worker; distributed mode implements this over its worker registry.
 namespace DistTrain.Coordinator.Dashboard;
 
-public enum WorkerState { Ready, Busy, Slow, Lost, Rejoining }
+/// <summary>Done: the run has ended, whatever the worker was doing.</summary>
+public enum WorkerState { Ready, Busy, Slow, Lost, Rejoining, Done }
 
 /// <summary>One row of the workers table; times in seconds, NaN when not known yet.</summary>
 public sealed record WorkerStatus(

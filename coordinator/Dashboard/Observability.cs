@@ -50,6 +50,26 @@ public sealed class Observability : IAsyncDisposable
         return new Observability(loggers, server, exporter, observers);
     }
 
+    /// <summary>
+    /// Shows the run's end on the dashboard (<paramref name="state"/>: finished, failed or interrupted; the
+    /// <paramref name="reason"/> for the last two). With <paramref name="keep"/> the dashboard then serves the final
+    /// state until <paramref name="cancellationToken"/> is cancelled (Ctrl+C or SIGTERM).
+    /// </summary>
+    public async Task FinishAsync(string state, string? reason, bool keep, CancellationToken cancellationToken)
+    {
+        if (_server is null) return;
+        await _server.FinishAsync(state, reason).ConfigureAwait(false);
+        if (!keep || cancellationToken.IsCancellationRequested) return;
+        Console.Error.WriteLine($"dashboard: the final state stays at {_server.Address} until Ctrl+C");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_server is not null) await _server.DisposeAsync().ConfigureAwait(false);

@@ -22,6 +22,7 @@ public sealed class TrainingTelemetry
 
     private string _model = "";
     private bool _started, _finished;
+    private string? _endState, _endReason;
     private double _startedAt, _lastStepAt = double.NaN;
     private long _startStep, _totalSteps, _step, _samples, _skipped, _clips, _shardsDone, _version;
     private readonly int _epochsTotal;
@@ -114,6 +115,24 @@ public sealed class TrainingTelemetry
         }
     }
 
+    /// <summary>
+    /// The run is over: <paramref name="state"/> is finished, failed or interrupted, <paramref name="reason"/> says
+    /// why for the last two. Pages stop listening when they see it.
+    /// </summary>
+    public void End(string state, string? reason)
+    {
+        lock (_gate)
+        {
+            (_endState, _endReason) = (state, reason);
+            _version++;
+        }
+    }
+
+    public bool Ended
+    {
+        get { lock (_gate) return _endState is not null; }
+    }
+
     /// <summary>Changes whenever anything is recorded; the publisher compares it to skip idle pushes.</summary>
     public long Version => Volatile.Read(ref _version);
 
@@ -125,9 +144,9 @@ public sealed class TrainingTelemetry
             long done = _step - _startStep;
             double eta = done > 0 && elapsed > 0 ? (_totalSteps - _step) * elapsed / done : double.NaN;
             return new TelemetrySnapshot(
-                !_started ? "starting" : _finished ? "finished" : "running", _model,
+                _endState ?? (!_started ? "starting" : _finished ? "finished" : "running"), _endReason, _model,
                 _step, _startStep, _totalSteps, _started ? _epoch + 1 : 0, _epochsTotal, _batch + 1, _batchesPerEpoch,
-                elapsed, _finished ? 0 : eta, _loss, _accuracy, _rate, _gradNorm, _learningRate, _lastLatency,
+                elapsed, _finished || _endState is not null ? 0 : eta, _loss, _accuracy, _rate, _gradNorm, _learningRate, _lastLatency,
                 _samples, _skipped, _clips, _layers, [.. _layerNorms],
                 _lastEpoch is { } e ? new EpochSummary(e.Epoch, e.Step, e.TrainLoss, e.TrainAccuracy, e.TestLoss, e.TestAccuracy,
                     e.SamplesPerSecond, e.GradNorm, e.Seconds) : null,
@@ -149,7 +168,7 @@ public sealed class TrainingTelemetry
     /// <summary>The in-process worker's figures (local mode).</summary>
     public LocalWork LocalWorkSnapshot()
     {
-        lock (_gate) return new LocalWork(_started && !_finished, _lastLatency, _rate, _shardsDone, _lastStepAt);
+        lock (_gate) return new LocalWork(_started && !_finished && _endState is null, _lastLatency, _rate, _shardsDone, _lastStepAt);
     }
 }
 
@@ -160,8 +179,10 @@ public sealed record EpochSummary(
     double SamplesPerSecond, double GradNorm, double Seconds);
 
 /// <summary>A consistent view of the run at one moment; NaN means "not known yet".</summary>
+/// <param name="State">starting, running, finished, failed or interrupted.</param>
+/// <param name="EndReason">Why a run failed or was interrupted; null otherwise.</param>
 public sealed record TelemetrySnapshot(
-    string State, string Model, long Step, long StartStep, long TotalSteps, int Epoch, int Epochs, int Batch, int BatchesPerEpoch,
+    string State, string? EndReason, string Model, long Step, long StartStep, long TotalSteps, int Epoch, int Epochs, int Batch, int BatchesPerEpoch,
     double ElapsedSeconds, double EtaSeconds, double Loss, double Accuracy, double SamplesPerSecond, double GradNorm,
     double LearningRate, double LastStepSeconds, long Samples, long SkippedSteps, long ClipEvents,
     IReadOnlyList<string> Layers, double[] LayerNorms, EpochSummary? LastEpoch, IReadOnlyList<GradientAlert> Alerts,

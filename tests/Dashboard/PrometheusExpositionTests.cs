@@ -35,7 +35,7 @@ public class PrometheusExpositionTests(SharedDashboardRun shared)
         Assert.True(Single("disttrain_grad_norm", "gauge") >= 0);
         Assert.Equal(2, Family("disttrain_layer_grad_norm", "gauge").Samples.Count); // two linear layers
         var states = Family("disttrain_worker_state", "gauge").Samples.Where(s => s.Labels["worker"] == "local").ToList();
-        Assert.Equal(5, states.Count);
+        Assert.Equal(Enum.GetValues<DistTrain.Coordinator.Dashboard.WorkerState>().Length, states.Count);
         Assert.Equal(1, states.Sum(s => s.Value));
         Assert.Equal("busy", states.Single(s => s.Value == 1).Labels["state"]);
         var latency = Family("disttrain_step_latency_seconds", "histogram");

@@ -149,6 +149,9 @@ function drawCharts() {
   });
 }
 
+// A run that has ended sends its final state and closes the stream: the page keeps that state and stops listening.
+const ENDED = ["finished", "failed", "interrupted"];
+
 function connect() {
   const events = new EventSource("api/events");
   events.onopen = () => { $("connection").textContent = "live"; $("connection").className = "pill conn live"; };
@@ -157,6 +160,13 @@ function connect() {
     const update = JSON.parse(message.data);
     renderStatus(update.status);
     appendPoints(update.points);
+    const training = update.status && update.status.training;
+    if (training && ENDED.includes(training.state)) {
+      events.close();
+      const connection = $("connection");
+      connection.textContent = training.endReason ? `${training.state}: ${training.endReason}` : training.state;
+      connection.className = "pill conn ended " + training.state;
+    }
   };
 }
 
