@@ -35,6 +35,17 @@ catch (UserInputException e)
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
 }
+catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+{
+    // A file the run writes as it goes (metrics, step log) on a full or failing disk: one line, not a stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+catch (OutOfMemoryException)
+{
+    Console.Error.WriteLine("error: out of memory: the model, batch or data is larger than this machine can hold");
+    return 2;
+}
 catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
 {
     Console.Error.WriteLine("interrupted (a checkpoint was written if --checkpoint-dir is set; continue with --resume)");

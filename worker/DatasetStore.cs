@@ -59,16 +59,34 @@ public sealed partial class DatasetStore(WorkerOptions options, ILogger<DatasetS
         return (loaded, $"loaded {local.Path ?? local.Format}");
     }
 
+    /// <summary>
+    /// The cache holds training data: only this user may list or read it (0700, files 0600). An existing directory
+    /// is narrowed to 0700 when this user owns it.
+    /// </summary>
+    internal static void CreatePrivateDirectory(string path)
+    {
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        if (OperatingSystem.IsWindows()) { Directory.CreateDirectory(path); return; }
+        var directory = Directory.CreateDirectory(path, Private);
+        if ((directory.UnixFileMode & ~Private) != 0) File.SetUnixFileMode(path, Private);
+    }
+
     /// <summary>Assembles a streamed dataset on disk, checks it against the declared fingerprint and caches it.</summary>
     public async Task<long> ReceiveAsync(IAsyncStreamReader<DatasetChunk> chunks, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(options.EffectiveCacheDir);
+        CreatePrivateDirectory(options.EffectiveCacheDir);
         string temp = Path.Combine(options.EffectiveCacheDir, $"incoming-{Guid.NewGuid():N}.tmp");
         string? fingerprint = null;
         long total = -1, received = 0;
         try
         {
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            var create = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 1 << 16,
+                Options = FileOptions.Asynchronous,
+            };
+            if (!OperatingSystem.IsWindows()) create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            await using (var file = new FileStream(temp, create))
             {
                 while (await chunks.MoveNext(cancellationToken))
                 {

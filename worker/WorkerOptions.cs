@@ -59,7 +59,8 @@ public sealed class WorkerOptions
         if (!Uri.TryCreate(Coordinator, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             throw new Core.UserInputException($"--coordinator must be an http(s) URL, found '{Coordinator}'");
         if (Port is < 0 or > 65535) throw new Core.UserInputException($"--port must be 0..65535, found {Port}");
-        if (Threads < 0) throw new Core.UserInputException($"--threads must be ≥ 0 (0 = all cores), found {Threads}");
+        if (Threads is < 0 or > TrainingConfig.MaxThreads)
+            throw new Core.UserInputException($"--threads must be 0..{TrainingConfig.MaxThreads} (0 = all cores), found {Threads}");
         if (Cpus is not ("auto" or "off")) FixedCpus = CpuAffinity.Parse(Cpus, "--cpus (auto, off or a list like 0-3)");
         if (MaxMessageBytes < 1 << 20)
             throw new Core.UserInputException($"--max-message-bytes must be ≥ 1048576, found {MaxMessageBytes}");

@@ -49,6 +49,10 @@ public static class ConfigLoader
             config.Validate();
             return config;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException || e.InnerException is IOException or UnauthorizedAccessException)
+        {
+            throw new UserInputException($"{path}: cannot read the config: {FirstLine((e.InnerException ?? e).Message)}", e);
+        }
         catch (InvalidDataException e)
         {
             throw new UserInputException($"{path}: not valid JSON: {FirstLine(e.InnerException?.Message ?? e.Message)}", e);

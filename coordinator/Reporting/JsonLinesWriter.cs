@@ -9,11 +9,8 @@ public sealed class MetricsFileWriter : TrainingObserver, IDisposable
 {
     private readonly StreamWriter _writer;
 
-    public MetricsFileWriter(string path, bool append)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _writer = new StreamWriter(path, append) { AutoFlush = true };
-    }
+    public MetricsFileWriter(string path, bool append) =>
+        _writer = OutputFile.Open(path, () => new StreamWriter(path, append) { AutoFlush = true });
 
     public override void OnEpoch(EpochMetrics m)
     {
@@ -49,8 +46,7 @@ public sealed class StepLogWriter : TrainingObserver, IDisposable
 
     public StepLogWriter(string path, bool append)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _file = new FileStream(path, append ? FileMode.OpenOrCreate : FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1);
+        _file = OutputFile.Open(path, () => new FileStream(path, append ? FileMode.OpenOrCreate : FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1));
         if (append) DropTornLine(_file);
         _file.Seek(0, SeekOrigin.End);
     }
@@ -102,4 +98,21 @@ public sealed class StepLogWriter : TrainingObserver, IDisposable
     }
 
     public void Dispose() => _file.Dispose();
+}
+
+/// <summary>Opens a file the run writes as it goes, creating its directory; failure is one line naming the path.</summary>
+internal static class OutputFile
+{
+    public static T Open<T>(string path, Func<T> open)
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            return open();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new Core.UserInputException($"{path}: cannot open for writing: {e.Message}", e);
+        }
+    }
 }

@@ -4,11 +4,22 @@ namespace DistTrain.Core.Model;
 
 public static class AtomicFile
 {
+    /// <summary>
+    /// Replaces <paramref name="path"/> with what <paramref name="write"/> writes. A file system failure (no space, no
+    /// permission, a missing or unwritable directory) is a one-line <see cref="UserInputException"/> naming the path.
+    /// </summary>
     public static void Write(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(directory);
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserInputException($"{path}: cannot create its directory {directory}: {e.Message}", e);
+        }
         string temp = Path.Combine(directory, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
@@ -19,9 +30,11 @@ public static class AtomicFile
             }
             File.Move(temp, full, overwrite: true);
         }
-        catch
+        catch (Exception e)
         {
             try { File.Delete(temp); } catch (IOException) { }
+            if (e is IOException or UnauthorizedAccessException)
+                throw new UserInputException($"{path}: cannot write: {e.Message}", e);
             throw;
         }
     }

@@ -40,6 +40,16 @@ public sealed class ModelSpec
         }
         if (!Layers.Any(l => l.Type.Equals("linear", StringComparison.OrdinalIgnoreCase)))
             throw new UserInputException("model.layers has no linear layer; expected at least one");
+        // Counted in 64 bits: the parameters live in one array, and a layer of 2e9 units overflows an int.
+        long parameters = 0, width = Inputs;
+        foreach (var layer in Layers.Where(l => l.Type.Equals("linear", StringComparison.OrdinalIgnoreCase)))
+        {
+            parameters += (width + 1) * layer.Units;
+            width = layer.Units;
+            if (parameters > Array.MaxLength)
+                throw new UserInputException(
+                    $"model has {parameters:N0}+ parameters by layer {Layers.IndexOf(layer)} ({layer.Units} units); one buffer holds at most {Array.MaxLength:N0}");
+        }
         if (!LossTypes.Contains((Loss ?? "").ToLowerInvariant()))
             throw new UserInputException($"model.loss '{Loss}' is unknown; expected one of {string.Join(", ", LossTypes)}");
         if (!InitTypes.Contains((Init ?? "").ToLowerInvariant()))

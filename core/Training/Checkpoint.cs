@@ -83,7 +83,8 @@ public static partial class Checkpoint
         };
         string path = PathFor(directory, state.Step);
         AtomicFile.Write(path, stream => SafeTensorsFile.Write(stream, tensors, metadata));
-        foreach (var old in List(directory).Skip(Keep))
+        // Only checkpoints this one supersedes (older steps) are pruned: a newer file is not ours to delete.
+        foreach (var old in List(directory).Where(c => c.Step < state.Step).Skip(Keep - 1))
             try { File.Delete(old.Path); } catch (IOException) { }
         return path;
     }
@@ -100,16 +101,70 @@ public static partial class Checkpoint
             .ToList();
     }
 
-    /// <summary>Loads the newest readable checkpoint, or null when the directory holds none.</summary>
-    public static CheckpointState? LoadLatest(string directory, Network network, Action<string>? warn = null)
+    /// <summary>
+    /// Loads the newest readable checkpoint, or null when the directory holds none. A damaged file (a write cut short)
+    /// is skipped for the one before it; a checkpoint made with other settings than <paramref name="trajectoryKey"/>
+    /// (TrainingConfig.TrajectoryKey) is refused in one line naming what differs — resuming it would silently start
+    /// another run, and nothing is deleted.
+    /// </summary>
+    public static CheckpointState? LoadLatest(string directory, Network network, string trajectoryKey, Action<string>? warn = null)
     {
         RemoveTornWrites(directory, warn);
         foreach (var (_, path) in List(directory))
         {
-            try { return Load(path, network); }
-            catch (UserInputException e) { warn?.Invoke($"skipping unreadable checkpoint: {e.Message}"); }
+            SafeTensorsFile file;
+            try
+            {
+                file = SafeTensorsFile.Read(path);
+                CheckFormat(file, path);
+            }
+            catch (UserInputException e)
+            {
+                warn?.Invoke($"skipping unreadable checkpoint: {e.Message}");
+                continue;
+            }
+            string saved = file.Metadata.GetValueOrDefault("trajectory", "");
+            if (saved != trajectoryKey)
+                throw new UserInputException(
+                    $"{path}: made with other settings than this run's config ({TrajectoryDifference(saved, trajectoryKey)}); " +
+                    "resume with the config it was made with, or give another --checkpoint-dir");
+            return Load(file, path, network);
         }
         return null;
+    }
+
+    /// <summary>"model: checkpoint 784-128(relu)-10 …, config 784-256(relu)-10 …; seed: checkpoint 1, config 2".</summary>
+    internal static string TrajectoryDifference(string saved, string current)
+    {
+        System.Text.Json.Nodes.JsonObject? Parse(string json)
+        {
+            try { return System.Text.Json.Nodes.JsonNode.Parse(json) as System.Text.Json.Nodes.JsonObject; }
+            catch (System.Text.Json.JsonException) { return null; }
+        }
+        if (Parse(saved) is not { } before || Parse(current) is not { } now) return "the checkpoint does not record its settings";
+        var differences = new List<string>();
+        foreach (string key in before.Select(p => p.Key).Union(now.Select(p => p.Key)))
+        {
+            string a = before[key]?.ToJsonString() ?? "none", b = now[key]?.ToJsonString() ?? "none";
+            if (a == b) continue;
+            if (key == "model") (a, b) = (DescribeModel(a), DescribeModel(b));
+            differences.Add($"{key}: checkpoint {Shorten(a)}, config {Shorten(b)}");
+        }
+        return differences.Count == 0 ? "the settings are recorded differently" : string.Join("; ", differences);
+    }
+
+    private static string DescribeModel(string json)
+    {
+        try { return System.Text.Json.JsonSerializer.Deserialize<ModelSpec>(json, TrainingConfig.Json)?.Describe() ?? json; }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or UserInputException) { return json; }
+    }
+
+    private static string Shorten(string s) => s.Length <= 120 ? s : s[..117] + "...";
+
+    private static void CheckFormat(SafeTensorsFile file, string path)
+    {
+        if (!file.Metadata.TryGetValue("format", out var format) || format != Format)
+            throw new UserInputException($"{path}: not a DistTrain checkpoint (metadata format '{format}', expected '{Format}')");
     }
 
     /// <summary>Deletes temporaries of writes that never completed (the process was killed before the rename).</summary>
@@ -126,9 +181,13 @@ public static partial class Checkpoint
     public static CheckpointState Load(string path, Network network)
     {
         var file = SafeTensorsFile.Read(path);
+        CheckFormat(file, path);
+        return Load(file, path, network);
+    }
+
+    private static CheckpointState Load(SafeTensorsFile file, string path, Network network)
+    {
         var m = file.Metadata;
-        if (!m.TryGetValue("format", out var format) || format != Format)
-            throw new UserInputException($"{path}: not a DistTrain checkpoint (metadata format '{format}', expected '{Format}')");
         var parameters = new float[network.ParameterCount];
         WeightsFile.CopyInto(file, path, network, parameters);
         var optimizer = file.Tensors.Where(t => t.Key.StartsWith("optimizer.", StringComparison.Ordinal))

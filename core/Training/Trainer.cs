@@ -43,7 +43,11 @@ public sealed class Trainer
         float[] parameters;
         long skipped = 0, clips = 0, startStep = 0;
 
-        var checkpoint = run.Resume ? Checkpoint.LoadLatest(run.CheckpointDir!, _network, _observer.OnMessage) : null;
+        var checkpoint = run.Resume ? Checkpoint.LoadLatest(run.CheckpointDir!, _network, _config.TrajectoryKey(), _observer.OnMessage) : null;
+        // A fresh run would overwrite and prune another run's checkpoints step by step: refuse rather than mix them.
+        if (!run.Resume && run.CheckpointDir is { Length: > 0 } directory && Checkpoint.List(directory) is [var newest, ..])
+            throw new UserInputException(
+                $"{directory} holds checkpoints of an earlier run (up to step {newest.Step}); continue it with --resume, or give an empty --checkpoint-dir");
         if (checkpoint is not null)
         {
             CheckResumable(checkpoint);

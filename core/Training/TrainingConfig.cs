@@ -57,7 +57,8 @@ public sealed class TrainingConfig
         if (t.Epochs < 1) throw new UserInputException($"training.epochs must be ≥ 1, found {t.Epochs}");
         if (t.BatchSize < 1) throw new UserInputException($"training.batchSize must be ≥ 1, found {t.BatchSize}");
         if (t.ShardSize < 1) throw new UserInputException($"training.shardSize must be ≥ 1, found {t.ShardSize}");
-        if (t.Threads < 0) throw new UserInputException($"training.threads must be ≥ 0 (0 = all cores), found {t.Threads}");
+        if (t.Threads is < 0 or > MaxThreads)
+            throw new UserInputException($"training.threads must be 0..{MaxThreads} (0 = all cores), found {t.Threads}");
         if (t.ClipNorm < 0 || double.IsNaN(t.ClipNorm))
             throw new UserInputException($"training.clipNorm must be ≥ 0 (0 = off), found {t.ClipNorm}");
         if (t.CheckpointEvery < 0)
@@ -79,6 +80,9 @@ public sealed class TrainingConfig
         ClipNorm = Training.ClipNorm,
         NonFinite = Training.NonFinite == "stop" ? NonFinitePolicy.Stop : NonFinitePolicy.Skip,
     };
+
+    /// <summary>More compute threads than any machine has cores for is a typo, not a setting (each has a stack and buffers).</summary>
+    public const int MaxThreads = 1024;
 
     public int EffectiveThreads => Training.Threads > 0 ? Training.Threads : Environment.ProcessorCount;
 
