@@ -58,7 +58,10 @@ public static class WorkerHost
             if (IPAddress.TryParse(options.Host, out var ip)) kestrel.Listen(ip, options.Port, Http2);
             else if (options.Host == "localhost") kestrel.ListenLocalhost(options.Port, Http2);
             else kestrel.ListenAnyIP(options.Port, Http2);
+            // A worker talks to one coordinator; the rest are health probes.
+            ServerLimits.Apply(kestrel, maxConnections: 64, maxStreamsPerConnection: 100);
         });
+        builder.Services.AddSingleton<HealthWatchLimit>();
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(security);
         builder.Services.AddSingleton<DatasetStore>();
@@ -69,6 +72,7 @@ public static class WorkerHost
             grpc.MaxReceiveMessageSize = options.MaxMessageBytes;
             grpc.MaxSendMessageSize = options.MaxMessageBytes;
             grpc.EnableDetailedErrors = false;
+            grpc.Interceptors.Add<HealthWatchLimit>();
         });
         builder.Services.AddGrpcHealthChecks().AddCheck("worker", () =>
             Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());

@@ -63,13 +63,17 @@ public sealed class DashboardServer : IAsyncDisposable
             k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;  // huge headers get 431
             k.Limits.MaxRequestBodySize = 64 * 1024;
             k.Limits.MaxConcurrentConnections = options.MaxEventClients + 100;
+            // A socket that sends no complete request within seconds is closed, so slow sockets cannot hold every slot.
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(3);
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
             k.Listen(options.Bind, options.Port);
         });
         var app = builder.Build();
         // Off loopback the dashboard is read-only and, beyond the status page, needs the deployment's token.
         app.Use(async (context, next) =>
         {
-            var access = security.Decide(context.Request.Method, context.Request.Path.Value ?? "/", context.Request.Headers.Authorization);
+            var access = security.Decide(context.Request.Method, context.Request.Path.Value ?? "/", context.Request.Headers.Authorization,
+                context.Request.Headers.Host);
             if (access == Security.DashboardAccess.Allowed)
             {
                 await next(context);
@@ -111,6 +115,7 @@ public sealed class DashboardServer : IAsyncDisposable
             Epochs = _telemetry.EpochHistory(),
         }, DashboardJson.Options));
         _app.MapGet("/api/events", StreamEventsAsync);
+        _app.MapGet("/healthz", () => Results.Text("serving\n"));
         _app.MapMetrics("/metrics", exporter.Registry);
     }
 

@@ -144,7 +144,9 @@ public sealed class TrainingTelemetry
             long done = _step - _startStep;
             double eta = done > 0 && elapsed > 0 ? (_totalSteps - _step) * elapsed / done : double.NaN;
             return new TelemetrySnapshot(
-                _endState ?? (!_started ? "starting" : _finished ? "finished" : "running"), _endReason, _model,
+                // "finished" only once the command says so (End): after the last epoch it still saves the weights, and a
+                // page that saw "finished" early would stop listening before the final state.
+                _endState ?? (!_started ? "starting" : _finished ? "finishing" : "running"), _endReason, _model,
                 _step, _startStep, _totalSteps, _started ? _epoch + 1 : 0, _epochsTotal, _batch + 1, _batchesPerEpoch,
                 elapsed, _finished || _endState is not null ? 0 : eta, _loss, _accuracy, _rate, _gradNorm, _learningRate, _lastLatency,
                 _samples, _skipped, _clips, _layers, [.. _layerNorms],
@@ -179,7 +181,7 @@ public sealed record EpochSummary(
     double SamplesPerSecond, double GradNorm, double Seconds);
 
 /// <summary>A consistent view of the run at one moment; NaN means "not known yet".</summary>
-/// <param name="State">starting, running, finished, failed or interrupted.</param>
+/// <param name="State">starting, running, finishing (epochs done), finished, failed or interrupted.</param>
 /// <param name="EndReason">Why a run failed or was interrupted; null otherwise.</param>
 public sealed record TelemetrySnapshot(
     string State, string? EndReason, string Model, long Step, long StartStep, long TotalSteps, int Epoch, int Epochs, int Batch, int BatchesPerEpoch,

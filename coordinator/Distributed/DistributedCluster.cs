@@ -4,6 +4,7 @@
 using System.Net;
 using DistTrain.Core.Data;
 using DistTrain.Core.Training;
+using DistTrain.Protos.Security;
 using DistTrain.Worker;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -42,6 +43,9 @@ public sealed class DistributedCluster : IAsyncDisposable
     /// <summary>The URL workers register at (the bound port when --listen asked for port 0).</summary>
     public string Address { get; private set; } = "";
 
+    /// <summary>Connections the coordinator's server holds at once: workers, their health probes, operators' tools.</summary>
+    public const int MaxConnections = 1024;
+
     public static async Task<DistributedCluster> StartAsync(ClusterOptions options, TrainingConfig config,
         int parameterCount, DataSplit data, string fingerprint, Action<string> write)
     {
@@ -65,12 +69,15 @@ public sealed class DistributedCluster : IAsyncDisposable
             // from its 5-byte prefix (ResourceExhausted). This body cap is a backstop kept above HTTP/2's initial stream
             // window (768 KiB), so the window holds a fast sender back until gRPC has read the prefix and answered.
             kestrel.Limits.MaxRequestBodySize = 1 << 20;
+            ServerLimits.Apply(kestrel, MaxConnections, maxStreamsPerConnection: 100);
         });
+        builder.Services.AddSingleton<HealthWatchLimit>();
         builder.Services.AddSingleton(registry).AddSingleton(clock).AddSingleton(log);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = 64 * 1024;
             grpc.MaxSendMessageSize = 64 * 1024;
+            grpc.Interceptors.Add<HealthWatchLimit>();
         });
         builder.Services.AddGrpcHealthChecks().AddCheck("coordinator", () =>
             Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());

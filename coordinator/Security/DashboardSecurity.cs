@@ -15,6 +15,8 @@ public enum DashboardAccess
     Unauthorized,
     /// <summary>405: the dashboard is read-only off loopback.</summary>
     MethodNotAllowed,
+    /// <summary>421: a loopback dashboard asked for under another host name (DNS rebinding).</summary>
+    MisdirectedHost,
 }
 
 public sealed class DashboardSecurity
@@ -51,13 +53,26 @@ public sealed class DashboardSecurity
         return new DashboardSecurity(loopback, token);
     }
 
-    /// <summary>Decides one request: its method, path (no query string) and `authorization` header.</summary>
-    public DashboardAccess Decide(string method, string path, string? authorization)
+    /// <summary>
+    /// Decides one request: its method, path (no query string), `authorization` header and `Host` header. On loopback
+    /// a page from another site can reach the port through a DNS name rebound to 127.0.0.1; its Host header is that
+    /// name, so only loopback hosts are served there.
+    /// </summary>
+    public DashboardAccess Decide(string method, string path, string? authorization, string? host = "127.0.0.1")
     {
-        if (IsLoopback) return DashboardAccess.Allowed;
+        if (IsLoopback) return IsLoopbackHost(host) ? DashboardAccess.Allowed : DashboardAccess.MisdirectedHost;
         if (!HttpMethods.IsGet(method) && !HttpMethods.IsHead(method)) return DashboardAccess.MethodNotAllowed;
         if (PublicPaths.Contains(path)) return DashboardAccess.Allowed;
         return _token!.Matches(authorization) ? DashboardAccess.Allowed : DashboardAccess.Unauthorized;
+    }
+
+    /// <summary>"127.0.0.1:8080", "localhost", "[::1]:8080": a Host header naming this machine's loopback.</summary>
+    public static bool IsLoopbackHost(string? host)
+    {
+        if (string.IsNullOrEmpty(host)) return false;
+        string name = host.StartsWith('[') ? host[..(host.IndexOf(']') + 1)]
+            : host.LastIndexOf(':') is var colon and > 0 ? host[..colon] : host;
+        return name.Trim('[', ']') is var bare && (bare.Equals("localhost", StringComparison.OrdinalIgnoreCase) || NodeSecurity.IsLoopback(bare));
     }
 
     /// <summary>The HTTP status to answer for a refusal (0 when allowed).</summary>
@@ -65,6 +80,7 @@ public sealed class DashboardSecurity
     {
         DashboardAccess.Unauthorized => (int)HttpStatusCode.Unauthorized,
         DashboardAccess.MethodNotAllowed => (int)HttpStatusCode.MethodNotAllowed,
+        DashboardAccess.MisdirectedHost => (int)HttpStatusCode.MisdirectedRequest,
         _ => 0,
     };
 }

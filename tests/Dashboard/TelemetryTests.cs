@@ -65,7 +65,9 @@ public class TelemetryTests
         }
         telemetry.RecordEpoch(new EpochMetrics(2, 2, 200, 2, 0.5, 2.5, 0.4, 2, 1000, 1, 1, 0.1f, 0, 200, []));
         var s = telemetry.Snapshot();
-        Assert.Equal(("finished", 200L, 2.0, 0.5, 200L, 2000L), (s.State, s.Step, s.Loss, s.Accuracy, s.ClipEvents, s.Samples));
+        Assert.Equal(("finishing", 200L, 2.0, 0.5, 200L, 2000L), (s.State, s.Step, s.Loss, s.Accuracy, s.ClipEvents, s.Samples));
+        telemetry.End("finished", null);
+        Assert.Equal(("finished", (string?)null), (telemetry.Snapshot().State, telemetry.Snapshot().EndReason));
         Assert.InRange(s.StepPoints, 8, 16);
         Assert.Equal(600, telemetry.LocalWorkSnapshot().ShardsDone);
         Assert.Contains(s.Alerts, a => a is { Kind: GradientAlertKind.Exploding, Layer: "l1", Count: 200 });

@@ -57,4 +57,33 @@ public class DashboardSecurityTests
         var error = Assert.Throws<UserInputException>(() => DashboardSecurity.Create(bind, null));
         Assert.Contains("needs a shared token", error.Message);
     }
+
+    [Theory]
+    [InlineData("127.0.0.1:8080", true)]
+    [InlineData("localhost:8080", true)]
+    [InlineData("LOCALHOST", true)]
+    [InlineData("[::1]:8080", true)]
+    [InlineData("127.9.9.9", true)]
+    [InlineData("attacker.example:8080", false)]
+    [InlineData("127.0.0.1.attacker.example", false)]
+    [InlineData("", false)]
+    [InlineData(null, false)]
+    public void OnLoopbackOnlyLoopbackHostNamesAreServed(string? host, bool served)
+    {
+        // A page elsewhere can point its own DNS name at 127.0.0.1 (DNS rebinding); its requests carry that name.
+        var policy = DashboardSecurity.Create("127.0.0.1", null);
+        Assert.Equal(served ? DashboardAccess.Allowed : DashboardAccess.MisdirectedHost, policy.Decide("GET", "/api/status", null, host));
+        Assert.Equal(421, DashboardSecurity.StatusCode(DashboardAccess.MisdirectedHost));
+    }
+
+    [Fact]
+    public async Task TheDashboardServesHealthzAndRefusesAForeignHost()
+    {
+        using var run = new Dashboard.DashboardProcess();
+        Assert.Equal("serving", (await run.Http.GetStringAsync("healthz")).Trim());
+        using var request = new HttpRequestMessage(HttpMethod.Get, "api/status");
+        request.Headers.Host = "rebound.example";
+        using var response = await run.Http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.MisdirectedRequest, response.StatusCode);
+    }
 }
