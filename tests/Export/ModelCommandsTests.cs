@@ -65,7 +65,7 @@ public sealed partial class ModelCommandsTests
 
     [Theory]
     [InlineData("predict", "--input", "missing.csv", "missing.csv: input file not found")]
-    [InlineData("export", "--onnx", "{dir}/a-file/m.onnx", "a-file/m.onnx: cannot write the ONNX model")]
+    [InlineData("export", "--onnx", "{dir}/a-file/m.onnx", "a-file/m.onnx: cannot create its directory")]
     [InlineData("predict", "--output", "{dir}/a-file/p.csv", "a-file/p.csv: cannot write the predictions")]
     public void BadPathsAreOneLine(string command, string flag, string value, string expected)
     {
