@@ -1,6 +1,7 @@
 // Worker entry point: `DistTrain.Worker --coordinator URL [--port N] [--data PATH] [--threads N] …` (see --help)
-// serves shard gradients to the coordinator until stopped; `DistTrain.Worker healthcheck URL` probes a node's
-// /healthz. Bad flags print one line and exit 2.
+// serves shard gradients to the coordinator until its run ends, or until SIGTERM/SIGINT (exit 0 either way;
+// --serve-forever waits for the next coordinator instead); `DistTrain.Worker healthcheck URL` probes a node's
+// /healthz. Exit 1: it never registered within --register-timeout, or was refused. Bad flags print one line and exit 2.
 using DistTrain.Core;
 using DistTrain.Protos;
 using DistTrain.Protos.Cli;

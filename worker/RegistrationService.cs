@@ -5,6 +5,8 @@
 // request) stops the worker with the coordinator's reason.
 // --register-timeout bounds only the first registration: once registered, a coordinator that went away (crash,
 // restart with --resume) is waited for indefinitely, with backoff and a log line every few seconds.
+// Only the coordinator's notice that its run ended (RunMembership) ends the worker's part: it stops with exit code 0,
+// or with --serve-forever forgets the run and registers with the next coordinator at the same URL.
 using DistTrain.Protos;
 using DistTrain.Protos.Security;
 using Grpc.Core;
@@ -15,7 +17,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 namespace DistTrain.Worker;
 
 public sealed class RegistrationService(
-    WorkerOptions options, WorkerSession session, IServer server, IHostApplicationLifetime lifetime,
+    WorkerOptions options, WorkerSession session, RunMembership membership, IServer server, IHostApplicationLifetime lifetime,
     NodeSecurity security, ILogger<RegistrationService> log) : BackgroundService
 {
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(5);
@@ -35,29 +37,60 @@ public sealed class RegistrationService(
             bool registered = false;
             while (!stoppingToken.IsCancellationRequested)
             {
-                var registration = await RegisterAsync(client, address, giveUp: !registered, stoppingToken);
-                if (registration is null) return;
-                registered = true;
-                session.WorkerId = registration.WorkerId;
-                log.LogInformation("registered with {Coordinator} as {Id} ({Address}, {Cores} threads)",
-                    options.Coordinator, registration.WorkerId, address, session.Cores);
-                var interval = TimeSpan.FromMilliseconds(Math.Clamp(registration.HeartbeatIntervalMs, 100, 60_000));
-                try
+                var ended = membership.Ended;
+                var registration = await RegisterAsync(client, address, giveUp: !registered, ended, stoppingToken);
+                if (registration is not null)
                 {
-                    await HeartbeatUntilForgottenAsync(client, registration.WorkerId, registration.CoordinatorRun, interval, stoppingToken);
+                    registered = true;
+                    session.WorkerId = registration.WorkerId;
+                    membership.Join(registration.CoordinatorRun);
+                    ended = membership.Ended;
+                    log.LogInformation("registered with {Coordinator} as {Id} ({Address}, {Cores} threads)",
+                        options.Coordinator, registration.WorkerId, address, session.Cores);
+                    var interval = TimeSpan.FromMilliseconds(Math.Clamp(registration.HeartbeatIntervalMs, 100, 60_000));
+                    try
+                    {
+                        await HeartbeatUntilForgottenAsync(client, registration.WorkerId, registration.CoordinatorRun, interval, ended, stoppingToken);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        // Whatever went wrong with this registration, the worker stays up and registers again.
+                        log.LogWarning("heartbeat loop failed ({Error}); registering again", e.Message);
+                    }
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // Whatever went wrong with this registration, the worker stays up and registers again.
-                    log.LogWarning("heartbeat loop failed ({Error}); registering again", e.Message);
-                }
+                else if (!ended.IsCompleted) return; // stopping, or refused (the exit code is set)
+                if (ended.IsCompleted && !ContinueAfter(await ended)) return;
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
     }
 
+    /// <summary>
+    /// The run ended: exit 0 (false), or with --serve-forever forget it and go on to the next coordinator (true).
+    /// </summary>
+    private bool ContinueAfter(RunEnd end)
+    {
+        string run = membership.Run;
+        if (!options.ServeForever)
+        {
+            log.LogInformation("the coordinator's run {Run} {Outcome}; this worker's part is done, exiting",
+                run, RunEndNotice.Describe(end));
+            Environment.ExitCode = 0;
+            lifetime.StopApplication();
+            return false;
+        }
+        log.LogInformation("the coordinator's run {Run} {Outcome}; --serve-forever: waiting for the next coordinator at {Coordinator}",
+            run, RunEndNotice.Describe(end), options.Coordinator);
+        membership.Leave();
+        return true;
+    }
+
+    /// <summary>
+    /// Registers, retrying transport failures; null when stopping, refused (exit code 1 set), or when
+    /// <paramref name="ended"/> completes first (the run ended while the worker was registering again).
+    /// </summary>
     private async Task<RegisterReply?> RegisterAsync(Protos.Coordinator.CoordinatorClient client, string address,
-        bool giveUp, CancellationToken stoppingToken)
+        bool giveUp, Task ended, CancellationToken stoppingToken)
     {
         var started = DateTime.UtcNow;
         var deadline = giveUp ? started.AddSeconds(options.RegisterTimeoutSeconds) : DateTime.MaxValue;
@@ -99,21 +132,32 @@ public sealed class RegistrationService(
                 lifetime.StopApplication();
                 return null;
             }
-            await Task.Delay(delay, stoppingToken);
+            if (await Task.WhenAny(Task.Delay(delay, stoppingToken), ended) == ended) return null;
+            stoppingToken.ThrowIfCancellationRequested();
             delay = TimeSpan.FromMilliseconds(Math.Min(2000, delay.TotalMilliseconds * 2));
         }
     }
 
+    /// <summary>Heartbeats until the coordinator forgets this worker, a heartbeat fails, or the run ends.</summary>
     private async Task HeartbeatUntilForgottenAsync(Protos.Coordinator.CoordinatorClient client, string id, string run,
-        TimeSpan interval, CancellationToken stoppingToken)
+        TimeSpan interval, Task ended, CancellationToken stoppingToken)
     {
         while (true)
         {
-            await Task.Delay(interval, stoppingToken);
+            if (await Task.WhenAny(Task.Delay(interval, stoppingToken), ended) == ended) return;
+            stoppingToken.ThrowIfCancellationRequested();
             try
             {
                 var reply = await client.HeartbeatAsync(new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = id, CoordinatorRun = run },
                     deadline: DateTime.UtcNow + CallDeadline, cancellationToken: stoppingToken);
+                Protocol.Check(reply.ProtocolVersion, "Heartbeat reply");
+                if (reply.RunEnd is { } end)
+                {
+                    // The notice for a worker the coordinator's EndRun call did not reach.
+                    if (RunEndNotice.Problem(end) is { } problem)
+                        log.LogWarning("ignoring a malformed end-of-run notice in a heartbeat answer: {Problem}", problem);
+                    else if (membership.End(run, end)) return;
+                }
                 if (!reply.Known)
                 {
                     log.LogInformation("the coordinator no longer knows {Id}; registering again", id);

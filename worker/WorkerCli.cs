@@ -24,6 +24,7 @@ public static class WorkerCli
         new("--shared-memory", "worker:sharedMemory", "accept the coordinator's shared-memory transport when on its machine (true|false)", "BOOL"),
         new("--cpus", "worker:cpus", "compute-thread CPUs: auto (as the coordinator assigns), off, or a list like 0-3", "LIST"),
         new("--name", "worker:name", "name used in logs (default: the registered id)", "NAME"),
+        new("--serve-forever", "worker:serveForever", "when a run ends, keep serving and register with the next coordinator (default: exit 0)", null),
         .. SecurityOptions.Options,
     ];
 

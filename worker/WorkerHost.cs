@@ -15,15 +15,16 @@ public static class WorkerHost
     /// <summary>
     /// Builds from a command line (in-process workers of the coordinator); help or --version there is a mistake.
     /// <paramref name="security"/> is given by a coordinator hosting in-process workers; null reads the options.
+    /// <paramref name="embedded"/>: the host runs inside another program, which owns SIGINT and SIGTERM.
     /// </summary>
-    public static WebApplication Build(string[] args, bool quiet = false, NodeSecurity? security = null)
+    public static WebApplication Build(string[] args, bool quiet = false, NodeSecurity? security = null, bool embedded = false)
     {
         var line = WorkerCli.Parse(args, CommandOptions.ProcessEnvironment());
         if (line.IsParserAction) throw new UserInputException($"{WorkerCli.Program}: expected worker options, found '{string.Join(' ', args)}'");
-        return Build(line.Options!, quiet, security);
+        return Build(line.Options!, quiet, security, embedded);
     }
 
-    public static WebApplication Build(CommandOptions flags, bool quiet = false, NodeSecurity? security = null)
+    public static WebApplication Build(CommandOptions flags, bool quiet = false, NodeSecurity? security = null, bool embedded = false)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -34,6 +35,10 @@ public static class WorkerHost
         builder.Configuration.AddEnvironmentVariables(CliOption.Prefix);
         builder.Configuration.AddInMemoryCollection(WorkerCli.Options.Where(o => o.Name is not null && flags.FromCommandLine(o.Name))
             .Select(o => KeyValuePair.Create(o.Key, flags.Get(o.Name!))));
+        // A switch set by flag or variable reads as the table reads it ("1", "yes" and "on" are true too), so the
+        // binder never meets a value it cannot convert.
+        builder.Configuration.AddInMemoryCollection(WorkerCli.Options.Where(o => o is { IsSwitch: true, Name: not null } && flags.Get(o.Name) is not null)
+            .Select(o => KeyValuePair.Create(o.Key, (string?)(flags.Has(o.Name!) ? "true" : "false"))));
         var options = new WorkerOptions();
         try { builder.Configuration.GetSection(WorkerOptions.Section).Bind(options); }
         catch (InvalidOperationException e) { throw new UserInputException($"worker settings: {e.Message.Split('\n')[0]}"); }
@@ -62,10 +67,14 @@ public static class WorkerHost
             ServerLimits.Apply(kestrel, maxConnections: 64, maxStreamsPerConnection: 100);
         });
         builder.Services.AddSingleton<HealthWatchLimit>();
+        // A worker process stops on SIGINT/SIGTERM with exit code 0 (ASP.NET's console lifetime); inside the coordinator
+        // the signals are the coordinator's.
+        if (embedded) builder.Services.AddSingleton<IHostLifetime, EmbeddedHostLifetime>();
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(security);
         builder.Services.AddSingleton<DatasetStore>();
         builder.Services.AddSingleton<WorkerSession>();
+        builder.Services.AddSingleton<RunMembership>();
         builder.Services.AddHostedService<RegistrationService>();
         builder.Services.AddGrpc(grpc =>
         {

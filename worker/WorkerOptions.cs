@@ -1,5 +1,5 @@
 // The worker's settings, bound from appsettings.json, DISTTRAIN_WORKER__* environment variables and flags
-// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false --cpus auto|off|LIST).
+// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false --cpus auto|off|LIST --serve-forever).
 using DistTrain.Core.Training;
 
 namespace DistTrain.Worker;
@@ -43,6 +43,11 @@ public sealed class WorkerOptions
     public string Cpus { get; set; } = "auto";
     /// <summary>Name reported in logs; defaults to the registered id.</summary>
     public string? Name { get; set; }
+    /// <summary>
+    /// When the coordinator announces the end of its run, keep serving and register with the next coordinator at the
+    /// same URL instead of exiting 0.
+    /// </summary>
+    public bool ServeForever { get; set; }
 
     /// <summary>The CPUs of an explicit --cpus list (null for auto and off).</summary>
     public IReadOnlyList<int>? FixedCpus { get; private set; }

@@ -1,11 +1,11 @@
-// The Worker gRPC service: a thin adapter from the wire to WorkerSession. Status codes come from the session;
-// anything unexpected is logged and reported as Internal rather than taking the process down.
+// The Worker gRPC service: a thin adapter from the wire to WorkerSession (and RunMembership for EndRun). Status codes
+// come from those; anything unexpected is logged and reported as Internal rather than taking the process down.
 using DistTrain.Protos;
 using Grpc.Core;
 
 namespace DistTrain.Worker;
 
-public sealed class WorkerService(WorkerSession session, ILogger<WorkerService> log) : Protos.Worker.WorkerBase
+public sealed class WorkerService(WorkerSession session, RunMembership membership, ILogger<WorkerService> log) : Protos.Worker.WorkerBase
 {
     public override Task<PrepareReply> Prepare(PrepareRequest request, ServerCallContext context) =>
         Guard("Prepare", () => session.PrepareAsync(request, context.CancellationToken));
@@ -23,6 +23,9 @@ public sealed class WorkerService(WorkerSession session, ILogger<WorkerService> 
 
     public override Task<StatusReply> Status(StatusRequest request, ServerCallContext context) =>
         Guard("Status", () => Task.FromResult(session.Status(request)));
+
+    public override Task<EndRunReply> EndRun(EndRunRequest request, ServerCallContext context) =>
+        Guard("EndRun", () => Task.FromResult(membership.Accept(request)));
 
     private async Task<T> Guard<T>(string method, Func<Task<T>> call)
     {

@@ -55,11 +55,20 @@ public static class DistributedBench
             // Training only, as in `disttrain bench`: no test-set evaluation between epochs (it is not counted in the
             // step time, but it takes both cores from the workers and leaves their caches cold for the next step).
             await new Trainer(config, network, new DataSplit(data.Train, null), fingerprint, cluster.Source, timer).RunAsync(cancellationToken);
+            cluster.OnRunEnded(RunOutcome.Finished, "");
         }
         catch (WorkersUnavailableException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
+            cluster.OnRunEnded(RunOutcome.Failed, e.Message);
             return 1;
+        }
+        catch (Exception e)
+        {
+            // Remote workers hear how the run ended when the cluster is disposed.
+            cluster.OnRunEnded(e is OperationCanceledException && cancellationToken.IsCancellationRequested
+                ? RunOutcome.Interrupted : RunOutcome.Failed, e.Message);
+            throw;
         }
         var traffic = cluster.Source.Traffic;
         var c = CultureInfo.InvariantCulture;

@@ -65,8 +65,10 @@ public static class ClusterTraining
             {
                 await cluster.WaitForWorkersAsync(cancellationToken);
             }
-            catch
+            catch (Exception e)
             {
+                cluster.OnRunEnded(e is OperationCanceledException && cancellationToken.IsCancellationRequested
+                    ? RunOutcome.Interrupted : RunOutcome.Failed, e.Message);
                 await cluster.DisposeAsync();
                 throw;
             }
@@ -74,11 +76,16 @@ public static class ClusterTraining
         });
     }
 
-    /// <summary>The cluster's gradient source, owning the cluster so that the run's end stops its server and workers.</summary>
-    private sealed class ClusterGradientSource(DistributedCluster cluster) : IGradientSource, IAsyncDisposable
+    /// <summary>
+    /// The cluster's gradient source, owning the cluster so that the run's end stops its server and workers (remote
+    /// ones are told how the run ended, as by `disttrain train`).
+    /// </summary>
+    private sealed class ClusterGradientSource(DistributedCluster cluster) : IGradientSource, IAsyncDisposable, IRunEndListener
     {
         public ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken) =>
             cluster.Source.ComputeAsync(request, result, cancellationToken);
+
+        public void OnRunEnded(RunOutcome outcome, string detail) => cluster.OnRunEnded(outcome, detail);
 
         public ValueTask DisposeAsync() => cluster.DisposeAsync();
     }

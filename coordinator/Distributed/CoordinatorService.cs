@@ -1,11 +1,12 @@
 // The Coordinator gRPC service: workers register (address, cores) and heartbeat. A thin adapter over the
-// WorkerRegistry; requests are validated here so a confused or hostile peer gets a status, never a crash.
+// WorkerRegistry (and EndOfRun once the run has ended); requests are validated here so a confused or hostile peer
+// gets a status, never a crash.
 using DistTrain.Protos;
 using Grpc.Core;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clock, ClusterLog log)
+public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clock, ClusterLog log, EndOfRun? endOfRun = null)
     : Protos.Coordinator.CoordinatorBase
 {
     public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
@@ -13,6 +14,9 @@ public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clo
         if (request.ProtocolVersion != Protocol.Version)
             log.Write($"worker at {Printable(request.Address)} refused: it speaks protocol version {request.ProtocolVersion}, this coordinator {Protocol.Version}");
         Protocol.Check(request.ProtocolVersion, "Register");
+        // Unavailable, which workers retry: a worker that comes now is for the next coordinator at this address.
+        if (endOfRun?.Notice is not null)
+            throw new RpcException(new Status(StatusCode.Unavailable, "this coordinator's run has ended; register with the next one"));
         if (request.Address.Length > 256 || !Uri.TryCreate(request.Address, UriKind.Absolute, out var uri) ||
             uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/")
             throw new RpcException(new Status(StatusCode.InvalidArgument,
@@ -31,10 +35,12 @@ public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clo
     public override Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
     {
         Protocol.Check(request.ProtocolVersion, "Heartbeat");
+        bool thisRun = request.CoordinatorRun == registry.RunId;
         return Task.FromResult(new HeartbeatReply
         {
             ProtocolVersion = Protocol.Version,
-            Known = request.CoordinatorRun == registry.RunId && registry.Heartbeat(request.WorkerId, clock.Now),
+            Known = thisRun && registry.Heartbeat(request.WorkerId, clock.Now),
+            RunEnd = thisRun ? endOfRun?.AnswerHeartbeat(request.WorkerId) : null,
         });
     }
 

@@ -1,6 +1,7 @@
 // Distributed mode's lifetime: the coordinator's gRPC server (Coordinator + grpc.health.v1), the heartbeat tick and
 // the preparer loops, optional in-process workers (the real worker host on 127.0.0.1), and the wait for enough
-// ready workers. Hands out the RemoteGradientSource the Trainer uses.
+// ready workers. Hands out the RemoteGradientSource the Trainer uses. Disposed, it tells remote workers how the run
+// ended (EndOfRun) before its server stops.
 using System.Net;
 using DistTrain.Core.Data;
 using DistTrain.Core.Training;
@@ -12,11 +13,12 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public sealed class DistributedCluster : IAsyncDisposable
+public sealed class DistributedCluster : IAsyncDisposable, IRunEndListener
 {
     private readonly WebApplication _server;
     private readonly List<WebApplication> _workers = [];
@@ -25,6 +27,7 @@ public sealed class DistributedCluster : IAsyncDisposable
     private readonly ClusterOptions _options;
     private readonly ClusterLog _log;
     private SharedMemoryHost? _shared;
+    private (RunOutcome Outcome, string Detail)? _outcome;
 
     private DistributedCluster(WebApplication server, WorkerRegistry registry, ClusterOptions options, ClusterLog log,
         RemoteGradientSource source)
@@ -42,6 +45,11 @@ public sealed class DistributedCluster : IAsyncDisposable
     public RemoteGradientSource Source { get; }
     /// <summary>The URL workers register at (the bound port when --listen asked for port 0).</summary>
     public string Address { get; private set; } = "";
+    /// <summary>The run's end as workers hear it (the service answers heartbeats from it).</summary>
+    public EndOfRun EndOfRun { get; private init; } = new();
+
+    /// <summary>How the run ended; the first call counts. Remote workers are told when the cluster is disposed.</summary>
+    public void OnRunEnded(RunOutcome outcome, string detail) => _outcome ??= (outcome, detail);
 
     /// <summary>Connections the coordinator's server holds at once: workers, their health probes, operators' tools.</summary>
     public const int MaxConnections = 1024;
@@ -52,8 +60,10 @@ public sealed class DistributedCluster : IAsyncDisposable
         var log = new ClusterLog(write);
         var clock = new ClusterClock();
         var registry = new WorkerRegistry(options.HeartbeatInterval, options.HeartbeatTimeout);
+        var endOfRun = new EndOfRun();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<IHostLifetime, Protos.EmbeddedHostLifetime>();
         var listen = new Uri(options.Listen);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -72,7 +82,7 @@ public sealed class DistributedCluster : IAsyncDisposable
             ServerLimits.Apply(kestrel, MaxConnections, maxStreamsPerConnection: 100);
         });
         builder.Services.AddSingleton<HealthWatchLimit>();
-        builder.Services.AddSingleton(registry).AddSingleton(clock).AddSingleton(log);
+        builder.Services.AddSingleton(registry).AddSingleton(clock).AddSingleton(log).AddSingleton(endOfRun);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = 64 * 1024;
@@ -109,7 +119,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         }
         var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write,
             new WorkerWait(registry, options.WaitForWorkers, TimeSpan.FromSeconds(2), write), shared?.Weights);
-        var cluster = new DistributedCluster(server, registry, options, log, source) { Clock = clock, _shared = shared };
+        var cluster = new DistributedCluster(server, registry, options, log, source) { Clock = clock, EndOfRun = endOfRun, _shared = shared };
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
         var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log, shared);
@@ -121,7 +131,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         {
             var args = new List<string> { "--coordinator", cluster.Address, "--threads", options.InProcessThreads.ToString() };
             if (options.CacheDir is { } cache) args.AddRange(["--cache-dir", cache]);
-            var worker = WorkerHost.Build([.. args], quiet: true, options.Security);
+            var worker = WorkerHost.Build([.. args], quiet: true, options.Security, embedded: true);
             cluster._workers.Add(worker);
             await worker.StartAsync();
         }
@@ -196,6 +206,15 @@ public sealed class DistributedCluster : IAsyncDisposable
             await worker.DisposeAsync();
         }
         await Task.WhenAll(_loops);
+        // Remote workers hear how the run ended while the server still answers their heartbeats; in-process workers
+        // were this process's own and are stopped above.
+        if (_options.InProcessWorkers == 0)
+        {
+            var (outcome, detail) = _outcome ?? (RunOutcome.Failed, "the coordinator stopped before the run ended");
+            var workers = Registry.Snapshot().Select(w => new EndOfRun.Recipient(w.Id, w.Address, w.State != WorkerState.Lost)).ToList();
+            _log.Write(await EndOfRun.AnnounceAsync(EndOfRun.NoticeOf(outcome, detail), Registry.RunId, workers,
+                EndOfRun.OverGrpc(_options.Security), linger: 2 * Registry.HeartbeatInterval + TimeSpan.FromSeconds(0.5)));
+        }
         using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             try { await _server.StopAsync(stop.Token); } catch (OperationCanceledException) { }
         await _server.DisposeAsync();

@@ -140,6 +140,8 @@ public sealed class Sequential
         var source = options.SourceFactory is { } factory
             ? await factory(new TrainingContext(config, network, data, fingerprint), cancellationToken).ConfigureAwait(false)
             : new LocalGradientSource(network, data.Train, config.EffectiveThreads);
+        var outcome = RunOutcome.Failed;
+        string detail = "";
         try
         {
             var history = new EpochHistory();
@@ -154,12 +156,22 @@ public sealed class Sequential
             }
             (Weights, DataFingerprint, Preprocessing, _network) = (weights, fingerprint, data.Preprocessing, network);
             if (config.Training.Save is { Length: > 0 } path) Save(path);
+            outcome = RunOutcome.Finished;
             return new TrainingResult(config, weights, history.Epochs, fingerprint, train, testResult);
+        }
+        catch (Exception e)
+        {
+            (outcome, detail) = e is OperationCanceledException && cancellationToken.IsCancellationRequested
+                ? (RunOutcome.Interrupted, "cancelled")
+                : (RunOutcome.Failed, e.Message);
+            throw;
         }
         finally
         {
+            // A source the run owns lives for this run only: it hears how the run ended, then is disposed.
             if (options.SourceFactory is null || options.OwnsSource)
             {
+                (source as IRunEndListener)?.OnRunEnded(outcome, detail);
                 if (source is IAsyncDisposable asyncDisposable) await asyncDisposable.DisposeAsync().ConfigureAwait(false);
                 else (source as IDisposable)?.Dispose();
             }

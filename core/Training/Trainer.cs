@@ -1,5 +1,7 @@
 // The epoch loop: seeded per-epoch shuffle, mini-batches through the shared TrainingStep, per-epoch evaluation
 // and metrics, periodic checkpoints, and resuming from the newest checkpoint at the exact batch it stopped before.
+// Cancelled (Ctrl+C, SIGTERM), it checkpoints the last completed step — unless no step completed since the newest
+// checkpoint (written, or resumed from), so there is nothing new to keep — and throws OperationCanceledException.
 using System.Diagnostics;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
@@ -70,6 +72,8 @@ public sealed class Trainer
         {
             Step = startStep, SkippedSteps = skipped, ClipEvents = clips,
         };
+        // The step the newest checkpoint holds, as far as this run knows: nothing to write until a step completes.
+        long checkpointed = startStep;
         using var evaluator = new Evaluator(_network, _config.EffectiveThreads);
         int n = _data.Train.Count, batchSize = run.BatchSize, batches = BatchesPerEpoch;
         var permutation = new int[n];
@@ -82,15 +86,21 @@ public sealed class Trainer
             double secondsBefore = progress.TrainSeconds;
             for (int batch = epoch == startEpoch ? startBatch : 0; batch < batches; batch++)
             {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    SaveCheckpoint(epoch, batch, progress); // an interrupted run resumes exactly here
-                    cancellationToken.ThrowIfCancellationRequested();
-                }
+                if (cancellationToken.IsCancellationRequested) StopHere(epoch, batch);
                 int start = batch * batchSize;
                 var indices = new ArraySegment<int>(permutation, start, Math.Min(batchSize, n - start));
                 long t0 = Stopwatch.GetTimestamp();
-                var outcome = await step.RunAsync(indices, cancellationToken).ConfigureAwait(false);
+                StepOutcome outcome;
+                try
+                {
+                    outcome = await step.RunAsync(indices, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    // Cancelled while the source computed: the step was not applied, so the run resumes at this batch.
+                    StopHere(epoch, batch);
+                    throw;
+                }
                 double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 progress.TrainSeconds += seconds;
                 progress.LossSum += outcome.LossSum;
@@ -121,7 +131,17 @@ public sealed class Trainer
             progress.Clear();
             SaveCheckpoint(epoch + 1, 0, progress);
         }
+        // Cancelled during the last evaluation: the run stops like any other interrupted one (its end-of-run
+        // checkpoint is already written; resuming from it only returns the weights).
+        if (cancellationToken.IsCancellationRequested) StopHere(run.Epochs, 0);
         return parameters;
+
+        // An interrupted run resumes exactly at (epoch, batch) with the epoch's partial sums.
+        void StopHere(int epoch, int batch)
+        {
+            if (step.Step != checkpointed) SaveCheckpoint(epoch, batch, progress);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
 
         void SaveCheckpoint(int epoch, int batchInEpoch, EpochProgress partial)
         {
@@ -141,6 +161,7 @@ public sealed class Trainer
                 Parameters = parameters,
                 OptimizerState = optimizer.State,
             });
+            checkpointed = step.Step;
             _observer.OnCheckpoint(path, step.Step);
         }
     }

@@ -131,6 +131,30 @@ public sealed partial class DeploymentConsistencyTests
         Assert.Contains("secrets/", ignore);
     }
 
+    [Fact]
+    public void ComposeUpEndsWithTheRunAndTheDocsShowTheCommandThatReturnsItsExitCode()
+    {
+        foreach (var service in Services(WorkerDll))
+        {
+            // A worker exits 0 when its run ends: "always" or "unless-stopped" would start it again and `up` would never end.
+            Assert.Equal("on-failure", Scalar(service, "restart"));
+            Assert.False(CliOption.IsTrue(service.Environment.GetValueOrDefault(WorkerEnvironment.Prefix + "SERVEFOREVER")),
+                $"{service.Name} serves forever, so `up` would never end");
+        }
+        var coordinator = Assert.Single(Services(CoordinatorDll));
+        // A crash is retried; a failed run (exit 1) would fail again, so not without end.
+        Assert.Matches(@"^on-failure:\d+$", Scalar(coordinator, "restart"));
+        // docker stop's SIGKILL comes after the coordinator's own bound on an orderly stop (checkpoint, workers told).
+        var grace = Regex.Match(Scalar(coordinator, "stop_grace_period"), @"^(\d+)s$");
+        Assert.True(grace.Success && TimeSpan.FromSeconds(int.Parse(grace.Groups[1].Value)) > Interruption.GracePeriod,
+            $"stop_grace_period {Scalar(coordinator, "stop_grace_period")} must exceed {Interruption.GracePeriod.TotalSeconds}s");
+        foreach (var doc in new[] { "README.md", "docs/deployment.md" })
+            Assert.Contains($"--exit-code-from {coordinator.Name}", File.ReadAllText(Path.Combine(Root, doc)));
+    }
+
+    private static string Scalar(ComposeService service, string key) =>
+        (ComposeFile.Child(service.Node, key) as YamlScalarNode)?.Value ?? "";
+
     private static bool NodeSecurityIsLoopback(string host) => NodeSecurity.IsLoopback(host);
 
     [GeneratedRegex(@"^FROM\s+(\S+)", RegexOptions.Multiline)]

@@ -14,7 +14,7 @@ public sealed class DistributedProcessTests : IDisposable
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(90);
     private readonly string _dir = Directory.CreateTempSubdirectory("disttrain-dist-").FullName;
     private readonly ProcessHarness _processes = new();
-    /// <summary>The worker processes of the last TrainDistributed (still running: they outlive their coordinator).</summary>
+    /// <summary>The worker processes of the last TrainDistributed (still running: --serve-forever outlives the run).</summary>
     private readonly List<System.Diagnostics.Process> _workers = [];
 
     /// <summary>The CPUs the kernel lets each compute thread of process <paramref name="pid"/> use (/proc, Linux).</summary>
@@ -68,7 +68,7 @@ public sealed class DistributedProcessTests : IDisposable
         _workers.Clear();
         foreach (var (i, t) in threads.Index())
             _workers.Add(_processes.Start(ProcessHarness.WorkerDll, ["--coordinator", url, "--threads", t.ToString(), "--port", "0",
-                "--register-timeout", "60", "--cache-dir", Path.Combine(_dir, "cache"), .. workerArgs?.GetValueOrDefault(i) ?? []]).Process);
+                "--register-timeout", "60", "--cache-dir", Path.Combine(_dir, "cache"), "--serve-forever", .. workerArgs?.GetValueOrDefault(i) ?? []]).Process);
         var (code, output) = ProcessHarness.Wait(coordinator, RunTimeout);
         Assert.True(code == 0, output);
         return (File.ReadAllBytes(save), File.ReadAllText(log), output);

@@ -11,7 +11,7 @@ namespace DistTrain.Tests.Fault;
 
 public sealed class FaultCluster : IDisposable
 {
-    public const int SigKill = 9, SigCont = 18, SigStop = 19;
+    public const int SigInt = 2, SigKill = 9, SigTerm = 15, SigCont = 18, SigStop = 19;
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int SendSignal(int pid, int signal);
@@ -62,13 +62,16 @@ public sealed class FaultCluster : IDisposable
     /// and the Unix-socket step link): otherwise a cut link would leave its steps running and test nothing.
     /// </remarks>
     /// <param name="sameHostTransport">false: the worker refuses it even on the loopback address (steps over gRPC).</param>
-    public void StartWorker(int slot, string host = "127.0.0.1", string? netns = null, bool sameHostTransport = true)
+    /// <param name="extra">Flags added to the worker's command line.</param>
+    public void StartWorker(int slot, string host = "127.0.0.1", string? netns = null, bool sameHostTransport = true,
+        IEnumerable<string>? extra = null)
     {
         bool refuse = netns is not null || !sameHostTransport;
         string[] worker =
         [
             ProcessHarness.WorkerDll, "--coordinator", Url, "--threads", "1", "--port", _workerPorts[slot].ToString(), "--host", host,
             "--register-timeout", "60", "--cache-dir", Path.Combine(Directory, "cache"), .. refuse ? new[] { "--shared-memory", "false" } : [],
+            .. extra ?? [],
         ];
         var output = _workers.TryGetValue(slot, out var old) ? old.Output : new StringBuilder();
         var process = netns is null ? Start("dotnet", worker, output) : Start("ip", ["netns", "exec", netns, "dotnet", .. worker], output);
@@ -129,20 +132,27 @@ public sealed class FaultCluster : IDisposable
     }
 
     /// <summary>The step of the step log's last whole line (-1 when none); only the file's tail is read, so polling stays cheap.</summary>
-    public long LastStep() => LastRecord() is { } r ? r.RootElement.GetProperty("step").GetInt64() : -1;
+    public long LastStep() => LastStepOf(StepLog);
+
+    /// <summary>The step of the last whole line of the step log at <paramref name="stepLog"/> (-1 when none).</summary>
+    public static long LastStepOf(string stepLog)
+    {
+        using var record = LastRecord(stepLog);
+        return record is null ? -1 : record.RootElement.GetProperty("step").GetInt64();
+    }
 
     /// <summary>The workers that computed the last logged step.</summary>
     public IReadOnlyList<string> LastExecutors()
     {
-        using var record = LastRecord();
+        using var record = LastRecord(StepLog);
         return record is null ? [] : record.RootElement.GetProperty("blocks").EnumerateArray()
             .Select(b => b.GetProperty("executor").GetString()!).Distinct().ToList();
     }
 
-    private JsonDocument? LastRecord()
+    private static JsonDocument? LastRecord(string stepLog)
     {
-        if (!File.Exists(StepLog)) return null;
-        using var stream = new FileStream(StepLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        if (!File.Exists(stepLog)) return null;
+        using var stream = new FileStream(stepLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         int length = (int)Math.Min(stream.Length, 1 << 16);
         stream.Seek(-length, SeekOrigin.End);
         var tail = new byte[length];

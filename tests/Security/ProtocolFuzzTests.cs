@@ -1,6 +1,6 @@
 // Fuzzing both servers as real processes: 10,000 damaged gRPC requests to each (most with the right token, so they
 // reach the message parser and the services' validation; some without) plus thousands of raw HTTP/2 frames. Both
-// must keep serving: afterwards the fuzzed worker answers valid Prepare/Compute/Status calls correctly and the
+// must keep serving (EndRun included: it ends nothing here): afterwards the fuzzed worker answers valid Prepare/Compute/Status calls correctly and the
 // fuzzed coordinator registers a real worker and trains to local mode's weights.
 using System.Diagnostics;
 using System.Net;
@@ -89,6 +89,12 @@ public sealed class ProtocolFuzzTests : IDisposable
             ("/disttrain.v1.Worker/ComputeGradients", compute.ToByteArray()),
             ("/disttrain.v1.Worker/Status", new StatusRequest { ProtocolVersion = Protocol.Version }.ToByteArray()),
             ("/disttrain.v1.Worker/ReceiveDataset", chunk.ToByteArray()),
+            // The fuzzed worker serves no run, so no mutant can end it; each is refused, or found malformed, at the edge.
+            ("/disttrain.v1.Worker/EndRun", new EndRunRequest
+            {
+                ProtocolVersion = Protocol.Version, CoordinatorRun = "0123456789abcdef",
+                End = new RunEnd { Outcome = Protos.RunOutcome.Finished, Detail = "fuzz" },
+            }.ToByteArray()),
             ("/disttrain.v1.Coordinator/Register", new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "", Cores = 2 }.ToByteArray()),
         ]);
     }
