@@ -51,6 +51,10 @@ public sealed partial class ComposeFile
         return new ComposeFile(root, services);
     }
 
+    /// <summary>The names of the variables the file interpolates (`${NAME}`, `${NAME:-default}`).</summary>
+    public static IReadOnlySet<string> VariablesIn(string path) =>
+        Variable().Matches(File.ReadAllText(path)).Select(m => m.Groups["name"].Value).ToHashSet();
+
     public static YamlNode? Child(YamlMappingNode node, string key) =>
         node.Children.TryGetValue(new YamlScalarNode(key), out var child) ? child : null;
 

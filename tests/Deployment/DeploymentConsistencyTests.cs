@@ -27,7 +27,7 @@ public sealed partial class DeploymentConsistencyTests
         foreach (var service in _compose.Services.Values)
         {
             Assert.True(service.Command is ["dotnet", CoordinatorDll or WorkerDll, ..], $"{service.Name}: command {string.Join(' ', service.Command)}");
-            Assert.Equal("disttrain:latest", ((YamlScalarNode)ComposeFile.Child(service.Node, "image")!).Value);
+            Assert.Equal("${IMAGE:-disttrain:latest}", ((YamlScalarNode)ComposeFile.Child(service.Node, "image")!).Value);
             Assert.NotNull(ComposeFile.Child(service.Node, "restart"));
         }
     }
@@ -113,14 +113,23 @@ public sealed partial class DeploymentConsistencyTests
     public void DockerfileBuildsBothProgramsAndRunsThemAsAnUnprivilegedUser()
     {
         string dockerfile = File.ReadAllText(Path.Combine(Root, "Dockerfile"));
-        var from = From().Matches(dockerfile).Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(["mcr.microsoft.com/dotnet/sdk:10.0", "mcr.microsoft.com/dotnet/aspnet:10.0"], from);
+        var defaults = BuildArgument().Matches(dockerfile).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
+        Assert.Equal("mcr.microsoft.com/dotnet/sdk:10.0", defaults["SDK_IMAGE"]);
+        Assert.Equal("mcr.microsoft.com/dotnet/aspnet:10.0", defaults["RUNTIME_IMAGE"]);
+        // The runtime stage comes first, so `--target runtime-base` builds without the SDK even on the classic builder
+        // (which builds every stage before the target); the last stage, the default, runs what the SDK stage built.
+        var stages = From().Matches(dockerfile).Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToList();
+        Assert.Equal([("${RUNTIME_IMAGE}", "runtime-base"), ("${SDK_IMAGE}", "build"), ("runtime-base", "runtime")], stages);
+        Assert.Contains("COPY --from=build /app ./", dockerfile);
         foreach (var (project, dll) in new[] { ("coordinator/DistTrain.Coordinator.csproj", CoordinatorDll), ("worker/DistTrain.Worker.csproj", WorkerDll) })
         {
             Assert.Matches($@"dotnet publish {Regex.Escape(project)} .*-o /app", dockerfile);
             string assembly = AssemblyName().Match(File.ReadAllText(Path.Combine(Root, project))).Groups[1].Value;
             Assert.Equal(dll, $"/app/{assembly}.dll");
         }
+        // The build settings the host's builds use, so the SDK stage builds the same programs.
+        foreach (var settings in Directory.GetFiles(Root, "Directory.*").Select(Path.GetFileName))
+            Assert.Matches($@"COPY .*\b{Regex.Escape(settings!)}\b.* \./", dockerfile);
         var user = User().Matches(dockerfile).Select(m => m.Groups[1].Value).Last();
         Assert.DoesNotMatch("^(root|0)$", user);
         Assert.Contains("COPY examples/ ./examples/", dockerfile);
@@ -155,10 +164,43 @@ public sealed partial class DeploymentConsistencyTests
     private static string Scalar(ComposeService service, string key) =>
         (ComposeFile.Child(service.Node, key) as YamlScalarNode)?.Value ?? "";
 
+    [Fact]
+    public void PublishedDockerfileAddsTheHostsProgramsToTheRuntimeStage()
+    {
+        string published = File.ReadAllText(Path.Combine(Root, "Dockerfile.published"));
+        Assert.Equal([("${BASE}", "")], From().Matches(published).Select(m => (m.Groups[1].Value, m.Groups[2].Value)));
+        Assert.Equal("disttrain-runtime-base", BuildArgument().Match(published).Groups[2].Value);
+        Assert.Matches(@"(?m)^COPY \. \./$", published);
+        // The runtime stage sets the directory the programs are copied into.
+        Assert.Matches(@"(?ms)AS runtime-base$.*^WORKDIR /app$.*^FROM \$\{SDK_IMAGE\}", File.ReadAllText(Path.Combine(Root, "Dockerfile")));
+    }
+
+    [Fact]
+    public void EveryVariableOfTheFileIsNamedInItsHeaderAndTheDeploymentGuide()
+    {
+        string header = File.ReadLines(ComposeFile.DefaultPath).TakeWhile(l => l.StartsWith('#')).Single(l => l.StartsWith("# Variables:", StringComparison.Ordinal));
+        string guide = File.ReadAllText(Path.Combine(Root, "docs", "deployment.md"));
+        var variables = ComposeFile.VariablesIn(ComposeFile.DefaultPath);
+        Assert.NotEmpty(variables);
+        foreach (var name in variables)
+        {
+            Assert.Matches($@"\b{name}\b", header);
+            Assert.Contains($"`{name}`", guide);
+        }
+        // Compose v1 rejects a top-level `name:`; the project name comes from .env, which both versions read.
+        Assert.Null(ComposeFile.Child(_compose.Root, "name"));
+        Assert.Contains("COMPOSE_PROJECT_NAME=disttrain", File.ReadAllLines(Path.Combine(Root, ".env")));
+    }
+
     private static bool NodeSecurityIsLoopback(string host) => NodeSecurity.IsLoopback(host);
 
-    [GeneratedRegex(@"^FROM\s+(\S+)", RegexOptions.Multiline)]
+    /// <summary>A stage: its base and, when named, its name.</summary>
+    [GeneratedRegex(@"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?\s*$", RegexOptions.Multiline)]
     private static partial Regex From();
+
+    /// <summary>A build argument and its default.</summary>
+    [GeneratedRegex(@"^ARG\s+(\w+)=(\S+)\s*$", RegexOptions.Multiline)]
+    private static partial Regex BuildArgument();
 
     [GeneratedRegex(@"^USER\s+(\S+)", RegexOptions.Multiline)]
     private static partial Regex User();

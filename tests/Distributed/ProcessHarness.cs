@@ -12,7 +12,8 @@ public sealed class ProcessHarness : IDisposable
     private readonly List<(Process Process, StringBuilder Output)> _started = [];
 
     public static string RepoRoot { get; } = FindRoot();
-    private static readonly string Configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+    /// <summary>The build configuration (Release, Debug) the tests, and with them the programs, were built in.</summary>
+    public static string Configuration { get; } = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
 
     public static string CoordinatorDll => Path.Combine(RepoRoot, "coordinator", "bin", Configuration, "net10.0", "disttrain.dll");
     public static string WorkerDll => Path.Combine(RepoRoot, "worker", "bin", Configuration, "net10.0", "DistTrain.Worker.dll");
