@@ -2,6 +2,7 @@
 // distribution of step times, bytes sent and received per step per worker, and the share of step time spent
 // waiting on anything but the slowest worker's compute (transfer, serialization, scheduling).
 using System.Globalization;
+using DistTrain.Coordinator.Control;
 using DistTrain.Coordinator.Distributed;
 using DistTrain.Coordinator.Reporting;
 using DistTrain.Core;
@@ -55,6 +56,7 @@ public static class DistributedBench
             // Training only, as in `disttrain bench`: no test-set evaluation between epochs (it is not counted in the
             // step time, but it takes both cores from the workers and leaves their caches cold for the next step).
             await new Trainer(config, network, new DataSplit(data.Train, null), fingerprint, cluster.Source, timer).RunAsync(cancellationToken);
+            cluster.Finish(completed: true);
         }
         catch (WorkersUnavailableException e)
         {

@@ -1,6 +1,7 @@
 // `disttrain train`: loads the config and data, builds the gradient source (in-process threads for local mode,
 // gRPC workers for --listen/--expect-workers or --workers), runs the Trainer with the console, metrics-file and step-log reporters, and saves the final weights.
 using System.Diagnostics;
+using DistTrain.Coordinator.Control;
 using DistTrain.Coordinator.Distributed;
 using DistTrain.Coordinator.Dashboard;
 using DistTrain.Coordinator.Reporting;
@@ -40,9 +41,8 @@ public static class TrainCommand
         await using var cluster = clusterOptions is null ? null
             : await DistributedCluster.StartAsync(clusterOptions, config, network.ParameterCount, data, fingerprint,
                 message => Console.Error.WriteLine(message));
-        var health = DashboardOptions.FromFlags(flags).WorkerHealth;
         await using var observability = await Observability.StartAsync(flags, config, network, threads, cancellationToken,
-            cluster is null ? null : new RegistryWorkerStatusSource(cluster.Registry, cluster.Clock, health),
+            cluster is null ? null : new ClusterStatusSource(cluster.Driver),
             cluster is null ? "local" : "distributed");
         observers.AddRange(observability.Observers);
         if (cluster is not null && observability.Exporter is { } exporter)
@@ -63,9 +63,11 @@ public static class TrainCommand
             }
             var trainer = new Trainer(config, network, data, fingerprint, source, new CompositeObserver(observers));
             weights = await trainer.RunAsync(cancellationToken);
+            cluster?.Finish(completed: true);
         }
         catch (Exception e) when (e is NonFiniteGradientException or WorkersUnavailableException)
         {
+            cluster?.Finish(completed: false, e.Message);
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }

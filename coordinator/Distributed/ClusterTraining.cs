@@ -2,6 +2,7 @@
 // workers (in this process, or registering from other machines) through the DistributedCluster `disttrain train` uses.
 using System.Globalization;
 using DistTrain.Coordinator.Cli;
+using DistTrain.Coordinator.Control;
 using DistTrain.Core;
 using DistTrain.Core.Api;
 using DistTrain.Core.Training;
@@ -80,6 +81,10 @@ public static class ClusterTraining
         public ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken) =>
             cluster.Source.ComputeAsync(request, result, cancellationToken);
 
-        public ValueTask DisposeAsync() => cluster.DisposeAsync();
+        public ValueTask DisposeAsync()
+        {
+            cluster.Finish(completed: true);
+            return cluster.DisposeAsync();
+        }
     }
 }
