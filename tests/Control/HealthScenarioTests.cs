@@ -6,6 +6,7 @@ using DistTrain.Coordinator.Control;
 
 namespace DistTrain.Tests.Control;
 
+[Collection(ControlScenarios.Name)]
 public class HealthScenarioTests
 {
     private const BlockVerdict Valid = BlockVerdict.Valid, Elsewhere = BlockVerdict.Elsewhere;

@@ -5,6 +5,7 @@ using DistTrain.Coordinator.Control;
 
 namespace DistTrain.Tests.Control;
 
+[Collection(ControlScenarios.Name)]
 public class MembershipScenarioTests
 {
     private static readonly string A1 = ClusterScenario.Address(1), A2 = ClusterScenario.Address(2);

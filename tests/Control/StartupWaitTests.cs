@@ -5,6 +5,7 @@ using DistTrain.Coordinator.Control;
 
 namespace DistTrain.Tests.Control;
 
+[Collection(ControlScenarios.Name)]
 public class StartupWaitTests
 {
     private static ControlOptions Options(int expect, int min) => ClusterScenario.Options(expect) with

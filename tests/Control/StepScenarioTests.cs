@@ -6,6 +6,7 @@ using DistTrain.Coordinator.Control;
 
 namespace DistTrain.Tests.Control;
 
+[Collection(ControlScenarios.Name)]
 public class StepScenarioTests
 {
     private static readonly string A1 = ClusterScenario.Address(1), A2 = ClusterScenario.Address(2);
