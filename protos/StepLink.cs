@@ -49,6 +49,18 @@ public static class StepFrames
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
     }
 
+    /// <summary>One whole frame as bytes, for a sender that may write it later (on another thread).</summary>
+    public static byte[] Frame(long id, byte kind, IMessage message)
+    {
+        int size = message.CalculateSize();
+        var frame = new byte[HeaderBytes + size];
+        message.WriteTo(frame.AsSpan(HeaderBytes, size));
+        BinaryPrimitives.WriteInt32LittleEndian(frame, size);
+        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
+        frame[12] = kind;
+        return frame;
+    }
+
     private static void SendFrame(Socket socket, byte[] frame, long id, byte kind, int length)
     {
         BinaryPrimitives.WriteInt32LittleEndian(frame, length);
@@ -97,7 +109,7 @@ public static class StepFrames
         return true;
     }
 
-    private static void SendAll(Socket socket, ReadOnlySpan<byte> data)
+    public static void SendAll(Socket socket, ReadOnlySpan<byte> data)
     {
         while (!data.IsEmpty) data = data[socket.Send(data)..];
     }

@@ -2,6 +2,7 @@
 // distribution of step times, bytes sent and received per step per worker, and the share of step time spent
 // waiting on anything but the slowest worker's compute (transfer, serialization, scheduling).
 using System.Globalization;
+using DistTrain.Coordinator.Control;
 using DistTrain.Coordinator.Distributed;
 using DistTrain.Coordinator.Reporting;
 using DistTrain.Core;

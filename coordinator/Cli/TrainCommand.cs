@@ -2,6 +2,7 @@
 // gRPC workers for --listen/--expect-workers or --workers), runs the Trainer with the console, metrics-file and step-log reporters, and saves the final weights.
 // Exit codes: 0 finished, 1 failed (no workers left, non-finite gradients), 2 a user error, 130/143 SIGINT/SIGTERM.
 using System.Diagnostics;
+using DistTrain.Coordinator.Control;
 using DistTrain.Coordinator.Distributed;
 using DistTrain.Coordinator.Dashboard;
 using DistTrain.Coordinator.Reporting;
@@ -65,9 +66,8 @@ public static class TrainCommand
         // However the run ends, the cluster's remote workers hear how when it is disposed (EndOfRun).
         try
         {
-            var health = DashboardOptions.FromFlags(flags).WorkerHealth;
             await using var observability = await Observability.StartAsync(flags, config, network, threads, cancellationToken,
-                cluster is null ? null : new RegistryWorkerStatusSource(cluster.Registry, cluster.Clock, health),
+                cluster is null ? null : new ClusterStatusSource(cluster.Driver),
                 cluster is null ? "local" : "distributed");
             observers.AddRange(observability.Observers);
             if (cluster is not null && observability.Exporter is { } exporter)

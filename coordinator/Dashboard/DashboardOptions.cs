@@ -22,7 +22,6 @@ public sealed record DashboardOptions
     /// <summary>Points kept per history (steps, epochs); older points are averaged, never dropped.</summary>
     public int HistoryPoints { get; init; } = 600;
     public TimeSpan PushInterval { get; init; } = TimeSpan.FromMilliseconds(250);
-    public WorkerHealthOptions WorkerHealth { get; init; } = new();
 
     public static DashboardOptions FromFlags(CommandOptions flags)
     {

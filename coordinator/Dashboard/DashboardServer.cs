@@ -1,6 +1,7 @@
 // Kestrel inside the train process: the page, /api/status, /api/metrics, /api/events (Server-Sent Events pushed by
 // one publisher task at most every PushInterval) and /metrics. It never calls into training; it only reads snapshots.
 using System.Text.Json;
+using DistTrain.Coordinator.Control;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -18,7 +19,13 @@ namespace DistTrain.Coordinator.Dashboard;
 /// <summary>What does not change during a run: shown in the summary panel.</summary>
 public sealed record RunInfo(string Mode, string Optimizer, int Threads, JsonElement Config);
 
-public sealed record StatusResponse(RunInfo Run, TelemetrySnapshot Training, IReadOnlyList<WorkerStatus> Workers,
+/// <summary>The control plane's view of the run (the workers are listed beside it).</summary>
+public sealed record ClusterStatus(RunState Run, string Phase, long Step, int Attempt, double MedianStepSeconds)
+{
+    public static ClusterStatus Of(ClusterView view) => new(view.Run, view.Phase, view.Step, view.Attempt, view.MedianStepSeconds);
+}
+
+public sealed record StatusResponse(RunInfo Run, TelemetrySnapshot Training, ClusterStatus Cluster, IReadOnlyList<WorkerView> Workers,
     double VanishingBelow, double ExplodingAbove, int EventClients);
 
 public sealed class DashboardServer : IAsyncDisposable
@@ -130,12 +137,11 @@ public sealed class DashboardServer : IAsyncDisposable
 
     private StatusResponse Status()
     {
-        bool ended = _telemetry.Ended;
-        var training = _telemetry.Snapshot();
-        var workers = _workers.Snapshot();
+        var view = _workers.Snapshot();
         // After the run nothing is busy or lost any more: every worker's part is done.
-        if (ended) workers = [.. workers.Select(w => w with { State = WorkerState.Done })];
-        return new(_run, training, workers, _options.VanishingBelow, _options.ExplodingAbove, _hub.ClientCount);
+        var workers = _telemetry.Ended ? [.. view.Workers.Select(w => w with { State = WorkerState.Done })] : view.Workers;
+        return new(_run, _telemetry.Snapshot(), ClusterStatus.Of(view), workers, _options.VanishingBelow, _options.ExplodingAbove,
+            _hub.ClientCount);
     }
 
     /// <summary>
@@ -191,9 +197,14 @@ public sealed class DashboardServer : IAsyncDisposable
 
     private static string Frame(string json) => "data: " + json + "\n\n";
 
+    /// <summary>What a page shows of the workers that is worth a push of its own: run, states, health, errors.</summary>
+    private static string WorkersSignature(ClusterView view) =>
+        string.Join(";", view.Workers.Select(w => $"{w.Id}#{w.Generation} {w.State} {w.Health} {w.Errors}").Prepend(view.Run.ToString()));
+
     private async Task PublishAsync(CancellationToken cancellationToken)
     {
         long lastVersion = -1, lastGeneration = -1;
+        string lastWorkers = "";
         int lastCount = 0;
         DateTime lastPush = DateTime.MinValue;
         using var timer = new PeriodicTimer(_options.PushInterval);
@@ -204,9 +215,11 @@ public sealed class DashboardServer : IAsyncDisposable
                 try
                 {
                     long version = _telemetry.Version;
+                    // The workers change without the training moving (a hung worker holds the step up): watch both.
+                    string workers = WorkersSignature(_workers.Snapshot());
                     bool keepAlive = DateTime.UtcNow - lastPush > KeepAlive;
-                    if (version == lastVersion && !keepAlive) continue;
-                    lastVersion = version;
+                    if (version == lastVersion && workers == lastWorkers && !keepAlive) continue;
+                    (lastVersion, lastWorkers) = (version, workers);
                     var status = Status();
                     LogNewAlerts(status.Training);
                     if (_hub.ClientCount == 0) continue;

@@ -1,17 +1,18 @@
-// What the dashboard knows about the machines computing gradients: a snapshot list of worker rows. Local mode has
-// one in-process "local" worker; distributed mode implements this over its worker registry.
+// What the dashboard knows about the machines computing gradients: the control plane's published view (its workers
+// table, the run's state and phase). Distributed mode reads the cluster driver's view; local mode shows its one
+// in-process "local" worker in the same shape.
+using DistTrain.Coordinator.Control;
+
 namespace DistTrain.Coordinator.Dashboard;
-
-/// <summary>Done: the run has ended, whatever the worker was doing.</summary>
-public enum WorkerState { Ready, Busy, Slow, Lost, Rejoining, Done }
-
-/// <summary>One row of the workers table; times in seconds, NaN when not known yet.</summary>
-public sealed record WorkerStatus(
-    string Id, string Address, WorkerState State, double HeartbeatAgeSeconds, double LastStepLatencySeconds,
-    double SamplesPerSecond, long ShardsDone, long Errors, int Cores);
 
 public interface IWorkerStatusSource
 {
-    /// <summary>A fresh snapshot; called from the dashboard's own tasks, never from the training thread.</summary>
-    IReadOnlyList<WorkerStatus> Snapshot();
+    /// <summary>The latest view; called from the dashboard's own tasks, never from the training thread.</summary>
+    ClusterView Snapshot();
+}
+
+/// <summary>Distributed mode's source: the view the cluster's driver publishes.</summary>
+public sealed class ClusterStatusSource(ClusterDriver driver) : IWorkerStatusSource
+{
+    public ClusterView Snapshot() => driver.View;
 }

@@ -1,16 +1,18 @@
-// Local mode's workers table: the in-process compute threads shown as one "local" worker. It is always heard from
-// (same process), Busy while training runs and Ready before and after.
+// Local mode's workers table: the in-process compute threads shown as one "local" worker, always heard from (same
+// process) and ready; the run's state follows the telemetry.
+using DistTrain.Coordinator.Control;
+
 namespace DistTrain.Coordinator.Dashboard;
 
-public sealed class LocalWorkerStatusSource(TrainingTelemetry telemetry, int threads, WorkerHealthOptions health) : IWorkerStatusSource
+public sealed class LocalWorkerStatusSource(TrainingTelemetry telemetry, int threads) : IWorkerStatusSource
 {
-    public IReadOnlyList<WorkerStatus> Snapshot()
+    public ClusterView Snapshot()
     {
         var work = telemetry.LocalWorkSnapshot();
-        double now = telemetry.Now;
-        var state = WorkerHealth.Classify(new WorkerObservation(now, work.Training, false, work.LastStepLatency),
-            now, work.LastStepLatency, health);
-        return [new WorkerStatus("local", "in-process", state, 0, work.LastStepLatency, work.SamplesPerSecond,
-            work.ShardsDone, 0, threads)];
+        var snapshot = telemetry.Snapshot();
+        var run = snapshot.State switch { "finished" => RunState.Finished, "running" => RunState.Training, _ => RunState.Starting };
+        var local = new WorkerView("local", 1, "in-process", threads, WorkerState.Ready, "", 0, work.LastStepLatency,
+            work.LastStepLatency, work.SamplesPerSecond, work.ShardsDone, 0, 0, WorkerHealth.Ok, "");
+        return new ClusterView(telemetry.Now, run, snapshot.State, snapshot.Step - 1, 0, work.LastStepLatency, [local]);
     }
 }

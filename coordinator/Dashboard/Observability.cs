@@ -37,7 +37,7 @@ public sealed class Observability : IAsyncDisposable
         if (!options.Enabled) return new Observability(loggers, null, null, observers);
 
         var telemetry = new TrainingTelemetry(network.Groups.Select(g => g.Name).ToList(), config.Training.Epochs, options);
-        workers ??= new LocalWorkerStatusSource(telemetry, threads, options.WorkerHealth);
+        workers ??= new LocalWorkerStatusSource(telemetry, threads);
         var exporter = new PrometheusExporter(telemetry, workers);
         var run = new RunInfo(mode, $"{config.Optimizer.Type} lr {config.Optimizer.LearningRate:G4}", threads,
             JsonDocument.Parse(config.ToJson()).RootElement.Clone());

@@ -2,7 +2,9 @@
 // Everything is brought up to date at scrape time: gauges and counters from a telemetry snapshot, and the latency
 // histogram from per-bucket tallies the training thread keeps. Observing the histogram directly from the training
 // thread would let a scrape print _count before and buckets after a step, and the two would disagree. The byte
-// counters are for distributed mode's transport to increment (they stay 0 in local mode).
+// counters are for distributed mode's transport to increment (they stay 0 in local mode). Worker rows come from the
+// control plane's published view: the same states, errors and health as /api/status.
+using DistTrain.Coordinator.Control;
 using Prometheus;
 
 namespace DistTrain.Coordinator.Dashboard;
@@ -10,12 +12,13 @@ namespace DistTrain.Coordinator.Dashboard;
 public sealed class PrometheusExporter
 {
     private static readonly string[] States = Enum.GetNames<WorkerState>().Select(s => s.ToLowerInvariant()).ToArray();
+    private static readonly string[] Healths = Enum.GetNames<WorkerHealth>().Select(s => s.ToLowerInvariant()).ToArray();
 
     private readonly TrainingTelemetry _telemetry;
     private readonly IWorkerStatusSource _workers;
-    private readonly Counter _steps, _samples, _skipped, _clips, _bytesSent, _bytesReceived, _shards;
+    private readonly Counter _steps, _samples, _skipped, _clips, _bytesSent, _bytesReceived, _shards, _errors;
     private readonly Gauge _loss, _accuracy, _testLoss, _testAccuracy, _gradNorm, _layerNorm, _rate, _learningRate, _epoch,
-        _alerts, _workerState, _heartbeatAge;
+        _alerts, _workerState, _workerHealth, _heartbeatAge;
     private readonly Histogram _stepLatency;
     private readonly double[] _latencyBounds = Histogram.ExponentialBuckets(0.0005, 2, 16);
     private readonly Lock _latencyGate = new(), _refreshGate = new();
@@ -33,6 +36,8 @@ public sealed class PrometheusExporter
         _skipped = f.CreateCounter("disttrain_skipped_steps_total", "Steps skipped because the averaged gradient was not finite.");
         _clips = f.CreateCounter("disttrain_clip_events_total", "Steps whose gradient was clipped by global norm.");
         _shards = f.CreateCounter("disttrain_worker_shards_total", "Shards computed, by worker.", "worker");
+        _errors = f.CreateCounter("disttrain_worker_errors_total",
+            "Blocks rejected (bad shape or range, non-finite) and requests failed, by worker.", "worker");
         _bytesSent = f.CreateCounter("disttrain_bytes_sent_total", "Bytes sent to workers (0 in local mode).");
         _bytesReceived = f.CreateCounter("disttrain_bytes_received_total", "Bytes received from workers (0 in local mode).");
         _loss = f.CreateGauge("disttrain_train_loss", "Mean training loss of the last step.");
@@ -46,6 +51,8 @@ public sealed class PrometheusExporter
         _epoch = f.CreateGauge("disttrain_epoch", "Current epoch (1-based).");
         _alerts = f.CreateGauge("disttrain_gradient_alerts_active", "Gradient alerts fired in the recent window.");
         _workerState = f.CreateGauge("disttrain_worker_state", "1 for the worker's current state, 0 for the others.", "worker", "state");
+        _workerHealth = f.CreateGauge("disttrain_worker_health",
+            "1 for the worker's health (ok, straggler, hung), 0 for the others.", "worker", "health");
         _heartbeatAge = f.CreateGauge("disttrain_worker_heartbeat_age_seconds", "Seconds since the worker was last heard from.", "worker");
         _stepLatency = f.CreateHistogram("disttrain_step_latency_seconds", "Wall time of one training step.",
             new HistogramConfiguration { Buckets = _latencyBounds });
@@ -111,12 +118,14 @@ public sealed class PrometheusExporter
         _learningRate.Set(s.LearningRate);
         _epoch.Set(s.Epoch);
         _alerts.Set(s.Alerts.Count(a => a.Active));
-        foreach (var w in _workers.Snapshot())
+        foreach (var w in _workers.Snapshot().Workers)
         {
-            string state = w.State.ToString().ToLowerInvariant();
+            string state = w.State.ToString().ToLowerInvariant(), health = w.Health.ToString().ToLowerInvariant();
             foreach (var candidate in States) _workerState.WithLabels(w.Id, candidate).Set(candidate == state ? 1 : 0);
+            foreach (var candidate in Healths) _workerHealth.WithLabels(w.Id, candidate).Set(candidate == health ? 1 : 0);
             _heartbeatAge.WithLabels(w.Id).Set(w.HeartbeatAgeSeconds);
             _shards.WithLabels(w.Id).IncTo(w.ShardsDone);
+            _errors.WithLabels(w.Id).IncTo(w.Errors);
         }
     }
 }

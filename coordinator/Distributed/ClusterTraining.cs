@@ -2,6 +2,7 @@
 // workers (in this process, or registering from other machines) through the DistributedCluster `disttrain train` uses.
 using System.Globalization;
 using DistTrain.Coordinator.Cli;
+using DistTrain.Coordinator.Control;
 using DistTrain.Core;
 using DistTrain.Core.Api;
 using DistTrain.Core.Training;

@@ -1,15 +1,16 @@
-// The Coordinator gRPC service: workers register (address, cores) and heartbeat. A thin adapter over the
-// WorkerRegistry (and EndOfRun once the run has ended); requests are validated here so a confused or hostile peer
-// gets a status, never a crash.
+// The Coordinator gRPC service: workers register (address, cores) and heartbeat. An adapter over the control plane:
+// it checks a request, posts it to the machine as an event and answers from the machine's answer command, so a
+// confused or hostile peer gets a status, never a crash, and membership lives in one place. Once the run has ended,
+// EndOfRun answers: new registrations are for the next coordinator, heartbeats carry the end-of-run notice.
+using DistTrain.Coordinator.Control;
 using DistTrain.Protos;
 using Grpc.Core;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clock, ClusterLog log, EndOfRun? endOfRun = null)
-    : Protos.Coordinator.CoordinatorBase
+public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, EndOfRun? endOfRun = null) : Protos.Coordinator.CoordinatorBase
 {
-    public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
+    public override async Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
     {
         if (request.ProtocolVersion != Protocol.Version)
             log.Write($"worker at {Printable(request.Address)} refused: it speaks protocol version {request.ProtocolVersion}, this coordinator {Protocol.Version}");
@@ -23,32 +24,31 @@ public sealed class CoordinatorService(WorkerRegistry registry, ClusterClock clo
                 $"address must be an http(s) URL like http://host:port, found '{Printable(request.Address)}'"));
         if (request.Cores is < 1 or > 4096)
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"cores must be 1..4096, found {request.Cores}"));
-        var entry = registry.Register(request.Address, request.Cores, clock.Now);
-        log.Write($"worker {entry.Id} registered from {entry.Address} with {entry.Cores} thread(s)");
-        return Task.FromResult(new RegisterReply
+        var answer = (await driver.AskAsync(new WorkerRegistering(request.Address, request.Cores))).OfType<RegistrationAnswer>().Single();
+        return new RegisterReply
         {
-            ProtocolVersion = Protocol.Version, WorkerId = entry.Id, CoordinatorRun = registry.RunId,
-            HeartbeatIntervalMs = (int)registry.HeartbeatInterval.TotalMilliseconds,
-        });
+            ProtocolVersion = Protocol.Version, WorkerId = answer.WorkerId, CoordinatorRun = answer.CoordinatorRun,
+            HeartbeatIntervalMs = (int)answer.HeartbeatInterval.TotalMilliseconds,
+        };
     }
 
-    public override Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
+    public override async Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
     {
         Protocol.Check(request.ProtocolVersion, "Heartbeat");
-        bool thisRun = request.CoordinatorRun == registry.RunId;
-        return Task.FromResult(new HeartbeatReply
+        var answer = (await driver.AskAsync(new HeartbeatReceived(request.WorkerId, request.CoordinatorRun))).OfType<HeartbeatAnswer>().Single();
+        bool thisRun = request.CoordinatorRun == driver.RunId;
+        return new HeartbeatReply
         {
-            ProtocolVersion = Protocol.Version,
-            Known = thisRun && registry.Heartbeat(request.WorkerId, clock.Now),
+            ProtocolVersion = Protocol.Version, Known = answer.Known,
             RunEnd = thisRun ? endOfRun?.AnswerHeartbeat(request.WorkerId) : null,
-        });
+        };
     }
 
     private static string Printable(string s) =>
         new string(s.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray());
 }
 
-/// <summary>Monotonic time for the registry (tests use their own).</summary>
+/// <summary>Monotonic time for the control plane (tests drive the machine with their own).</summary>
 public sealed class ClusterClock
 {
     private readonly System.Diagnostics.Stopwatch _watch = System.Diagnostics.Stopwatch.StartNew();

@@ -1,8 +1,10 @@
-// Distributed mode's lifetime: the coordinator's gRPC server (Coordinator + grpc.health.v1), the heartbeat tick and
-// the preparer loops, optional in-process workers (the real worker host on 127.0.0.1), and the wait for enough
-// ready workers. Hands out the RemoteGradientSource the Trainer uses. Disposed, it tells remote workers how the run
-// ended (EndOfRun) before its server stops.
+// Distributed mode's lifetime and wiring: the control plane (ClusterStateMachine run by a ClusterDriver, ticked by a
+// timer), the coordinator's gRPC server (Coordinator + grpc.health.v1) as its adapter, the preparer and the step
+// transport that carry out its commands, and optional in-process workers (the real worker host on 127.0.0.1).
+// Hands out the transport as the Trainer's gradient source and the driver's published view for the dashboard.
+// Disposed, it tells remote workers how the run ended (EndOfRun) before its server stops.
 using System.Net;
+using DistTrain.Coordinator.Control;
 using DistTrain.Core.Data;
 using DistTrain.Core.Training;
 using DistTrain.Protos.Security;
@@ -18,49 +20,113 @@ using Microsoft.Extensions.Logging;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public sealed class DistributedCluster : IAsyncDisposable, IRunEndListener
+public sealed class DistributedCluster : IAsyncDisposable
 {
     private readonly WebApplication _server;
     private readonly List<WebApplication> _workers = [];
     private readonly CancellationTokenSource _stopping = new();
-    private readonly List<Task> _loops = [];
+    private readonly WorkerConnections _connections;
+    private readonly WorkerPreparer _preparer;
+    private readonly Task _ticks;
+    private readonly SharedMemoryHost? _shared;
     private readonly ClusterOptions _options;
     private readonly ClusterLog _log;
-    private SharedMemoryHost? _shared;
     private (RunOutcome Outcome, string Detail)? _outcome;
 
-    private DistributedCluster(WebApplication server, WorkerRegistry registry, ClusterOptions options, ClusterLog log,
-        RemoteGradientSource source)
+    private DistributedCluster(WebApplication server, ClusterDriver driver, StepTransport source, WorkerConnections connections,
+        WorkerPreparer preparer, SharedMemoryHost? shared, ClusterOptions options, ClusterLog log, EndOfRun endOfRun)
     {
-        _server = server;
-        Registry = registry;
-        _options = options;
-        _log = log;
-        Source = source;
+        (_server, Driver, Source, _connections, _preparer, _shared) = (server, driver, source, connections, preparer, shared);
+        (_options, _log, EndOfRun) = (options, log, endOfRun);
+        _ticks = Task.Run(() => driver.TickEveryAsync(driver.Options.SweepInterval, _stopping.Token));
     }
 
-    public WorkerRegistry Registry { get; }
-    /// <summary>The clock heartbeats and registrations are stamped with.</summary>
-    public ClusterClock Clock { get; private init; } = new();
-    public RemoteGradientSource Source { get; }
+    /// <summary>The control plane: post events to it, read its published view.</summary>
+    public ClusterDriver Driver { get; }
+    /// <summary>The Trainer's gradient source.</summary>
+    public StepTransport Source { get; }
     /// <summary>The URL workers register at (the bound port when --listen asked for port 0).</summary>
     public string Address { get; private set; } = "";
-    /// <summary>The run's end as workers hear it (the service answers heartbeats from it).</summary>
-    public EndOfRun EndOfRun { get; private init; } = new();
-
-    /// <summary>How the run ended; the first call counts. Remote workers are told when the cluster is disposed.</summary>
-    public void OnRunEnded(RunOutcome outcome, string detail) => _outcome ??= (outcome, detail);
+    /// <summary>The run's end as workers hear it (the service answers heartbeats and registrations from it).</summary>
+    public EndOfRun EndOfRun { get; }
 
     /// <summary>Connections the coordinator's server holds at once: workers, their health probes, operators' tools.</summary>
     public const int MaxConnections = 1024;
+
+    /// <summary>
+    /// How the run ended; the first call counts. The control plane hears it at once (the view's run state); remote
+    /// workers are told when the cluster is disposed.
+    /// </summary>
+    public void OnRunEnded(RunOutcome outcome, string detail)
+    {
+        if (_outcome is not null) return;
+        _outcome = (outcome, detail);
+        Driver.Post(new RunEnded(outcome == RunOutcome.Finished, detail));
+    }
+
+    public static ControlOptions ControlOptionsFrom(ClusterOptions options) => new()
+    {
+        ExpectWorkers = options.ExpectWorkers, MinWorkers = options.MinWorkers, StartupTimeout = options.WaitTimeout,
+        WaitForWorkers = options.WaitForWorkers, ComputeTimeout = options.ComputeTimeout,
+        HeartbeatInterval = options.HeartbeatInterval, HeartbeatTimeout = options.HeartbeatTimeout,
+    };
 
     public static async Task<DistributedCluster> StartAsync(ClusterOptions options, TrainingConfig config,
         int parameterCount, DataSplit data, string fingerprint, Action<string> write)
     {
         var log = new ClusterLog(write);
         var clock = new ClusterClock();
-        var registry = new WorkerRegistry(options.HeartbeatInterval, options.HeartbeatTimeout);
+        // Slots for the most blocks a step can have: one per shard of a full batch.
+        int slots = new ShardPlan(Math.Max(1, config.Training.BatchSize), config.Training.ShardSize).ShardCount;
+        SharedMemoryHost? shared;
+        try
+        {
+            shared = options.SharedMemoryRoot is { } root
+                ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write, options.BindCpus, indexCapacity: Math.Max(1, config.Training.BatchSize))
+                : null;
+        }
+        catch (Protos.SharedMemoryException e)
+        {
+            log.Write($"same-host transport off ({e.Message}); every worker gets weights and gradients over gRPC");
+            shared = null;
+        }
+        string runId = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
+        var machine = new ClusterStateMachine(ControlOptionsFrom(options), runId);
+        var connections = new WorkerConnections();
+        ClusterDriver? driver = null;
+        void Post(ClusterEvent e) => driver!.Post(e);
+        var source = new StepTransport(parameterCount, connections, shared?.Weights, Post);
+        var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, Post, log, shared);
+        driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
+
         var endOfRun = new EndOfRun();
+        WebApplication server;
+        try { server = await StartServerAsync(options, driver, log, endOfRun); }
+        catch
+        {
+            shared?.Dispose();
+            throw;
+        }
+        var cluster = new DistributedCluster(server, driver, source, connections, preparer, shared, options, log, endOfRun);
+        var listen = new Uri(options.Listen);
+        var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
+        if (options.InProcessWorkers == 0)
+            log.Write($"coordinator listening on {cluster.Address}; waiting for {options.ExpectWorkers} worker(s)");
+        for (int i = 0; i < options.InProcessWorkers; i++)
+        {
+            var args = new List<string> { "--coordinator", cluster.Address, "--threads", options.InProcessThreads.ToString() };
+            if (options.CacheDir is { } cache) args.AddRange(["--cache-dir", cache]);
+            var worker = WorkerHost.Build([.. args], quiet: true, options.Security);
+            cluster._workers.Add(worker);
+            await worker.StartAsync();
+        }
+        return cluster;
+    }
+
+    private static async Task<WebApplication> StartServerAsync(ClusterOptions options, ClusterDriver driver, ClusterLog log,
+        EndOfRun endOfRun)
+    {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IHostLifetime, Protos.EmbeddedHostLifetime>();
@@ -82,7 +148,7 @@ public sealed class DistributedCluster : IAsyncDisposable, IRunEndListener
             ServerLimits.Apply(kestrel, MaxConnections, maxStreamsPerConnection: 100);
         });
         builder.Services.AddSingleton<HealthWatchLimit>();
-        builder.Services.AddSingleton(registry).AddSingleton(clock).AddSingleton(log).AddSingleton(endOfRun);
+        builder.Services.AddSingleton(driver).AddSingleton(log).AddSingleton(endOfRun);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = 64 * 1024;
@@ -96,105 +162,19 @@ public sealed class DistributedCluster : IAsyncDisposable, IRunEndListener
         server.MapGrpcService<CoordinatorService>();
         server.MapGrpcHealthChecksService();
         try { await server.StartAsync(); }
-        catch (IOException e) { throw new Core.UserInputException($"train: cannot listen on {options.Listen}: {e.Message}"); }
-
-        // Slots for the most blocks a step can have: one per shard of a full batch.
-        int slots = new ShardPlan(Math.Max(1, config.Training.BatchSize), config.Training.ShardSize).ShardCount;
-        SharedMemoryHost? shared;
-        try
-        {
-            shared = options.SharedMemoryRoot is { } root
-                ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write, options.BindCpus, indexCapacity: Math.Max(1, config.Training.BatchSize))
-                : null;
-        }
-        catch (Protos.SharedMemoryException e)
-        {
-            log.Write($"same-host transport off ({e.Message}); every worker gets weights and gradients over gRPC");
-            shared = null;
-        }
-        catch
+        catch (IOException e)
         {
             await server.DisposeAsync();
-            throw;
+            throw new Core.UserInputException($"train: cannot listen on {options.Listen}: {e.Message}");
         }
-        var source = new RemoteGradientSource(parameterCount, registry, options.ComputeTimeout, write,
-            new WorkerWait(registry, options.WaitForWorkers, TimeSpan.FromSeconds(2), write), shared?.Weights);
-        var cluster = new DistributedCluster(server, registry, options, log, source) { Clock = clock, EndOfRun = endOfRun, _shared = shared };
-        var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
-        var preparer = new WorkerPreparer(registry, options, config, parameterCount, data, fingerprint, log, shared);
-        cluster._loops.Add(Task.Run(() => preparer.RunAsync(cluster._stopping.Token)));
-        cluster._loops.Add(Task.Run(() => cluster.TickAsync(clock)));
-        if (options.InProcessWorkers == 0)
-            log.Write($"coordinator listening on {cluster.Address}; waiting for {options.ExpectWorkers} worker(s)");
-        for (int i = 0; i < options.InProcessWorkers; i++)
-        {
-            var args = new List<string> { "--coordinator", cluster.Address, "--threads", options.InProcessThreads.ToString() };
-            if (options.CacheDir is { } cache) args.AddRange(["--cache-dir", cache]);
-            var worker = WorkerHost.Build([.. args], quiet: true, options.Security, embedded: true);
-            cluster._workers.Add(worker);
-            await worker.StartAsync();
-        }
-        return cluster;
+        return server;
     }
 
     /// <summary>
-    /// Waits until the expected workers are ready; settles for --min-workers once every expected worker has
-    /// answered (ready or refused) or the wait times out. Throws WorkersUnavailableException when too few are ready.
+    /// The start-up wait: returns once the machine says training may start (see StartupWait); throws
+    /// WorkersUnavailableException when too few workers are ready.
     /// </summary>
-    public async Task WaitForWorkersAsync(CancellationToken cancellationToken)
-    {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_options.WaitTimeout);
-        while (true)
-        {
-            var changed = Registry.WaitForChangeAsync(timeout.Token);
-            var all = Registry.Snapshot();
-            int ready = all.Count(w => w.State == WorkerState.Ready);
-            bool settled = all.Count(w => w.State is WorkerState.Ready or WorkerState.Refused) >= _options.ExpectWorkers
-                && !all.Any(w => w.State is WorkerState.Registered or WorkerState.Preparing);
-            if (ready >= _options.ExpectWorkers || (settled && ready >= _options.MinWorkers))
-            {
-                _log.Write($"{ready} worker(s) ready; training");
-                return;
-            }
-            if (settled) throw TooFew(all, ready, "every expected worker has answered");
-            try { await changed; }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                all = Registry.Snapshot();
-                ready = all.Count(w => w.State == WorkerState.Ready);
-                if (ready >= _options.MinWorkers)
-                {
-                    _log.Write($"{ready} worker(s) ready after {_options.WaitTimeout.TotalSeconds:F0}s; training with them");
-                    return;
-                }
-                throw TooFew(all, ready, $"waited {_options.WaitTimeout.TotalSeconds:F0}s");
-            }
-        }
-    }
-
-    private WorkersUnavailableException TooFew(IReadOnlyList<WorkerEntry> all, int ready, string why)
-    {
-        var refused = all.Where(w => w.State == WorkerState.Refused).Select(w => $"{w.Id} refused: {w.Reason}");
-        string detail = string.Join("; ", refused);
-        return new WorkersUnavailableException(
-            $"only {ready} of {_options.ExpectWorkers} worker(s) ready (need {_options.MinWorkers}; {why})" +
-            (detail.Length > 0 ? $" — {detail}" : ""));
-    }
-
-    private async Task TickAsync(ClusterClock clock)
-    {
-        try
-        {
-            while (!_stopping.IsCancellationRequested)
-            {
-                await Task.Delay(_options.HeartbeatInterval, _stopping.Token);
-                foreach (var lost in Registry.Tick(clock.Now)) _log.Write($"worker {lost.Id} ({lost.Address}) lost: {lost.Reason}");
-            }
-        }
-        catch (OperationCanceledException) { }
-    }
+    public Task WaitForWorkersAsync(CancellationToken cancellationToken) => Driver.StartTrainingAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -205,19 +185,21 @@ public sealed class DistributedCluster : IAsyncDisposable, IRunEndListener
                 try { await worker.StopAsync(stop.Token); } catch (OperationCanceledException) { }
             await worker.DisposeAsync();
         }
-        await Task.WhenAll(_loops);
+        await _ticks;
+        await _preparer.DisposeAsync();
         // Remote workers hear how the run ended while the server still answers their heartbeats; in-process workers
         // were this process's own and are stopped above.
         if (_options.InProcessWorkers == 0)
         {
             var (outcome, detail) = _outcome ?? (RunOutcome.Failed, "the coordinator stopped before the run ended");
-            var workers = Registry.Snapshot().Select(w => new EndOfRun.Recipient(w.Id, w.Address, w.State != WorkerState.Lost)).ToList();
-            _log.Write(await EndOfRun.AnnounceAsync(EndOfRun.NoticeOf(outcome, detail), Registry.RunId, workers,
-                EndOfRun.OverGrpc(_options.Security), linger: 2 * Registry.HeartbeatInterval + TimeSpan.FromSeconds(0.5)));
+            var workers = Driver.View.Workers.Select(w => new EndOfRun.Recipient(w.Id, w.Address, w.State != WorkerState.Lost)).ToList();
+            _log.Write(await EndOfRun.AnnounceAsync(EndOfRun.NoticeOf(outcome, detail), Driver.RunId, workers,
+                EndOfRun.OverGrpc(_options.Security), linger: 2 * Driver.Options.HeartbeatInterval + TimeSpan.FromSeconds(0.5)));
         }
         using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             try { await _server.StopAsync(stop.Token); } catch (OperationCanceledException) { }
         await _server.DisposeAsync();
+        _connections.Dispose();
         _shared?.Dispose();
         _stopping.Dispose();
     }

@@ -3,6 +3,9 @@
 // completes each call on that thread, so the step goes on without waiting for a thread-pool thread to wake.
 // While it waits, the thread is bound to the worker's CPUs (when the worker's compute threads are bound): the reply
 // wakes it where the worker has just finished, not behind another worker's computation on a busy CPU.
+// Sending never blocks the caller (the control plane's driver): a request goes out at once when the socket can take
+// it, and otherwise waits in a backlog that a writer thread sends — a worker that stopped reading (SIGSTOP) fills its
+// socket's buffer within a few hundred steps, and a blocking write would then hold up every other worker too.
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using DistTrain.Core.Training;
@@ -15,7 +18,12 @@ namespace DistTrain.Coordinator.Distributed;
 public sealed class StepLink : IDisposable
 {
     private readonly Socket _socket;
+    /// <summary>Frames up to this size go out inline when the socket is writable (it then has room for them).</summary>
+    private const int InlineFrameBytes = 16 << 10;
     private readonly object _sendLock = new();
+    private readonly Queue<(long Id, byte[] Frame)> _backlog = new();
+    private bool _writerSending;
+    private Thread? _writer;
     private readonly ConcurrentDictionary<long, TaskCompletionSource<ComputeReply>> _pending = new();
     private readonly int _maxReplyBytes;
     private long _nextId;
@@ -57,7 +65,7 @@ public sealed class StepLink : IDisposable
         {
             try
             {
-                lock (_sendLock) StepFrames.Write(_socket, id, StepFrames.Request, request);
+                Send(id, StepFrames.Frame(id, StepFrames.Request, request));
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
             {
@@ -65,6 +73,58 @@ public sealed class StepLink : IDisposable
             }
         }
         return await done.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes the frame now when nothing is queued before it and the socket is writable (a Unix socket is writable
+    /// while three quarters of its buffer are free, more than a small frame needs); otherwise queues it for the writer.
+    /// </summary>
+    private void Send(long id, byte[] frame)
+    {
+        lock (_sendLock)
+        {
+            if (_backlog.Count == 0 && !_writerSending && frame.Length <= InlineFrameBytes && _socket.Poll(0, SelectMode.SelectWrite))
+            {
+                StepFrames.SendAll(_socket, frame);
+                return;
+            }
+            _backlog.Enqueue((id, frame));
+            if (_writer is null)
+            {
+                _writer = new Thread(WriteBacklog) { IsBackground = true, Name = $"disttrain-link-send-{WorkerId}" };
+                _writer.Start();
+            }
+            else Monitor.Pulse(_sendLock);
+        }
+    }
+
+    /// <summary>Sends the backlog in order with blocking writes, skipping calls nobody waits for any more.</summary>
+    private void WriteBacklog()
+    {
+        try
+        {
+            while (true)
+            {
+                byte[] frame;
+                lock (_sendLock)
+                {
+                    _writerSending = false;
+                    while (_closed is null && (_backlog.Count == 0 || !_pending.ContainsKey(_backlog.Peek().Id)))
+                    {
+                        if (_backlog.Count > 0) _backlog.Dequeue();
+                        else Monitor.Wait(_sendLock);
+                    }
+                    if (_closed is not null) return;
+                    frame = _backlog.Dequeue().Frame;
+                    _writerSending = true;
+                }
+                StepFrames.SendAll(_socket, frame);
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+        {
+            Close($"the step link to {WorkerId} failed: {e.Message}");
+        }
     }
 
     /// <summary>
@@ -124,6 +184,7 @@ public sealed class StepLink : IDisposable
     {
         _closed ??= reason;
         try { _socket.Dispose(); } catch (ObjectDisposedException) { }
+        lock (_sendLock) Monitor.PulseAll(_sendLock);
         foreach (var id in _pending.Keys) Fail(id, new RpcException(new Status(StatusCode.Unavailable, _closed)));
     }
 

@@ -1,5 +1,6 @@
 // Two real workers behind a `disttrain train --listen` coordinator: both appear on the dashboard, and a worker killed
-// with SIGKILL is shown Lost within 5 s. Runs only once the distributed mode (worker binary, --listen) is built.
+// with SIGKILL is shown Lost within 5 s; a healthy run of two same-host workers reports no worker errors. Runs only
+// once the distributed mode (worker binary, --listen) is built.
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -58,6 +59,29 @@ public class DistributedDashboardTests
             TimeSpan.FromSeconds(5), "the killed worker shown Lost", coordinator);
         Assert.InRange(killedAt.Elapsed.TotalSeconds, 0, 5);
         Assert.False(coordinator.HasExited, coordinator.Stderr);
+    }
+
+    [DistributedFact]
+    public async Task AHealthyPoolRunReportsNoWorkerErrors()
+    {
+        // Two in-process workers over shared memory share each step's pool: every request names every pool block, and
+        // each worker answers "claimed elsewhere" for the blocks the other took. Those are not errors.
+        using var run = new DashboardProcess(null, "--workers", "2");
+        await run.WaitForStepAfterAsync(500, TimeSpan.FromSeconds(60));
+        Assert.Equal(2, run.Stderr.Split('\n').Count(l => l.Contains("weights and gradients through shared memory", StringComparison.Ordinal)));
+        var status = await run.StatusAsync();
+        var workers = status.GetProperty("workers").EnumerateArray().ToList();
+        Assert.Equal(2, workers.Count);
+        Assert.All(workers, w =>
+        {
+            Assert.Equal(("ready", 0L), (w.GetProperty("state").GetString(), w.GetProperty("errors").GetInt64()));
+            // Both computed blocks of the pool: each also answered for blocks the other had claimed.
+            Assert.True(w.GetProperty("shardsDone").GetInt64() > 0, w.ToString());
+        });
+        Assert.Equal("training", status.GetProperty("cluster").GetProperty("run").GetString());
+        var errors = PrometheusTextParser.Parse(await run.Http.GetStringAsync("metrics"))["disttrain_worker_errors_total"].Samples;
+        Assert.Equal(2, errors.Count);
+        Assert.All(errors, e => Assert.Equal(0, e.Value));
     }
 
     private static async Task<T> Eventually<T>(Func<Task<T?>> probe, TimeSpan timeout, string what, CliProcess owner) where T : class

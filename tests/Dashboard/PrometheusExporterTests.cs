@@ -11,7 +11,7 @@ public class PrometheusExporterTests
     public async Task ScrapesStayConsistentWhileStepsArrive()
     {
         var telemetry = new TrainingTelemetry(["0"], 1, new DashboardOptions());
-        var exporter = new PrometheusExporter(telemetry, new LocalWorkerStatusSource(telemetry, 1, new WorkerHealthOptions()));
+        var exporter = new PrometheusExporter(telemetry, new LocalWorkerStatusSource(telemetry, 1));
         using var stop = new CancellationTokenSource();
         long observed = 0;
         var steps = Task.Run(() =>
@@ -34,7 +34,7 @@ public class PrometheusExporterTests
     public async Task BytesCountersAreForDistributedMode()
     {
         var telemetry = new TrainingTelemetry(["0"], 1, new DashboardOptions());
-        var exporter = new PrometheusExporter(telemetry, new LocalWorkerStatusSource(telemetry, 1, new WorkerHealthOptions()));
+        var exporter = new PrometheusExporter(telemetry, new LocalWorkerStatusSource(telemetry, 1));
         exporter.AddBytesSent(1000);
         exporter.AddBytesReceived(24);
         var families = await ScrapeAsync(exporter);

@@ -35,9 +35,12 @@ public class PrometheusExpositionTests(SharedDashboardRun shared)
         Assert.True(Single("disttrain_grad_norm", "gauge") >= 0);
         Assert.Equal(2, Family("disttrain_layer_grad_norm", "gauge").Samples.Count); // two linear layers
         var states = Family("disttrain_worker_state", "gauge").Samples.Where(s => s.Labels["worker"] == "local").ToList();
-        Assert.Equal(Enum.GetValues<DistTrain.Coordinator.Dashboard.WorkerState>().Length, states.Count);
+        Assert.Equal(Enum.GetNames<DistTrain.Coordinator.Control.WorkerState>().Length, states.Count);
         Assert.Equal(1, states.Sum(s => s.Value));
-        Assert.Equal("busy", states.Single(s => s.Value == 1).Labels["state"]);
+        Assert.Equal("ready", states.Single(s => s.Value == 1).Labels["state"]);
+        var health = Family("disttrain_worker_health", "gauge").Samples.Where(s => s.Labels["worker"] == "local").ToList();
+        Assert.Equal("ok", health.Single(s => s.Value == 1).Labels["health"]);
+        Assert.Equal(0, Assert.Single(Family("disttrain_worker_errors_total", "counter").Samples, s => s.Labels["worker"] == "local").Value);
         var latency = Family("disttrain_step_latency_seconds", "histogram");
         Assert.True(latency.Samples.Single(s => s.Name.EndsWith("_count", StringComparison.Ordinal)).Value > 0);
     }

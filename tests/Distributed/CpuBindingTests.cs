@@ -70,13 +70,8 @@ public class CpuBindingTests
     {
         var cpus = CpuAffinity.ProcessCpus;
         Assert.True(cpus.Count >= 2, "this test needs two CPUs");
-        var dispatches = new List<Dispatch> { new(0, "w1", [0]), new(1, "w2", [1]), new(2, "w3", [2]) };
-        var byId = new Dictionary<string, PlannedWorker>
-        {
-            ["w1"] = new("w1", 1, null!, Cpus: [cpus[0]]),
-            ["w2"] = new("w2", 1, null!, Cpus: [cpus[1]]),
-            ["w3"] = new("w3", 1, null!),
-        };
+        string[] workers = ["w1", "w2", "w3"];
+        var cpusOf = new Dictionary<string, IReadOnlyList<int>?> { ["w1"] = [cpus[0]], ["w2"] = [cpus[1]], ["w3"] = null };
         Exception? failure = null;
         // A thread of its own, bound in turn to each worker's CPU (the test runner's threads are left alone).
         var thread = new Thread(() =>
@@ -84,9 +79,9 @@ public class CpuBindingTests
             try
             {
                 Assert.True(CpuAffinity.TryBindCurrentThread([cpus[0]], out string error), error);
-                Assert.Equal(["w2", "w3", "w1"], RemoteGradientSource.SendOrder(dispatches, byId).Select(d => d.Worker));
+                Assert.Equal(["w2", "w3", "w1"], StepTransport.SendOrder(workers, w => cpusOf[w]));
                 Assert.True(CpuAffinity.TryBindCurrentThread([cpus[1]], out error), error);
-                Assert.Equal(["w1", "w3", "w2"], RemoteGradientSource.SendOrder(dispatches, byId).Select(d => d.Worker));
+                Assert.Equal(["w1", "w3", "w2"], StepTransport.SendOrder(workers, w => cpusOf[w]));
             }
             catch (Exception e) { failure = e; }
         });

@@ -1,6 +1,6 @@
 // Scripted scenarios for the per-step assignment state machine: proportional split, failures, malformed and
 // non-finite blocks, same-host pools — replayed exactly, no network.
-using DistTrain.Coordinator.Distributed;
+using DistTrain.Coordinator.Control;
 using DistTrain.Core.Training;
 
 namespace DistTrain.Tests.Distributed;
@@ -169,5 +169,15 @@ public class StepAssignmentTests
         state.OnReply(retry.Id, [BlockVerdict.Valid]);
         Assert.True(state.IsComplete);
         Assert.Equal("w2", state.ExecutorOf(blocks[0]));
+    }
+
+    [Fact]
+    public void AWorkerMeasuredVerySlowStillGetsAShardSoItIsMeasuredAgain()
+    {
+        Assert.Equal([7, 1], StepAssignment.Split(8, [1000, 1]));
+        Assert.Equal([6, 1, 1], StepAssignment.Split(8, [1000, 1, 1]));
+        Assert.Equal([1, 0], StepAssignment.Split(1, [1000, 1])); // fewer shards than workers: someone must wait
+        var state = new StepAssignment(8, [("w1", 1000), ("w2", 0.001)]);
+        Assert.Contains(state.Start(), d => d.Worker == "w2");
     }
 }

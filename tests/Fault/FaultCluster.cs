@@ -80,6 +80,9 @@ public sealed class FaultCluster : IDisposable
 
     public Process Worker(int slot) => _workers[slot].Process;
 
+    /// <summary>The address worker <paramref name="slot"/> registers with (on 127.0.0.1).</summary>
+    public string WorkerAddress(int slot) => $"http://127.0.0.1:{_workerPorts[slot]}";
+
     /// <summary>The coordinator's output and, per worker slot, whether it runs and the tail of its output: what a failed wait reports.</summary>
     public string Diagnostics()
     {

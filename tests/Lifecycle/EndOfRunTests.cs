@@ -93,9 +93,9 @@ public sealed class EndOfRunTests
     [Fact]
     public async Task OnceTheRunEndedRegistrationsAreUnavailableAndOnlyThisRunsHeartbeatsCarryTheNotice()
     {
-        var registry = new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        var plane = new Distributed.ControlPlane(parameterCount: 10, sharedWeights: null);
         var end = new EndOfRun();
-        var service = new CoordinatorService(registry, new ClusterClock(), new ClusterLog(_ => { }), end);
+        var service = new CoordinatorService(plane.Driver, new ClusterLog(_ => { }), end);
         var registered = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1 }, null!);
         var heartbeat = new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = registered.WorkerId, CoordinatorRun = registered.CoordinatorRun };
         var during = await service.Heartbeat(heartbeat, null!);
@@ -103,7 +103,7 @@ public sealed class EndOfRunTests
         Assert.Null(during.RunEnd);
 
         var calls = new ConcurrentQueue<(string, EndRunRequest)>();
-        await end.AnnounceAsync(EndOfRun.NoticeOf(CoreOutcome.Finished, ""), registry.RunId,
+        await end.AnnounceAsync(EndOfRun.NoticeOf(CoreOutcome.Finished, ""), plane.Driver.RunId,
             [new EndOfRun.Recipient(registered.WorkerId, "http://127.0.0.1:5", true)], Calls(calls), LongLinger);
         var after = await service.Heartbeat(heartbeat, null!);
         Assert.Equal(RunOutcome.Finished, after.RunEnd?.Outcome);
@@ -114,7 +114,8 @@ public sealed class EndOfRunTests
         var late = await Assert.ThrowsAsync<RpcException>(() => service.Register(
             new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:6", Cores = 1 }, null!));
         Assert.Equal(StatusCode.Unavailable, late.StatusCode);
-        Assert.Single(registry.Snapshot());
+        plane.Driver.Tick();
+        Assert.Single(plane.Driver.View.Workers);
     }
 
     [Fact]

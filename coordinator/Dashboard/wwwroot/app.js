@@ -78,6 +78,7 @@ function renderStatus(s) {
   $("skipped").textContent = integer(t.skippedSteps);
   if (!$("config").textContent) $("config").textContent = JSON.stringify(s.run.config, null, 2);
   renderAlerts(t.alerts);
+  renderCluster(s.cluster);
   renderWorkers(s.workers);
   $("messages").replaceChildren(...t.messages.map(m => Object.assign(document.createElement("li"), { textContent: m })));
   // Short epochs end several times a second: refetch for them at most every 2 s.
@@ -98,22 +99,32 @@ function renderAlerts(alerts) {
   }));
 }
 
+const capital = s => s.charAt(0).toUpperCase() + s.slice(1);
+
+// A badge, with the reason or detail beside it in small type (a lost worker's reason, a hung worker's request).
+function badgeCell(className, value, detail) {
+  const td = document.createElement("td");
+  td.className = className;
+  td.append(Object.assign(document.createElement("span"), { textContent: capital(value), className: className + "-" + value }));
+  if (detail) td.append(Object.assign(document.createElement("small"), { textContent: detail, className: "detail" }));
+  return td;
+}
+
+function renderCluster(cluster) {
+  $("cluster").textContent = cluster ? `${capital(cluster.run)} · ${cluster.phase}` +
+    (cluster.medianStepSeconds === null ? "" : ` · median step ${latency(cluster.medianStepSeconds)}`) : "";
+}
+
 function renderWorkers(workers) {
   const rows = workers.map(w => {
     const tr = document.createElement("tr");
     tr.dataset.worker = w.id;
-    const cells = [w.id, w.address, null, w.heartbeatAgeSeconds === null ? "–" : w.heartbeatAgeSeconds.toFixed(1) + " s",
-      latency(w.lastStepLatencySeconds),
-      integer(w.samplesPerSecond), integer(w.shardsDone), integer(w.errors), w.cores];
-    cells.forEach((text, i) => {
-      const td = document.createElement("td");
-      if (i === 2) {
-        const label = w.state.charAt(0).toUpperCase() + w.state.slice(1);
-        td.className = "state";
-        td.append(Object.assign(document.createElement("span"), { textContent: label, className: "state-" + w.state }));
-      } else td.textContent = text;
-      tr.append(td);
-    });
+    tr.dataset.health = w.health;
+    const text = [w.id, w.address, w.heartbeatAgeSeconds === null ? "–" : w.heartbeatAgeSeconds.toFixed(1) + " s",
+      latency(w.lastStepLatencySeconds), integer(w.samplesPerSecond), integer(w.shardsDone), integer(w.errors), w.cores]
+      .map(value => Object.assign(document.createElement("td"), { textContent: value }));
+    text[7].className = "cores";
+    tr.append(text[0], text[1], badgeCell("state", w.state, w.reason), badgeCell("health", w.health, w.healthDetail), ...text.slice(2));
     return tr;
   });
   $("workers").tBodies[0].replaceChildren(...rows);

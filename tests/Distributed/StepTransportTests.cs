@@ -1,7 +1,10 @@
-// RemoteGradientSource with in-memory workers (the real WorkerSession behind a fake client): sums are bit-identical
-// to local mode, malformed and non-finite blocks are rejected and recomputed elsewhere, and the worker side refuses
-// wrong protocol versions, wrong fingerprints and malformed dataset streams with the documented status codes.
+// The step transport run by the real control plane (machine and driver) with in-memory workers (the real
+// WorkerSession behind a fake client): sums are bit-identical to local mode, malformed and non-finite blocks are
+// rejected, recomputed elsewhere and counted as the worker's errors, and the worker side refuses wrong protocol
+// versions, wrong fingerprints and malformed dataset streams with the documented status codes.
 using System.Text.Json;
+using DistTrain.Coordinator.Control;
+using DistTrain.Coordinator.Dashboard;
 using DistTrain.Coordinator.Distributed;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
@@ -14,7 +17,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace DistTrain.Tests.Distributed;
 
-public class RemoteGradientSourceTests
+public class StepTransportTests
 {
     private static readonly DataSpec Data = new() { Format = "blobs", Samples = 400, Classes = 3, Features = 2, Seed = 3 };
     private static readonly ModelSpec Model = new()
@@ -134,40 +137,40 @@ public class RemoteGradientSourceTests
         return (local, remote, log);
     }
 
-    private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, WorkerRegistry Registry)> RunStepAsync(
+    private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, ControlPlane Cluster)> RunStepAsync(
         Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1,
-        SharedMemoryHost? shared = null, bool link = false, string? lateWorker = null, List<ComputeRequest>? requests = null)
+        SharedMemoryHost? shared = null, bool link = false, string? lateWorker = null, List<ComputeRequest>? requests = null,
+        int steps = 1)
     {
         // lateWorker: its requests start only after the other worker's first reply (it then finds the pool empty).
         var firstReplied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var split = DataLoader.Load(Data);
         string fingerprint = Fingerprint.Compute(split);
         var network = new Network(Model);
-        var registry = new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        var cluster = new ControlPlane(network.ParameterCount, shared?.Weights);
         var sessions = new List<WorkerSession>();
         foreach (var tamper in new[] { tamperW1, tamperW2 })
         {
             var session = NewSession();
             sessions.Add(session);
-            var entry = registry.Register($"http://127.0.0.{sessions.Count}:1", 1, TimeSpan.Zero);
-            registry.TakeUnprepared();
-            var offer = shared?.ForWorker(entry.Id, 1);
+            var entry = await cluster.RegisterAsync($"http://127.0.0.{sessions.Count}:1");
+            var offer = shared?.ForWorker(entry.WorkerId, 1);
             var prepareRequest = Prepare(fingerprint, offer: offer?.Offer);
-            prepareRequest.WorkerId = entry.Id;
+            prepareRequest.WorkerId = entry.WorkerId;
             var prepared = await session.PrepareAsync(prepareRequest, default);
             Assert.True(prepared.DataPresent);
             Assert.Equal(shared is not null, prepared.SharedMemory);
-            bool late = lateWorker == entry.Id;
+            bool late = lateWorker == entry.WorkerId;
             Task? gate = late ? firstReplied.Task : null;
             var replied = lateWorker is not null && !late ? firstReplied : null;
             IWorkerClient client = new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero, requests, gate, replied);
             if (link)
             {
                 Assert.True(prepared.StepLink, prepared.SharedMemoryNote);
-                client = new LinkClient(shared!.LinkOf(entry.Id) ?? throw new InvalidOperationException("no link"), tamper,
+                client = new LinkClient(shared!.LinkOf(entry.WorkerId) ?? throw new InvalidOperationException("no link"), tamper,
                     gate, replied);
             }
-            registry.MarkReady(entry.Id, client, offer?.Slots);
+            cluster.Ready(entry, client, offer?.Slots);
         }
         var permutation = new int[split.Train.Count];
         Sampler.EpochPermutation(1, 0, permutation.Length, permutation);
@@ -178,13 +181,16 @@ public class RemoteGradientSourceTests
         };
         var local = new GradientResult(network.ParameterCount);
         using (var source = new LocalGradientSource(network, split.Train, 1)) await source.ComputeAsync(request, local, default);
-        var log = new List<string>();
         var remote = new GradientResult(network.ParameterCount);
-        await new RemoteGradientSource(network.ParameterCount, registry, TimeSpan.FromSeconds(30), log.Add,
-                sharedWeights: shared?.Weights)
-            .ComputeAsync(request, remote, default);
+        // The same batch again each step (the weights too): every step's sum must equal local mode's.
+        for (int step = 0; step < steps; step++)
+        {
+            request.Step = step;
+            await cluster.Source.ComputeAsync(request, remote, default);
+            if (step < steps - 1) Assert.Equal(local.GradientSum, remote.GradientSum);
+        }
         foreach (var s in sessions) s.Dispose();
-        return (local, remote, log, registry);
+        return (local, remote, cluster.Log, cluster);
     }
 
     [Theory]
@@ -203,9 +209,9 @@ public class RemoteGradientSourceTests
             (copy.ComputeSeconds, copy.ComputeCpuSeconds) = (reply.ComputeSeconds + waited, cpu);
             return copy;
         }
-        var (_, _, _, registry) = await RunStepAsync(r => Report(r, waitedForACore ? delay : 0), r => Report(r, 0),
+        var (_, _, _, cluster) = await RunStepAsync(r => Report(r, waitedForACore ? delay : 0), r => Report(r, 0),
             TimeSpan.FromSeconds(delay));
-        double w1 = registry.Get("w1")!.Throughput, w2 = registry.Get("w2")!.Throughput;
+        double w1 = cluster.Worker("w1").SamplesPerSecond, w2 = cluster.Worker("w2").SamplesPerSecond;
         if (waitedForACore) Assert.InRange(w1 / w2, 0.5, 2);
         else Assert.True(w1 < w2 / 3, $"w1 {w1:F0} samples/s, w2 {w2:F0} samples/s");
     }
@@ -429,6 +435,34 @@ public class RemoteGradientSourceTests
     }
 
     [Fact]
+    public async Task AWorkerFedNaNGradientsHasExactlyItsRejectedBlocksAsErrorsInTheViewMetricsAndStatus()
+    {
+        // Every reply of w1 carries a NaN in its first block; five steps, each equal to local mode's.
+        const int steps = 5;
+        var (local, remote, log, cluster) = await RunStepAsync(r => Corrupt(r, WithNaN), null, TimeSpan.Zero, steps: steps);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        int rejected = log.Count(l => l.Contains("from w1 is non-finite; rejected", StringComparison.Ordinal));
+        Assert.True(rejected == steps, string.Join("\n", log));
+        Assert.Equal(rejected, cluster.Worker("w1").Errors);
+        Assert.Equal(0, cluster.Worker("w2").Errors);
+
+        // The same figures on the dashboard's /api/status and /metrics: both read the published view.
+        var telemetry = new TrainingTelemetry(["0"], 1, new DashboardOptions());
+        var source = new ClusterStatusSource(cluster.Driver);
+        var exporter = new PrometheusExporter(telemetry, source);
+        await using var dashboard = await DashboardServer.TryStartAsync(new DashboardOptions { Port = 0 }, telemetry, source, exporter,
+            new RunInfo("distributed", "test", 1, JsonDocument.Parse("{}").RootElement), NullLoggerFactory.Instance,
+            DistTrain.Coordinator.Security.DashboardSecurity.Create("127.0.0.1", null), default);
+        using var http = new HttpClient { BaseAddress = dashboard!.Address };
+        var workers = JsonDocument.Parse(await http.GetStringAsync("api/status")).RootElement.GetProperty("workers").EnumerateArray()
+            .ToDictionary(w => w.GetProperty("id").GetString()!, w => w.GetProperty("errors").GetInt64());
+        Assert.Equal(new Dictionary<string, long> { ["w1"] = rejected, ["w2"] = 0 }, workers);
+        var metrics = DistTrain.Tests.Dashboard.PrometheusTextParser.Parse(await http.GetStringAsync("metrics"))["disttrain_worker_errors_total"].Samples
+            .ToDictionary(m => m.Labels["worker"], m => (long)m.Value);
+        Assert.Equal(new Dictionary<string, long> { ["w1"] = rejected, ["w2"] = 0 }, metrics);
+    }
+
+    [Fact]
     public async Task NonFiniteEverywhereIsAcceptedAsGenuine()
     {
         var (_, remote, log) = await RunStepAsync(r => Corrupt(r, WithNaN), r => Corrupt(r, WithNaN));
@@ -449,8 +483,7 @@ public class RemoteGradientSourceTests
         var mismatch = await Assert.ThrowsAsync<RpcException>(() => session.PrepareAsync(Prepare(fingerprint + "x"), default));
         Assert.Equal(StatusCode.FailedPrecondition, mismatch.StatusCode);
         Assert.Contains("fingerprint mismatch", mismatch.Status.Detail);
-        var register = Assert.Throws<RpcException>(() => new CoordinatorService(
-            new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)), new ClusterClock(), new ClusterLog(_ => { }))
+        var register = Assert.Throws<RpcException>(() => new CoordinatorService(new ControlPlane(1, null).Driver, new ClusterLog(_ => { }))
             .Register(new RegisterRequest { ProtocolVersion = Protocol.Version + 1, Address = "http://127.0.0.1:5", Cores = 1 }, null!).GetAwaiter().GetResult());
         Assert.Equal(StatusCode.FailedPrecondition, register.StatusCode);
     }
@@ -458,16 +491,15 @@ public class RemoteGradientSourceTests
     [Fact]
     public async Task AHeartbeatFromAPreviousCoordinatorRunIsNotTakenForTheWorkerNowHoldingItsId()
     {
-        var registry = new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
-        var service = new CoordinatorService(registry, new ClusterClock(), new ClusterLog(_ => { }));
+        var cluster = new ControlPlane(1, null);
+        var service = new CoordinatorService(cluster.Driver, new ClusterLog(_ => { }));
         var reply = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1 }, null!);
-        Assert.Equal(registry.RunId, reply.CoordinatorRun);
+        Assert.Equal(ControlPlane.RunId, reply.CoordinatorRun);
         var heartbeat = new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = reply.WorkerId, CoordinatorRun = reply.CoordinatorRun };
         Assert.True((await service.Heartbeat(heartbeat, null!)).Known);
         // After a restart ids begin at w1 again: a worker still heartbeating with the id an earlier run gave it is told
         // to register again instead of passing for the worker that holds that id now.
-        heartbeat.CoordinatorRun = new WorkerRegistry(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)).RunId;
-        Assert.NotEqual(registry.RunId, heartbeat.CoordinatorRun);
+        heartbeat.CoordinatorRun = "an-earlier-run";
         Assert.False((await service.Heartbeat(heartbeat, null!)).Known);
     }
 

@@ -1,6 +1,6 @@
 // One step's assignment as a deterministic state machine: the batch's shards are split among workers in proportion
 // to their throughput, each worker's contiguous run becomes the fewest aligned blocks, and replies or failures
-// drive reassignment. No I/O, no clock: RemoteGradientSource feeds it, unit tests replay scenarios exactly.
+// drive reassignment. No I/O, no clock: ClusterStateMachine owns one per step attempt; unit tests replay scenarios exactly.
 //
 // Same-host pool: workers that share the coordinator's memory can share one run of the batch instead of taking a
 // share each. Their combined share is cut into small aligned blocks and every member gets the same dispatch; each
@@ -15,7 +15,7 @@
 using DistTrain.Core.Training;
 using DistTrain.Protos;
 
-namespace DistTrain.Coordinator.Distributed;
+namespace DistTrain.Coordinator.Control;
 
 public enum BlockVerdict { Valid, NonFinite, Invalid, Elsewhere }
 

@@ -1,0 +1,48 @@
+// The data plane's check of a reply, block by block, against what was asked: protocol and step, shard range, the
+// gradient's length (in the reply, or in the worker's shared slot stamped with this step and block), per-shard counts,
+// then finiteness. The verdicts go to the machine, which decides what to keep and what to recompute elsewhere.
+using DistTrain.Coordinator.Control;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+
+namespace DistTrain.Coordinator.Distributed;
+
+internal static class ReplyCheck
+{
+    /// <summary>Reply block <paramref name="i"/>, asked as <paramref name="asked"/>; shapes first, then finiteness.</summary>
+    public static BlockVerdict Judge(ComputeReply reply, int i, BlockSpan asked, ShardPlan plan, long step, SharedSlots? slots,
+        bool pooled, int parameterCount)
+    {
+        if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
+        var block = reply.Blocks[i];
+        if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
+        if (block.ClaimedElsewhere)
+            return pooled && block.GradientSum.IsEmpty && !block.GradientInSharedMemory ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
+        if (!TryGradient(block, asked, step, slots, parameterCount, out var gradient)) return BlockVerdict.Invalid;
+        if (block.ShardLoss.Count != asked.ShardCount || block.ShardCorrect.Count != asked.ShardCount ||
+            block.ShardSamples.Count != asked.ShardCount) return BlockVerdict.Invalid;
+        bool finite = true;
+        for (int k = 0; k < asked.ShardCount; k++)
+        {
+            int samples = plan.Shard(asked.FirstShard + k).Length;
+            if (block.ShardSamples[k] != samples || block.ShardCorrect[k] < 0 || block.ShardCorrect[k] > samples)
+                return BlockVerdict.Invalid;
+            finite &= double.IsFinite(block.ShardLoss[k]);
+        }
+        return finite && Clipping.AllFinite(gradient) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
+    }
+
+    /// <summary>
+    /// The block's sum: in the reply, or — for a same-host worker — in the slot of the attempt's block, which must be
+    /// stamped with this step and range. False when it is missing or has the wrong length.
+    /// </summary>
+    public static bool TryGradient(BlockResult block, BlockSpan asked, long step, SharedSlots? slots, int parameterCount,
+        out ReadOnlySpan<float> gradient)
+    {
+        gradient = default;
+        if (block.GradientInSharedMemory)
+            return slots is not null && block.GradientSum.IsEmpty &&
+                slots.TryRead(asked.Index, step, asked.FirstShard, asked.ShardCount, out gradient);
+        return WireArrays.TryReadFloats(block.GradientSum, out gradient) && gradient.Length == parameterCount;
+    }
+}

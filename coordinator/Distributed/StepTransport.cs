@@ -1,0 +1,253 @@
+// Distributed mode's gradient source and the data plane of its steps. The trainer's step becomes a StepRequested
+// event; the machine's commands become ComputeGradients calls (gRPC, or the same-host step link with weights, indices
+// and gradients in shared memory), each reply is checked block by block (ReplyCheck) and reported as an event, the
+// blocks the machine accepts are kept, and the pairwise tree over them is completed — the same tree as local mode, so
+// the summed gradient is bit-identical whoever computed which block. What to send to whom, and when to give up, is
+// the machine's; this class only moves bytes.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using DistTrain.Coordinator.Control;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+using Grpc.Core;
+
+namespace DistTrain.Coordinator.Distributed;
+
+public sealed class StepTransport : IStepTransport, IGradientSource
+{
+    /// <summary>The step handed over by the trainer, until the machine completes or fails it.</summary>
+    private sealed class StepInHand(GradientRequest request, GradientResult result)
+    {
+        public GradientRequest Request { get; } = request;
+        public GradientResult Result { get; } = result;
+        // One wrap of the weights for every request of the step; they do not change until the step returns.
+        public Google.Protobuf.ByteString Weights { get; } = WireArrays.Wrap(request.Parameters);
+        // No asynchronous continuations: the trainer goes on on the thread that completed the step.
+        public TaskCompletionSource Done { get; } = new();
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        public bool SharedIndices { get; set; }
+        public long Pool { get; set; }
+        public double SlowestCompute;
+        // The machine's thread only:
+        public List<Task> Running { get; } = [];
+        public Dictionary<(int Attempt, int Dispatch), CancellationTokenSource> Cancels { get; } = [];
+        // Filled by the requests' own threads, read when the machine says what to keep.
+        public ConcurrentDictionary<(int Attempt, int Dispatch), Received> Replies { get; } = new();
+    }
+
+    private sealed record Received(SendRequest Request, ComputeReply Reply, SharedSlots? Slots);
+
+    private readonly int _parameterCount;
+    private readonly WorkerConnections _connections;
+    private readonly SharedWeights? _sharedWeights;
+    private readonly Action<ClusterEvent> _post;
+    private readonly List<float[]> _buffers = [];
+    private StepInHand? _step;
+    private long _nextPool;
+
+    /// <param name="sharedWeights">Where same-host workers read the weights (null: none use shared memory).</param>
+    /// <param name="post">Where events go (the cluster's driver).</param>
+    public StepTransport(int parameterCount, WorkerConnections connections, SharedWeights? sharedWeights, Action<ClusterEvent> post)
+    {
+        (_parameterCount, _connections, _sharedWeights, _post) = (parameterCount, connections, sharedWeights, post);
+    }
+
+    /// <summary>Traffic and timing totals, for the distributed benchmark and the dashboard's byte counters.</summary>
+    public TrafficStats Traffic { get; } = new();
+
+    public async ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var step = new StepInHand(request, result);
+        if (Interlocked.CompareExchange(ref _step, step, null) is not null)
+            throw new InvalidOperationException($"step {request.Step} started while another is in progress");
+        _post(new StepRequested(request.Step, request.Plan));
+        await using (cancellationToken.Register(() => _post(new StepAbandoned(request.Step, "cancelled"))))
+            await step.Done.Task.ConfigureAwait(false);
+    }
+
+    public void BeginAttempt(BeginAttempt command)
+    {
+        var step = Current(command.Step);
+        var request = step.Request;
+        step.Result.Reset(request.Plan.ShardCount);
+        step.Replies.Clear();
+        while (_buffers.Count < command.BlockCount) _buffers.Add(new float[_parameterCount]);
+        // Same-host workers read the weights from the shared file, written once for all of them before any request
+        // goes out; with the batch's indices, when they fit: the requests then carry neither.
+        step.SharedIndices = _sharedWeights is not null && request.BatchIndices.Count <= _sharedWeights.IndexCapacity;
+        if (command.SharedWeights)
+            _sharedWeights!.Write(request.Step, request.Parameters, step.SharedIndices ? request.BatchIndices.AsSpan() : default);
+        // A new pool id per attempt: a member still working on an earlier attempt can claim nothing of this one.
+        step.Pool = 0;
+        if (command.Pool)
+        {
+            step.Pool = _nextPool = _nextPool % SharedWeights.MaxPoolId + 1;
+            _sharedWeights!.OpenPool(step.Pool);
+        }
+    }
+
+    public void Send(IReadOnlyList<SendRequest> requests)
+    {
+        var step = Current(requests[0].Step);
+        foreach (var send in SendOrder(requests, r => _connections.CpusOf(r.WorkerId, r.Generation)))
+        {
+            if (!_connections.TryGet(send.WorkerId, send.Generation, out var connection))
+            {
+                _post(new RequestFailed(send.Step, send.Attempt, send.Dispatch, $"no connection to {send.WorkerId}#{send.Generation}"));
+                continue;
+            }
+            var cancel = new CancellationTokenSource();
+            step.Cancels[(send.Attempt, send.Dispatch)] = cancel;
+            step.Running.Add(RequestAsync(step, send, connection, cancel.Token));
+        }
+    }
+
+    public void Cancel(CancelRequest command)
+    {
+        if (Volatile.Read(ref _step) is { } step && step.Request.Step == command.Step &&
+            step.Cancels.TryGetValue((command.Attempt, command.Dispatch), out var cancel))
+            cancel.Cancel();
+    }
+
+    public void Keep(KeepBlocks command)
+    {
+        var step = Current(command.Step);
+        if (!step.Replies.TryRemove((command.Attempt, command.Dispatch), out var received))
+            throw new InvalidOperationException($"no reply to keep for {command.Step}.{command.Attempt}#{command.Dispatch}");
+        var (send, reply) = (received.Request, received.Reply);
+        foreach (int b in command.Blocks)
+        {
+            int i = IndexOf(send.Blocks, b);
+            var block = reply.Blocks[i];
+            if (!ReplyCheck.TryGradient(block, send.Blocks[i], send.Step, received.Slots, _parameterCount, out var gradient))
+                throw new InvalidOperationException($"block {send.Blocks[i]} of step {send.Step} was accepted but is unreadable");
+            gradient.CopyTo(_buffers[b]);
+            for (int k = 0; k < block.ShardCount; k++)
+            {
+                int shard = block.FirstShard + k;
+                step.Result.ShardLoss[shard] = block.ShardLoss[k];
+                step.Result.ShardCorrect[shard] = block.ShardCorrect[k];
+                step.Result.ShardSamples[shard] = block.ShardSamples[k];
+            }
+        }
+    }
+
+    public Action? Complete(CompleteStep command)
+    {
+        var step = Current(command.Step);
+        var blocks = new List<(int, int, float[])>(command.Blocks.Count);
+        for (int b = 0; b < command.Blocks.Count; b++)
+        {
+            var record = command.Blocks[b];
+            blocks.Add((record.FirstShard, record.ShardCount, _buffers[b]));
+            step.Result.Blocks.Add(record);
+        }
+        var plan = step.Request.Plan;
+        BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(step.Result.GradientSum);
+        Traffic.EndStep(step.Clock.Elapsed.TotalSeconds, Volatile.Read(ref step.SlowestCompute));
+        return Finish(step, null);
+    }
+
+    public Action? Fail(FailStep command)
+    {
+        if (Volatile.Read(ref _step) is not { } step) return null;
+        return Finish(step, command.Cancelled ? new OperationCanceledException(command.Reason) : new WorkersUnavailableException(command.Reason));
+    }
+
+    /// <summary>
+    /// Hands the step back once its requests have settled: a request the step no longer needed (a pool member still
+    /// busy) was cancelled, and none may outlive the step whose weights it may still be sending.
+    /// </summary>
+    private Action Finish(StepInHand step, Exception? error)
+    {
+        Volatile.Write(ref _step, null);
+        var running = step.Running.Where(t => !t.IsCompleted).ToArray();
+        void Done()
+        {
+            foreach (var cancel in step.Cancels.Values) cancel.Dispose();
+            if (error is null) step.Done.TrySetResult();
+            else step.Done.TrySetException(error);
+        }
+        if (running.Length == 0) return Done;
+        return () => Task.WhenAll(running).ContinueWith(_ => Done(), CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private StepInHand Current(long step) =>
+        Volatile.Read(ref _step) is { } current && current.Request.Step == step ? current
+            : throw new InvalidOperationException($"step {step} is not the step in hand");
+
+    /// <summary>One request, from message to event; never throws.</summary>
+    private async Task RequestAsync(StepInHand step, SendRequest send, WorkerConnection worker, CancellationToken cancellationToken)
+    {
+        long sent = 0;
+        var plan = step.Request.Plan;
+        bool shared = worker.Slots is not null;
+        bool indicesShared = shared && step.SharedIndices;
+        try
+        {
+            var message = new ComputeRequest
+            {
+                ProtocolVersion = Protocol.Version, Step = send.Step, WeightsVersion = send.Step,
+                Weights = shared ? Google.Protobuf.ByteString.Empty : step.Weights,
+                BatchSize = plan.BatchSize, ShardSize = plan.ShardSize, SharedMemory = shared, ClaimPool = send.Pooled ? step.Pool : 0,
+                IndicesInSharedMemory = indicesShared,
+            };
+            foreach (var block in send.Blocks)
+            {
+                var (start, length) = plan.Range(block.FirstShard, block.ShardCount);
+                message.Blocks.Add(new BlockRange
+                {
+                    FirstShard = block.FirstShard, ShardCount = block.ShardCount,
+                    SampleIndices = indicesShared ? Google.Protobuf.ByteString.Empty : WireArrays.Copy(step.Request.BatchIndices.AsSpan(start, length)),
+                    // The attempt's block number: unique among its blocks, so requests never share a slot.
+                    SharedSlot = shared ? block.Index : 0,
+                });
+            }
+            sent = message.CalculateSize();
+            var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + send.Timeout, cancellationToken).ConfigureAwait(false);
+            var verdicts = new BlockVerdict[send.Blocks.Count];
+            int samples = 0;
+            for (int i = 0; i < verdicts.Length; i++)
+            {
+                verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount);
+                if (verdicts[i] != BlockVerdict.Elsewhere) samples += plan.Range(send.Blocks[i].FirstShard, send.Blocks[i].ShardCount).Length;
+            }
+            // Read from the shared file when it computed anything: the weights, and the indices of what it computed.
+            long vector = 4L * _parameterCount;
+            long sharedRead = !shared || samples == 0 ? 0 : vector + (indicesShared ? 4L * samples : 0);
+            Traffic.Add(send.WorkerId, sent, reply.CalculateSize(), sharedRead, reply.Blocks.Count(b => b.GradientInSharedMemory) * vector);
+            lock (step) step.SlowestCompute = Math.Max(step.SlowestCompute, reply.ComputeSeconds);
+            if (cancellationToken.IsCancellationRequested) return; // the machine gave up on it meanwhile
+            step.Replies[(send.Attempt, send.Dispatch)] = new Received(send, reply, worker.Slots);
+            _post(new ReplyReceived(send.Step, send.Attempt, send.Dispatch, verdicts, reply.ComputeSeconds, reply.ComputeCpuSeconds));
+        }
+        catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or InvalidOperationException)
+        {
+            // Sent all the same (a request the step no longer needed, too).
+            Traffic.Add(send.WorkerId, sent, 0);
+            if (cancellationToken.IsCancellationRequested) return;
+            _post(new RequestFailed(send.Step, send.Attempt, send.Dispatch,
+                e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message));
+        }
+    }
+
+    /// <summary>
+    /// The requests with those to workers bound to the CPU this thread runs on last: a woken worker takes its CPU from
+    /// this thread at once, and the requests still to send would wait for the scheduler to move this thread to another
+    /// CPU (milliseconds, while the other workers wait for their requests).
+    /// </summary>
+    internal static IEnumerable<T> SendOrder<T>(IReadOnlyList<T> requests, Func<T, IReadOnlyList<int>?> cpusOf)
+    {
+        int cpu = CpuAffinity.CurrentCpu();
+        if (cpu < 0) return requests;
+        return requests.OrderBy(r => cpusOf(r)?.Contains(cpu) == true ? 1 : 0); // stable: order kept otherwise
+    }
+
+    private static int IndexOf(IReadOnlyList<BlockSpan> blocks, int index)
+    {
+        for (int i = 0; i < blocks.Count; i++) if (blocks[i].Index == index) return i;
+        return -1;
+    }
+}
