@@ -44,8 +44,7 @@ public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, End
         };
     }
 
-    private static string Printable(string s) =>
-        new string(s.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray());
+    private static string Printable(string s) => PeerText.Printable(s, maxLength: 80);
 }
 
 /// <summary>Monotonic time for the control plane (tests drive the machine with their own).</summary>

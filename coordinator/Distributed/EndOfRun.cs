@@ -91,7 +91,7 @@ public sealed class EndOfRun
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // Best effort: whatever stops the call leaves the heartbeat answer, and the log says who was not told.
-                return new Call(w, e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message);
+                return new Call(w, e is RpcException rpc ? $"{rpc.StatusCode}: {PeerText.Printable(rpc.Status.Detail)}" : e.Message);
             }
         }).ToList();
         var results = await Task.WhenAll(calls).ConfigureAwait(false);

@@ -229,7 +229,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             Traffic.Add(send.WorkerId, sent, 0);
             if (cancellationToken.IsCancellationRequested) return;
             _post(new RequestFailed(send.Step, send.Attempt, send.Dispatch,
-                e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message));
+                e is RpcException rpc ? $"{rpc.StatusCode}: {PeerText.Printable(rpc.Status.Detail)}" : e.Message));
         }
     }
 

@@ -73,17 +73,17 @@ public sealed class WorkerPreparer(
             string transport = slots is not null
                 ? $"weights and gradients through shared memory, steps over {(link is null ? "gRPC" : "the same-host link")}; compute threads {reply.CpuBinding}"
                 : offer is null ? "weights and gradients over gRPC"
-                : $"weights and gradients over gRPC (shared memory not used: {reply.SharedMemoryNote})";
-            post(new WorkerPrepared(worker.WorkerId, worker.Generation, slots is not null, $"data: {reply.DataSource}; {transport}"));
+                : $"weights and gradients over gRPC (shared memory not used: {PeerText.Printable(reply.SharedMemoryNote)})";
+            post(new WorkerPrepared(worker.WorkerId, worker.Generation, slots is not null, $"data: {PeerText.Printable(reply.DataSource)}; {transport}"));
         }
         catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
         {
             if (!cancellationToken.IsCancellationRequested)
-                post(new WorkerUnreachable(worker.WorkerId, worker.Generation, $"{e.StatusCode}: {e.Status.Detail}"));
+                post(new WorkerUnreachable(worker.WorkerId, worker.Generation, $"{e.StatusCode}: {PeerText.Printable(e.Status.Detail)}"));
         }
         catch (RpcException e)
         {
-            post(new WorkerRefused(worker.WorkerId, worker.Generation, $"{e.StatusCode}: {e.Status.Detail}"));
+            post(new WorkerRefused(worker.WorkerId, worker.Generation, $"{e.StatusCode}: {PeerText.Printable(e.Status.Detail)}"));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
         finally
