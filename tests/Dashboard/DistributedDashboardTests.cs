@@ -82,6 +82,21 @@ public class DistributedDashboardTests
         var errors = PrometheusTextParser.Parse(await run.Http.GetStringAsync("metrics"))["disttrain_worker_errors_total"].Samples;
         Assert.Equal(2, errors.Count);
         Assert.All(errors, e => Assert.Equal(0, e.Value));
+        if (!Chromium.Installed) return; // the page's check needs a browser (.ci/run installs one)
+
+        // And the page: the Errors column of both worker rows.
+        var (playwright, browser) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync();
+        await page.GotoAsync(run.Address.ToString());
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#workers tbody tr').length === 2", null,
+            new Microsoft.Playwright.PageWaitForFunctionOptions { Timeout = 15_000 });
+        var shown = await page.EvaluateAsync<string[]>(@"() => {
+            const column = [...document.querySelectorAll('#workers thead th')].findIndex(th => th.textContent.trim() === 'Errors');
+            return [...document.querySelectorAll('#workers tbody tr')].map(tr => tr.children[column].textContent.trim());
+        }");
+        Assert.Equal(["0", "0"], shown);
     }
 
     private static async Task<T> Eventually<T>(Func<Task<T?>> probe, TimeSpan timeout, string what, CliProcess owner) where T : class
