@@ -1,6 +1,8 @@
 // Finds the dataset a coordinator asks for — in the cache of datasets received earlier (keyed by fingerprint) or by
-// loading the DataSpec with this worker's --data path — and proves it by fingerprint; receives and caches a
+// loading the DataSpec from this worker's own --data — and proves it by fingerprint; receives and caches a
 // dataset streamed by the coordinator. A fingerprint that does not match is a refusal, never a silent retrain.
+// The spec comes from the network, so its paths never name a file here: only their base names are looked up inside
+// the --data directory (LocalSpec).
 using System.Text.RegularExpressions;
 using DistTrain.Core.Data;
 using DistTrain.Protos;
@@ -39,9 +41,11 @@ public sealed partial class DatasetStore(WorkerOptions options, ILogger<DatasetS
             }
         }
 
-        // The spec was deserialized for this call, so overriding its path touches nobody else's copy.
-        var local = spec;
-        if (!string.IsNullOrEmpty(options.Data)) local.Path = Path.GetFullPath(options.Data);
+        if (LocalSpec(spec, options.Data) is not { } local)
+        {
+            log.LogInformation("no local copy of {Format} data (--data not set); it will be received from the coordinator", spec.Format);
+            return null;
+        }
         DataSplit loaded;
         try
         {
@@ -57,6 +61,38 @@ public sealed partial class DatasetStore(WorkerOptions options, ILogger<DatasetS
             throw new RpcException(new Status(StatusCode.FailedPrecondition,
                 $"dataset fingerprint mismatch: this worker's data ({local.Path ?? local.Format}) has fingerprint {actual}, the coordinator's has {fingerprint}"));
         return (loaded, $"loaded {local.Path ?? local.Format}");
+    }
+
+    /// <summary>
+    /// <paramref name="spec"/> (deserialized for this call, so changed in place) with its paths replaced by this
+    /// worker's: none for synthetic formats; for idx and csv the --data path, and every other file the spec names
+    /// taken by its base name inside the --data directory (or the directory of a --data file). Null when the
+    /// format needs files and this worker has no --data, or a name is not a plain file name.
+    /// </summary>
+    internal static DataSpec? LocalSpec(DataSpec spec, string? data)
+    {
+        string? path = spec.Path, test = spec.TestPath, labels = spec.LabelsPath, testLabels = spec.TestLabelsPath;
+        spec.Path = spec.TestPath = spec.LabelsPath = spec.TestLabelsPath = null;
+        string format = (spec.Format ?? "").Trim().ToLowerInvariant();
+        if (format is not ("idx" or "csv")) return spec;
+        if (string.IsNullOrEmpty(data)) return null;
+        string own = Path.GetFullPath(data);
+        string directory = Directory.Exists(own) ? own : Path.GetDirectoryName(own) ?? own;
+        string? Inside(string? name)
+        {
+            if (string.IsNullOrWhiteSpace(name)) return null;
+            string file = Path.GetFileName(Path.TrimEndingDirectorySeparator(name.Trim()));
+            return file is "" or "." or ".." ? throw new ArgumentException($"'{name}' names no file") : Path.Combine(directory, file);
+        }
+        try
+        {
+            spec.Path = Directory.Exists(own) && format == "csv" && path is not null ? Inside(path) : own;
+            // idx's test files usually sit in the training directory, named the same.
+            spec.TestPath = test is not null && test == path ? spec.Path : Inside(test);
+            (spec.LabelsPath, spec.TestLabelsPath) = (Inside(labels), Inside(testLabels));
+        }
+        catch (ArgumentException) { return null; }
+        return spec;
     }
 
     /// <summary>

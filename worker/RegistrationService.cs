@@ -18,7 +18,7 @@ namespace DistTrain.Worker;
 
 public sealed class RegistrationService(
     WorkerOptions options, WorkerSession session, RunMembership membership, IServer server, IHostApplicationLifetime lifetime,
-    NodeSecurity security, ILogger<RegistrationService> log) : BackgroundService
+    NodeSecurity security, CoordinatorCredential credential, ILogger<RegistrationService> log) : BackgroundService
 {
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(5);
 
@@ -100,8 +100,13 @@ public sealed class RegistrationService(
         {
             try
             {
+                credential.Offered();
                 var reply = await client.RegisterAsync(
-                    new RegisterRequest { ProtocolVersion = Protocol.Version, Address = address, Cores = session.Cores },
+                    new RegisterRequest
+                    {
+                        ProtocolVersion = Protocol.Version, Address = address, Cores = session.Cores,
+                        SessionSecret = Google.Protobuf.ByteString.CopyFrom(credential.Secret.Value),
+                    },
                     deadline: DateTime.UtcNow + CallDeadline, cancellationToken: stoppingToken);
                 Protocol.Check(reply.ProtocolVersion, "Register reply");
                 return reply;

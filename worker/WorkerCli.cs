@@ -22,6 +22,7 @@ public static class WorkerCli
         new("--max-dataset-bytes", "worker:maxDatasetBytes", "largest dataset accepted from the coordinator (default 4 GiB)", "N"),
         new("--register-timeout", "worker:registerTimeoutSeconds", "how long the first registration keeps trying, seconds (default 120)", "S"),
         new("--shared-memory", "worker:sharedMemory", "accept the coordinator's shared-memory transport when on its machine (true|false)", "BOOL"),
+        new("--shared-memory-dir", "worker:sharedMemoryDir", "the only directory whose coordinator files shared memory may use (default /dev/shm)", "DIR"),
         new("--cpus", "worker:cpus", "compute-thread CPUs: auto (as the coordinator assigns), off, or a list like 0-3", "LIST"),
         new("--name", "worker:name", "name used in logs (default: the registered id)", "NAME"),
         new("--serve-forever", "worker:serveForever", "when a run ends, keep serving and register with the next coordinator (default: exit 0)", null),

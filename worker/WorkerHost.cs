@@ -75,6 +75,7 @@ public static class WorkerHost
         builder.Services.AddSingleton<DatasetStore>();
         builder.Services.AddSingleton<WorkerSession>();
         builder.Services.AddSingleton<RunMembership>();
+        builder.Services.AddSingleton<CoordinatorCredential>();
         builder.Services.AddHostedService<RegistrationService>();
         builder.Services.AddGrpc(grpc =>
         {

@@ -1,5 +1,5 @@
 // The worker's settings, bound from appsettings.json, DISTTRAIN_WORKER__* environment variables and flags
-// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false --cpus auto|off|LIST --serve-forever).
+// (--coordinator URL --port N --data PATH --threads N --cache-dir DIR --host NAME --advertise NAME --max-message-bytes N --shared-memory true|false --shared-memory-dir DIR --cpus auto|off|LIST --serve-forever).
 using DistTrain.Core.Training;
 
 namespace DistTrain.Worker;
@@ -37,6 +37,11 @@ public sealed class WorkerOptions
     /// </summary>
     public bool SharedMemory { get; set; } = true;
     /// <summary>
+    /// The only directory under which offered shared-memory files are opened (the coordinator's --shared-memory root):
+    /// an offer naming a file elsewhere is refused.
+    /// </summary>
+    public string SharedMemoryDir { get; set; } = "/dev/shm";
+    /// <summary>
     /// Where the compute threads run: "auto" binds them to the CPUs the coordinator assigns to same-host workers
     /// (disjoint per worker), "off" leaves them to the OS, a list such as "0-3" binds thread i to the i-th CPU.
     /// </summary>
@@ -67,6 +72,8 @@ public sealed class WorkerOptions
         if (Threads is < 0 or > TrainingConfig.MaxThreads)
             throw new Core.UserInputException($"--threads must be 0..{TrainingConfig.MaxThreads} (0 = all cores), found {Threads}");
         if (Cpus is not ("auto" or "off")) FixedCpus = CpuAffinity.Parse(Cpus, "--cpus (auto, off or a list like 0-3)");
+        if (string.IsNullOrWhiteSpace(SharedMemoryDir))
+            throw new Core.UserInputException("--shared-memory-dir must name a directory, found an empty value");
         if (MaxMessageBytes < 1 << 20)
             throw new Core.UserInputException($"--max-message-bytes must be ≥ 1048576, found {MaxMessageBytes}");
     }

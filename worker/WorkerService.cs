@@ -1,36 +1,39 @@
 // The Worker gRPC service: a thin adapter from the wire to WorkerSession (and RunMembership for EndRun). Status codes
 // come from those; anything unexpected is logged and reported as Internal rather than taking the process down.
+// Every call is first checked to come from the coordinator this worker registered with (CoordinatorCredential).
 using DistTrain.Protos;
 using Grpc.Core;
 
 namespace DistTrain.Worker;
 
-public sealed class WorkerService(WorkerSession session, RunMembership membership, ILogger<WorkerService> log) : Protos.Worker.WorkerBase
+public sealed class WorkerService(WorkerSession session, RunMembership membership, CoordinatorCredential credential,
+    ILogger<WorkerService> log) : Protos.Worker.WorkerBase
 {
     public override Task<PrepareReply> Prepare(PrepareRequest request, ServerCallContext context) =>
-        Guard("Prepare", () => session.PrepareAsync(request, context.CancellationToken));
+        Guard("Prepare", context, () => session.PrepareAsync(request, context.CancellationToken));
 
     public override Task<ReceiveDatasetReply> ReceiveDataset(IAsyncStreamReader<DatasetChunk> requestStream,
         ServerCallContext context) =>
-        Guard("ReceiveDataset", async () => new ReceiveDatasetReply
+        Guard("ReceiveDataset", context, async () => new ReceiveDatasetReply
         {
             ProtocolVersion = Protocol.Version,
             BytesReceived = await session.ReceiveDatasetAsync(requestStream, context.CancellationToken),
         });
 
     public override Task<ComputeReply> ComputeGradients(ComputeRequest request, ServerCallContext context) =>
-        Guard("ComputeGradients", () => session.ComputeAsync(request, context.CancellationToken));
+        Guard("ComputeGradients", context, () => session.ComputeAsync(request, context.CancellationToken));
 
     public override Task<StatusReply> Status(StatusRequest request, ServerCallContext context) =>
-        Guard("Status", () => Task.FromResult(session.Status(request)));
+        Guard("Status", context, () => Task.FromResult(session.Status(request)));
 
     public override Task<EndRunReply> EndRun(EndRunRequest request, ServerCallContext context) =>
-        Guard("EndRun", () => Task.FromResult(membership.Accept(request)));
+        Guard("EndRun", context, () => Task.FromResult(membership.Accept(request)));
 
-    private async Task<T> Guard<T>(string method, Func<Task<T>> call)
+    private async Task<T> Guard<T>(string method, ServerCallContext context, Func<Task<T>> call)
     {
         try
         {
+            credential.Check(context);
             return await call();
         }
         catch (RpcException e)

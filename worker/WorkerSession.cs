@@ -328,7 +328,7 @@ public sealed class WorkerSession : IDisposable
         else if (!_options.SharedMemory) note = "turned off on this worker (--shared-memory false)";
         else
         {
-            try { shared = OpenShared(offer, prepared.Network.ParameterCount); }
+            try { shared = OpenShared(offer, prepared.Network.ParameterCount, _options.SharedMemoryDir, workerId); }
             catch (SharedMemoryException e) { note = e.Message; }
             if (shared is not null && offer.StepSocketPath.Length > 0)
             {
@@ -370,8 +370,9 @@ public sealed class WorkerSession : IDisposable
         return prepared;
     }
 
-    private static SharedFiles OpenShared(SharedMemoryOffer offer, int parameterCount)
+    private static SharedFiles OpenShared(SharedMemoryOffer offer, int parameterCount, string root, string workerId)
     {
+        SharedMemoryPaths.Check(offer, root, workerId);
         if (offer.Nonce.Length != MappedFile.NonceBytes)
             throw Invalid($"shared_memory.nonce has {offer.Nonce.Length} bytes, expected {MappedFile.NonceBytes}");
         if (offer.SlotCount is < 1 or > 4096)

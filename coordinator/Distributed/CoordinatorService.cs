@@ -2,13 +2,16 @@
 // it checks a request, posts it to the machine as an event and answers from the machine's answer command, so a
 // confused or hostile peer gets a status, never a crash, and membership lives in one place. Once the run has ended,
 // EndOfRun answers: new registrations are for the next coordinator, heartbeats carry the end-of-run notice.
+// A registration's session secret goes to WorkerSessions (the data plane), never into the machine.
 using DistTrain.Coordinator.Control;
 using DistTrain.Protos;
+using DistTrain.Protos.Security;
 using Grpc.Core;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, EndOfRun? endOfRun = null) : Protos.Coordinator.CoordinatorBase
+public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, EndOfRun? endOfRun = null, WorkerSessions? sessions = null)
+    : Protos.Coordinator.CoordinatorBase
 {
     public override async Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
     {
@@ -24,6 +27,11 @@ public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, End
                 $"address must be an http(s) URL like http://host:port, found '{Printable(request.Address)}'"));
         if (request.Cores is < 1 or > 4096)
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"cores must be 1..4096, found {request.Cores}"));
+        var secret = SessionSecret.From(request.SessionSecret.Span)
+            ?? throw new RpcException(new Status(StatusCode.InvalidArgument,
+                $"session_secret must be {SessionSecret.Bytes} bytes, found {request.SessionSecret.Length}"));
+        // Kept before the machine hears of the worker: its Prepare command may go out before this call returns.
+        sessions?.Remember(request.Address, secret);
         var answer = (await driver.AskAsync(new WorkerRegistering(request.Address, request.Cores))).OfType<RegistrationAnswer>().Single();
         return new RegisterReply
         {

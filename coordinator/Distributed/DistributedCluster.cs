@@ -26,6 +26,7 @@ public sealed class DistributedCluster : IAsyncDisposable
     private readonly List<WebApplication> _workers = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly WorkerConnections _connections;
+    private readonly WorkerSessions _sessions;
     private readonly WorkerPreparer _preparer;
     private readonly Task _ticks;
     private readonly SharedMemoryHost? _shared;
@@ -34,9 +35,9 @@ public sealed class DistributedCluster : IAsyncDisposable
     private (RunOutcome Outcome, string Detail)? _outcome;
 
     private DistributedCluster(WebApplication server, ClusterDriver driver, StepTransport source, WorkerConnections connections,
-        WorkerPreparer preparer, SharedMemoryHost? shared, ClusterOptions options, ClusterLog log, EndOfRun endOfRun)
+        WorkerSessions sessions, WorkerPreparer preparer, SharedMemoryHost? shared, ClusterOptions options, ClusterLog log, EndOfRun endOfRun)
     {
-        (_server, Driver, Source, _connections, _preparer, _shared) = (server, driver, source, connections, preparer, shared);
+        (_server, Driver, Source, _connections, _sessions, _preparer, _shared) = (server, driver, source, connections, sessions, preparer, shared);
         (_options, _log, EndOfRun) = (options, log, endOfRun);
         _ticks = Task.Run(() => driver.TickEveryAsync(driver.Options.SweepInterval, _stopping.Token));
     }
@@ -93,21 +94,22 @@ public sealed class DistributedCluster : IAsyncDisposable
         string runId = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
         var machine = new ClusterStateMachine(ControlOptionsFrom(options), runId);
         var connections = new WorkerConnections();
+        var sessions = new WorkerSessions();
         ClusterDriver? driver = null;
         void Post(ClusterEvent e) => driver!.Post(e);
         var source = new StepTransport(parameterCount, connections, shared?.Weights, Post);
-        var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, Post, log, shared);
+        var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, shared);
         driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
 
         var endOfRun = new EndOfRun();
         WebApplication server;
-        try { server = await StartServerAsync(options, driver, log, endOfRun); }
+        try { server = await StartServerAsync(options, driver, log, endOfRun, sessions); }
         catch
         {
             shared?.Dispose();
             throw;
         }
-        var cluster = new DistributedCluster(server, driver, source, connections, preparer, shared, options, log, endOfRun);
+        var cluster = new DistributedCluster(server, driver, source, connections, sessions, preparer, shared, options, log, endOfRun);
         var listen = new Uri(options.Listen);
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
@@ -125,7 +127,7 @@ public sealed class DistributedCluster : IAsyncDisposable
     }
 
     private static async Task<WebApplication> StartServerAsync(ClusterOptions options, ClusterDriver driver, ClusterLog log,
-        EndOfRun endOfRun)
+        EndOfRun endOfRun, WorkerSessions sessions)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -148,7 +150,7 @@ public sealed class DistributedCluster : IAsyncDisposable
             ServerLimits.Apply(kestrel, MaxConnections, maxStreamsPerConnection: 100);
         });
         builder.Services.AddSingleton<HealthWatchLimit>();
-        builder.Services.AddSingleton(driver).AddSingleton(log).AddSingleton(endOfRun);
+        builder.Services.AddSingleton(driver).AddSingleton(log).AddSingleton(endOfRun).AddSingleton(sessions);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = 64 * 1024;
@@ -194,7 +196,7 @@ public sealed class DistributedCluster : IAsyncDisposable
             var (outcome, detail) = _outcome ?? (RunOutcome.Failed, "the coordinator stopped before the run ended");
             var workers = Driver.View.Workers.Select(w => new EndOfRun.Recipient(w.Id, w.Address, w.State != WorkerState.Lost)).ToList();
             _log.Write(await EndOfRun.AnnounceAsync(EndOfRun.NoticeOf(outcome, detail), Driver.RunId, workers,
-                EndOfRun.OverGrpc(_options.Security), linger: 2 * Driver.Options.HeartbeatInterval + TimeSpan.FromSeconds(0.5)));
+                EndOfRun.OverGrpc(_options.Security, _sessions), linger: 2 * Driver.Options.HeartbeatInterval + TimeSpan.FromSeconds(0.5)));
         }
         using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             try { await _server.StopAsync(stop.Token); } catch (OperationCanceledException) { }

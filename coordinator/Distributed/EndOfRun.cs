@@ -119,12 +119,12 @@ public sealed class EndOfRun
         return $"run {RunEndNotice.Describe(notice)}; told the workers: {(parts.Count > 0 ? string.Join("; ", parts) : "none registered")}";
     }
 
-    /// <summary>EndRun over gRPC with the node's token and TLS settings.</summary>
-    public static Caller OverGrpc(NodeSecurity security) => async (address, request, cancellationToken) =>
+    /// <summary>EndRun over gRPC with the node's token and TLS settings and the worker's session secret.</summary>
+    public static Caller OverGrpc(NodeSecurity security, WorkerSessions sessions) => async (address, request, cancellationToken) =>
     {
         using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
-            HttpHandler = security.CreateClientHandler(new SocketsHttpHandler { ConnectTimeout = CallDeadline }),
+            HttpHandler = sessions.HandlerFor(address, security, new SocketsHttpHandler { ConnectTimeout = CallDeadline }),
             DisposeHttpClient = true, MaxReceiveMessageSize = 64 * 1024, MaxSendMessageSize = 64 * 1024,
         });
         var reply = await new Protos.Worker.WorkerClient(channel).EndRunAsync(request,

@@ -1,6 +1,6 @@
 // IWorkerClient over a gRPC channel to one worker, with message limits derived from the model and HTTP/2 windows
 // large enough that a weights message is not throttled by flow control on every step; the node's security (token,
-// TLS) applies to every call.
+// TLS) and the worker's session secret apply to every call.
 using DistTrain.Protos;
 using DistTrain.Protos.Security;
 using Google.Protobuf;
@@ -13,7 +13,7 @@ public sealed class GrpcWorkerClient : IWorkerClient
     private readonly GrpcChannel _channel;
     private readonly Protos.Worker.WorkerClient _client;
 
-    public GrpcWorkerClient(string address, long maxSendBytes, long maxReceiveBytes, NodeSecurity security)
+    public GrpcWorkerClient(string address, long maxSendBytes, long maxReceiveBytes, NodeSecurity security, WorkerSessions sessions)
     {
         var handler = new SocketsHttpHandler
         {
@@ -25,7 +25,7 @@ public sealed class GrpcWorkerClient : IWorkerClient
         };
         _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
-            HttpHandler = security.CreateClientHandler(handler),
+            HttpHandler = sessions.HandlerFor(address, security, handler),
             DisposeHttpClient = true,
             MaxSendMessageSize = MessageLimits.ToOption(maxSendBytes),
             MaxReceiveMessageSize = MessageLimits.ToOption(maxReceiveBytes),

@@ -12,7 +12,7 @@ namespace DistTrain.Coordinator.Distributed;
 
 public sealed class WorkerPreparer(
     ClusterOptions options, TrainingConfig config, int parameterCount, DataSplit data, string fingerprint,
-    WorkerConnections connections, Action<ClusterEvent> post, ClusterLog log, SharedMemoryHost? shared = null)
+    WorkerConnections connections, WorkerSessions sessions, Action<ClusterEvent> post, ClusterLog log, SharedMemoryHost? shared = null)
     : IWorkerPreparation, IAsyncDisposable
 {
     private readonly Lazy<byte[]> _payload = new(() => DatasetCodec.Encode(data));
@@ -37,7 +37,7 @@ public sealed class WorkerPreparer(
 
     private async Task PrepareAsync(PrepareWorker worker, CancellationToken cancellationToken)
     {
-        var client = new GrpcWorkerClient(worker.Address, _requestBytes, _replyBytes, options.Security);
+        var client = new GrpcWorkerClient(worker.Address, _requestBytes, _replyBytes, options.Security, sessions);
         bool handedOver = false;
         try
         {

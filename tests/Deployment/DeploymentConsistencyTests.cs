@@ -107,6 +107,9 @@ public sealed partial class DeploymentConsistencyTests
         Assert.Equal("0.0.0.0", worker.Environment[WorkerEnvironment.Prefix + "HOST"]);
         foreach (var service in _compose.Services.Values)
             Assert.Contains(service.Volumes, v => v.StartsWith("fashion-mnist:", StringComparison.Ordinal) && v.EndsWith(":ro", StringComparison.Ordinal));
+        // A worker loads only its own --data (never a path from the network), so each names the mounted copy.
+        foreach (var name in new[] { "worker", "remote-worker" })
+            Assert.Equal("/data/fashion-mnist", _compose.Services[name].Environment[WorkerEnvironment.Prefix + "DATA"]);
     }
 
     [Fact]

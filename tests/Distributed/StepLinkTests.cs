@@ -28,7 +28,7 @@ public sealed class StepLinkTests : IDisposable
     public StepLinkTests()
     {
         _host = SharedMemoryHost.Create(_root, new Network(Model).ParameterCount, slotCount: 4, _ => { }, bindCpus: false);
-        var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 1 };
+        var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 1, SharedMemoryDir = _root };
         _session = new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance), NullLogger<WorkerSession>.Instance);
     }
 

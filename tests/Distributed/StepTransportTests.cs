@@ -70,9 +70,12 @@ public class StepTransportTests
         public void Dispose() { }
     }
 
+    /// <summary>The root of every test's coordinator files; each host makes its own directory under it.</summary>
+    private static readonly string SharedRoot = Directory.CreateTempSubdirectory("disttrain-shm-test-").FullName;
+
     private static WorkerSession NewSession(string? cacheDir = null)
     {
-        var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 2, CacheDir = cacheDir };
+        var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 2, CacheDir = cacheDir, SharedMemoryDir = SharedRoot };
         return new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance), NullLogger<WorkerSession>.Instance);
     }
 
@@ -81,6 +84,8 @@ public class StepTransportTests
         ProtocolVersion = version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
         DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json), DatasetFingerprint = fingerprint,
         MaxRequestBytes = 1 << 20, SharedMemory = offer,
+        // The id the offer's slots file was made for (a worker opens only its own).
+        WorkerId = offer is null ? "" : Path.GetFileName(offer.SlotsPath)["slots-".Length..],
     };
 
     private static int ParameterCount => new Network(Model).ParameterCount;
@@ -88,15 +93,10 @@ public class StepTransportTests
     /// <summary>A coordinator's shared files in a private temporary directory, removed with the host.</summary>
     private sealed class TempShared : IDisposable
     {
-        private readonly string _root = Directory.CreateTempSubdirectory("disttrain-shm-test-").FullName;
         public TempShared(int slots = 16, int indexCapacity = 0) =>
-            Host = SharedMemoryHost.Create(_root, ParameterCount, slots, _ => { }, bindCpus: false, indexCapacity: indexCapacity);
+            Host = SharedMemoryHost.Create(SharedRoot, ParameterCount, slots, _ => { }, bindCpus: false, indexCapacity: indexCapacity);
         public SharedMemoryHost Host { get; }
-        public void Dispose()
-        {
-            Host.Dispose();
-            Directory.Delete(_root, recursive: true);
-        }
+        public void Dispose() => Host.Dispose();
     }
 
     /// <summary>Rewrites every slot of <paramref name="slots"/> that holds a block of <paramref name="reply"/>.</summary>
@@ -341,7 +341,7 @@ public class StepTransportTests
         missing.WeightsPath += "-missing";
         reply = await session.PrepareAsync(Prepare(fingerprint, offer: missing), default);
         Assert.False(reply.SharedMemory);
-        Assert.Contains("cannot open", reply.SharedMemoryNote);
+        Assert.Contains("offer refused", reply.SharedMemoryNote);
 
         // Not accepted: a request that says its weights are in shared memory is refused.
         var request = new ComputeRequest
@@ -493,7 +493,7 @@ public class StepTransportTests
     {
         var cluster = new ControlPlane(1, null);
         var service = new CoordinatorService(cluster.Driver, new ClusterLog(_ => { }));
-        var reply = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1 }, null!);
+        var reply = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1, SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]) }, null!);
         Assert.Equal(ControlPlane.RunId, reply.CoordinatorRun);
         var heartbeat = new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = reply.WorkerId, CoordinatorRun = reply.CoordinatorRun };
         Assert.True((await service.Heartbeat(heartbeat, null!)).Known);

@@ -97,7 +97,7 @@ public sealed class EndOfRunTests
         var plane = new Distributed.ControlPlane(parameterCount: 10, sharedWeights: null);
         var end = new EndOfRun();
         var service = new CoordinatorService(plane.Driver, new ClusterLog(_ => { }), end);
-        var registered = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1 }, null!);
+        var registered = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1, SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]) }, null!);
         var heartbeat = new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = registered.WorkerId, CoordinatorRun = registered.CoordinatorRun };
         var during = await service.Heartbeat(heartbeat, null!);
         Assert.True(during.Known);
@@ -113,7 +113,7 @@ public sealed class EndOfRunTests
         Assert.False(stale.Known);
         Assert.Null(stale.RunEnd);
         var late = await Assert.ThrowsAsync<RpcException>(() => service.Register(
-            new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:6", Cores = 1 }, null!));
+            new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:6", Cores = 1, SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]) }, null!));
         Assert.Equal(StatusCode.Unavailable, late.StatusCode);
         plane.Driver.Tick();
         Assert.Single(plane.Driver.View.Workers);

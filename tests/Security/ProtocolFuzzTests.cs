@@ -29,17 +29,20 @@ public sealed class ProtocolFuzzTests : IDisposable
         var environment = new Dictionary<string, string> { ["DISTTRAIN_TOKEN"] = token };
         string configPath = _cluster.WriteConfig();
         var config = Coordinator.Cli.ConfigLoader.Load(configPath, environment: new Dictionary<string, string>());
-        int coordinatorPort = ProcessHarness.FreePort(), workerPort = ProcessHarness.FreePort(), nobody = ProcessHarness.FreePort();
+        int coordinatorPort = ProcessHarness.FreePort(), workerPort = ProcessHarness.FreePort();
         string save = _cluster.File("fuzzed.safetensors");
         var coordinator = _cluster.Coordinator($"http://127.0.0.1:{coordinatorPort}", configPath, save, environment);
-        // This worker registers nowhere: it only serves the fuzzer and the checks after it.
-        var target = _cluster.Worker("fuzzed-worker", $"http://127.0.0.1:{nobody}", environment, "--port", workerPort.ToString());
+        // This worker registers with a stand-in that keeps its session secret: it serves only the fuzzer (which sends
+        // the secret with most requests, so they reach the services) and the checks after it.
+        await using var standIn = await RecordingCoordinator.StartAsync(token);
+        var target = _cluster.Worker("fuzzed-worker", standIn.Url, environment, "--port", workerPort.ToString());
         ProcessHarness.WaitForPort(coordinatorPort);
         ProcessHarness.WaitForPort(workerPort);
+        string session = await standIn.SecretAsync(TimeSpan.FromSeconds(60));
 
         var valid = ValidRequests(config);
         var statuses = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
-        var (coordinatorSent, workerSent, frames) = await FuzzAsync(coordinatorPort, workerPort, token, valid, statuses);
+        var (coordinatorSent, workerSent, frames) = await FuzzAsync(coordinatorPort, workerPort, token, session, valid, statuses);
         Assert.True(coordinatorSent >= MessagesPerServer && workerSent >= MessagesPerServer, $"{coordinatorSent}, {workerSent}");
         // The mutants reached every layer: the token check, gRPC's framing and size limit, the services' validation.
         string seen = string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}: {s.Value}"));
@@ -47,7 +50,7 @@ public sealed class ProtocolFuzzTests : IDisposable
         Assert.False(coordinator.Process.HasExited, _cluster.AllOutput());
         Assert.False(target.Process.HasExited, _cluster.AllOutput());
 
-        AssertWorkerServesCorrectly(workerPort, token, valid);
+        AssertWorkerServesCorrectly(workerPort, token, session, valid);
         _cluster.Worker("real-worker", $"http://127.0.0.1:{coordinatorPort}", environment);
         var (code, _) = ProcessHarness.Wait(coordinator, SecureCluster.RunTimeout);
         Assert.True(code == 0, _cluster.AllOutput());
@@ -89,7 +92,7 @@ public sealed class ProtocolFuzzTests : IDisposable
             ("/disttrain.v1.Worker/ComputeGradients", compute.ToByteArray()),
             ("/disttrain.v1.Worker/Status", new StatusRequest { ProtocolVersion = Protocol.Version }.ToByteArray()),
             ("/disttrain.v1.Worker/ReceiveDataset", chunk.ToByteArray()),
-            // The fuzzed worker serves no run, so no mutant can end it; each is refused, or found malformed, at the edge.
+            // Another run than the one the fuzzed worker serves, so no mutant can end it; each is refused, or found malformed, at the edge.
             ("/disttrain.v1.Worker/EndRun", new EndRunRequest
             {
                 ProtocolVersion = Protocol.Version, CoordinatorRun = "0123456789abcdef",
@@ -100,7 +103,7 @@ public sealed class ProtocolFuzzTests : IDisposable
     }
 
     private static async Task<(int Coordinator, int Worker, int Frames)> FuzzAsync(int coordinatorPort, int workerPort, string token,
-        ValidSet valid, System.Collections.Concurrent.ConcurrentDictionary<string, int> statuses)
+        string session, ValidSet valid, System.Collections.Concurrent.ConcurrentDictionary<string, int> statuses)
     {
         using var http = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = true }) { Timeout = TimeSpan.FromSeconds(20) };
         int coordinatorSent = 0, workerSent = 0;
@@ -111,7 +114,7 @@ public sealed class ProtocolFuzzTests : IDisposable
             {
                 statuses.AddOrUpdate(await SendAsync(http, coordinatorPort, valid.Coordinator, token, rng), 1, (_, n) => n + 1);
                 Interlocked.Increment(ref coordinatorSent);
-                statuses.AddOrUpdate(await SendAsync(http, workerPort, valid.Worker, token, rng), 1, (_, n) => n + 1);
+                statuses.AddOrUpdate(await SendAsync(http, workerPort, valid.Worker, token, rng, session), 1, (_, n) => n + 1);
                 Interlocked.Increment(ref workerSent);
             }
         }
@@ -124,7 +127,7 @@ public sealed class ProtocolFuzzTests : IDisposable
 
     /// <summary>One request: a damaged message (sometimes the honest one) in a possibly dishonest frame; returns grpc-status.</summary>
     private static async Task<string> SendAsync(HttpClient http, int port, IReadOnlyList<(string Path, byte[] Message)> choices, string token,
-        DeterministicRandom rng)
+        DeterministicRandom rng, string? session = null)
     {
         var (path, message) = choices[rng.NextInt(choices.Count)];
         byte[] body = rng.NextInt(20) == 0 ? WireMutator.Honest(message) : WireMutator.Frame(WireMutator.MutateMessage(message, rng), rng);
@@ -137,6 +140,7 @@ public sealed class ProtocolFuzzTests : IDisposable
         int auth = rng.NextInt(20);
         if (auth > 1) request.Headers.TryAddWithoutValidation("authorization", "Bearer " + token);
         else if (auth == 1) request.Headers.TryAddWithoutValidation("authorization", "Bearer " + token[..^2]);
+        if (session is not null && rng.NextInt(20) > 0) request.Headers.TryAddWithoutValidation(Protos.Security.SessionSecret.Header, session);
         try
         {
             using var response = await http.SendAsync(request);
@@ -148,11 +152,11 @@ public sealed class ProtocolFuzzTests : IDisposable
         catch (HttpRequestException) { return "reset"; }
     }
 
-    private static void AssertWorkerServesCorrectly(int port, string token, ValidSet valid)
+    private static void AssertWorkerServesCorrectly(int port, string token, string session, ValidSet valid)
     {
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
         var client = new Protos.Worker.WorkerClient(channel);
-        var headers = new Grpc.Core.Metadata { { "authorization", "Bearer " + token } };
+        var headers = new Grpc.Core.Metadata { { "authorization", "Bearer " + token }, { Protos.Security.SessionSecret.Header, session } };
         DateTime Deadline() => DateTime.UtcNow.AddSeconds(30);
         var prepared = client.Prepare(valid.Prepare, headers, Deadline());
         Assert.True(prepared.DataPresent);

@@ -1,6 +1,7 @@
 // The shared token on real processes, in both directions: workers without it, with a near-miss of it, or with
 // another deployment's are refused by the coordinator (Unauthenticated, logged with the peer); callers without it
-// are refused by a worker; the right token trains to local mode's weights; the secrets never reach a log.
+// are refused by a worker; the right token trains to local mode's weights; the secrets never reach a log. The right
+// token alone does not drive a worker: its coordinator's session secret must come with it.
 using DistTrain.Protos;
 using DistTrain.Tests.Distributed;
 using Grpc.Core;
@@ -54,15 +55,18 @@ public sealed class TokenAuthenticationTests : IDisposable
     public async Task WorkerRefusesCallersWithoutTheTokenButServesHealth()
     {
         string token = SecureCluster.NewToken();
-        int port = ProcessHarness.FreePort(), nobody = ProcessHarness.FreePort();
-        var worker = _cluster.Worker("worker", $"http://127.0.0.1:{nobody}",
+        int port = ProcessHarness.FreePort();
+        await using var coordinator = await RecordingCoordinator.StartAsync(token);
+        var worker = _cluster.Worker("worker", coordinator.Url,
             new Dictionary<string, string> { ["DISTTRAIN_TOKEN"] = token, ["DISTTRAIN_WORKER__PORT"] = port.ToString() });
         ProcessHarness.WaitForPort(port);
+        string session = await coordinator.SecretAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal(StatusCode.Unauthenticated, CallStatus(port, authorization: null));
         Assert.Equal(StatusCode.Unauthenticated, CallStatus(port, "Bearer " + SecureCluster.NewToken()));
         Assert.Equal(StatusCode.Unauthenticated, CallStatus(port, token)); // the secret without the Bearer scheme
-        Assert.Equal(StatusCode.OK, CallStatus(port, "Bearer " + token));
+        Assert.Equal(StatusCode.Unauthenticated, CallStatus(port, "Bearer " + token)); // no session secret
+        Assert.Equal(StatusCode.OK, CallStatus(port, "Bearer " + token, session));
         Assert.Equal(0, await HealthEndpoint.ProbeAsync([$"http://127.0.0.1:{port}{HealthEndpoint.Path}"]));
 
         SecureCluster.WaitForOutput(worker.Output, "wrong bearer token", TimeSpan.FromSeconds(10));
@@ -86,13 +90,14 @@ public sealed class TokenAuthenticationTests : IDisposable
         Assert.Contains("error: coordinator: binding 0.0.0.0, which is not a loopback address, needs a shared token", output);
     }
 
-    /// <summary>One Status call with the given `authorization` header (none when null).</summary>
-    internal static StatusCode CallStatus(int port, string? authorization)
+    /// <summary>One Status call with the given `authorization` and session headers (none when null).</summary>
+    internal static StatusCode CallStatus(int port, string? authorization, string? session = null)
     {
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
         var client = new Protos.Worker.WorkerClient(channel);
         var headers = new Metadata();
         if (authorization is not null) headers.Add("authorization", authorization);
+        if (session is not null) headers.Add(Protos.Security.SessionSecret.Header, session);
         try
         {
             client.Status(new StatusRequest { ProtocolVersion = Protocol.Version }, headers, DateTime.UtcNow.AddSeconds(10));
