@@ -50,6 +50,8 @@ public static class CoordinatorOptions
         new("--heartbeat-timeout", "cluster:heartbeatTimeout", "a worker silent this long is lost, seconds (default 10)", "S"),
         new("--shared-memory", "cluster:sharedMemory", "directory for the same-host transport, or off (default /dev/shm)", "DIR|off"),
         new("--bind-cpus", "cluster:bindCpus", "give each same-host worker CPUs of its own: auto or off", "auto|off"),
+        new("--gradient-outlier-factor", "cluster:gradientOutlierFactor",
+            "log a block whose gradient norm per shard exceeds X times the step's median (default 0: off)", "X"),
         .. SecurityOptions.Options,
     ];
 

@@ -30,10 +30,12 @@ public sealed record StepRequested(long Step, ShardPlan Plan) : ClusterEvent;
 
 /// <summary>
 /// A request was answered; <paramref name="Verdicts"/> are the transport's checks of its blocks (shape, range,
-/// finiteness; Elsewhere: another pool member claimed the block). The compute times are the worker's own figures.
+/// finiteness, shard statistics; Elsewhere: another pool member claimed the block). The compute times are the worker's
+/// own figures, bounded by the machine's own timing; <paramref name="Norms"/>: each valid block's gradient norm (NaN
+/// otherwise; null: not measured).
 /// </summary>
 public sealed record ReplyReceived(long Step, int Attempt, int Dispatch, IReadOnlyList<BlockVerdict> Verdicts,
-    double ComputeSeconds = 0, double ComputeCpuSeconds = 0) : ClusterEvent;
+    double ComputeSeconds = 0, double ComputeCpuSeconds = 0, IReadOnlyList<double>? Norms = null) : ClusterEvent;
 
 /// <summary>A request failed in the transport (an error status, a dropped connection, the transport's deadline).</summary>
 public sealed record RequestFailed(long Step, int Attempt, int Dispatch, string Reason) : ClusterEvent;

@@ -2,7 +2,8 @@
 // replies and failures drive reassignment, deadlines and lost workers close requests, and when every worker that
 // could compute a missing block is lost the step starts over with whoever is ready then — after waiting for one, if
 // --wait-for-workers allows. Blocks are a pure function of the weights and indices, so a restarted step gives the
-// same bits. A block every worker rejected is not a membership problem: the step fails instead of repeating it.
+// same bits. A block every worker rejected is not a membership problem: the step fails instead of repeating it; a
+// worker whose blocks are rejected step after step is, and is refused (RejectedStepsLimit).
 using System.Globalization;
 using DistTrain.Core.Training;
 
@@ -47,6 +48,7 @@ public sealed partial class ClusterStateMachine
         }
         step.Attempt++;
         step.LostAny = false;
+        step.Norms.Clear();
         var sameHost = planning.Where(p => p.Worker.SameHost).Select(p => p.Worker.Id).ToList();
         var assignment = new StepAssignment(step.Plan.ShardCount, planning.Select(p => (p.Worker.Id, p.Throughput)).ToList(), sameHost);
         step.Assignment = assignment;
@@ -82,22 +84,46 @@ public sealed partial class ClusterStateMachine
         meter.Answered(OldestOpen(dispatch.Worker), step.Step);
         // Errors are blocks refused (bad shape or range, or non-finite and recomputed elsewhere); a pool block another
         // member claimed is no error, nor is a non-finite block every worker agrees on.
-        meter.Errors += dispatch.Blocks.Where((b, i) => e.Verdicts[i] is BlockVerdict.Invalid
+        int rejected = dispatch.Blocks.Where((b, i) => e.Verdicts[i] is BlockVerdict.Invalid
             || (e.Verdicts[i] == BlockVerdict.NonFinite && !progress.Accepted.Contains(b))).Count();
+        meter.Errors += rejected;
         // Only what it computed (in a pool, the blocks it claimed) counts for its speed.
         int samples = dispatch.Blocks.Where((_, i) => e.Verdicts[i] != BlockVerdict.Elsewhere)
             .Sum(b => step.Plan.Range(assignment.BlockRange(b).FirstShard, assignment.BlockRange(b).ShardCount).Length);
-        // Speed = samples over the request's time with the compute counted as the CPU time it used: a worker that
-        // shares cores with others is not mistaken for a slow one (fewer shards would make it wait for cores longer
-        // still), while transfer time still counts.
+        // Speed = samples over the request's round trip as the machine timed it (send to reply, on the coordinator's
+        // monotonic clock), with the compute counted as the CPU time it used — within the bounds MeasuredSpeed sets, so
+        // a worker's report cannot buy it a larger share than its measured speed earns (fewer shards would make a
+        // worker that shares cores wait for them longer still, so that credit is kept within those bounds).
         double wall = (_now - open.SentAt).TotalSeconds;
-        double seconds = e.ComputeCpuSeconds > 0 && e.ComputeSeconds > 0
-            ? Math.Max(1e-6, wall - Math.Min(wall, e.ComputeSeconds) + e.ComputeCpuSeconds)
-            : wall;
+        double seconds = MeasuredSpeed.Seconds(wall, e.ComputeSeconds, e.ComputeCpuSeconds, _options.CpuCreditLimit);
         meter.Record(samples, wall, seconds, _options.ThroughputSmoothing);
         meter.Shards += progress.Accepted.Sum(b => assignment.BlockRange(b).ShardCount);
+        if (e.Norms is { } norms)
+            for (int i = 0; i < dispatch.Blocks.Count && i < norms.Count; i++)
+                if (progress.Accepted.Contains(dispatch.Blocks[i])) step.Norms[dispatch.Blocks[i]] = norms[i];
         if (progress.Accepted.Count > 0) Emit(new KeepBlocks(step.Step, step.Attempt, dispatch.Id, progress.Accepted));
-        Advance(progress.Next);
+        var next = new List<Dispatch>(progress.Next);
+        meter.Judged(step.Step, rejected > 0);
+        if (meter.RejectedSteps >= _options.RejectedStepsLimit && _members.Current(dispatch.Worker, open.Generation) is
+            { State: WorkerState.Ready } record)
+            next.AddRange(RefuseRejected(record, meter.RejectedSteps));
+        Advance(next);
+    }
+
+    /// <summary>
+    /// Refuses a worker whose blocks were rejected in too many consecutive steps: it sits out the rest of the run
+    /// (refused, its heartbeats still answered, so it does not register again), its open requests go to the others.
+    /// </summary>
+    private List<Dispatch> RefuseRejected(WorkerRecord record, int steps)
+    {
+        string reason = $"its blocks were rejected in {steps} consecutive steps";
+        _members.Set(record with { State = WorkerState.Refused, Reason = reason });
+        Version++;
+        Emit(new LogLine($"worker {record.Id} ({record.Address}) refused: {reason}"));
+        _step?.Assignment?.Exclude(record.Id);
+        var next = AbandonRequestsOf(record.Id, $"refused: {reason}");
+        Emit(new DisconnectWorker(record.Id, record.Generation));
+        return next;
     }
 
     private void Failed(RequestFailed e)
@@ -185,6 +211,9 @@ public sealed partial class ClusterStateMachine
             var (first, count) = assignment.BlockRange(b);
             return new BlockRecord(first, count, assignment.ExecutorOf(b)!);
         }).ToList();
+        var norms = step.Norms.Select(p => (blocks[p.Key].FirstShard, blocks[p.Key].ShardCount, blocks[p.Key].Executor, p.Value))
+            .OrderBy(b => b.FirstShard).ToList();
+        foreach (var line in GradientOutliers.Describe(step.Step, norms, _options.GradientOutlierFactor)) Emit(new LogLine(line));
         _stepSeconds.Enqueue((_now - step.StartedAt).TotalSeconds);
         while (_stepSeconds.Count > _options.HealthWindow) _stepSeconds.Dequeue();
         _step = null;

@@ -1,6 +1,6 @@
 // The control plane's settings: the start-up wait (--expect-workers, --min-workers, --wait-seconds), the wait for
 // workers mid-run (--wait-for-workers), deadlines (--compute-timeout), heartbeats (--heartbeat-timeout), the attempt
-// limit, and the health rules' window and factors. Built from ClusterOptions; tests set what they exercise.
+// limit, the health rules' window and factors, and how far workers' reports are believed. Built from ClusterOptions; tests set what they exercise.
 namespace DistTrain.Coordinator.Control;
 
 public sealed record ControlOptions
@@ -37,6 +37,19 @@ public sealed record ControlOptions
     public double HealthFactor { get; init; } = 2;
     /// <summary>Below this median latency nobody is a straggler: millisecond jitter is not a health problem.</summary>
     public TimeSpan StragglerMinimum { get; init; } = TimeSpan.FromMilliseconds(20);
+    /// <summary>
+    /// How much faster than the coordinator measured it a worker may count by reporting that it waited for a core
+    /// (see MeasuredSpeed). 8: a same-host worker sharing its cores with seven times as many busy threads.
+    /// </summary>
+    public double CpuCreditLimit { get; init; } = 8;
+    /// <summary>A worker with blocks rejected in this many consecutive steps it took part in is refused: a broken worker
+    /// would otherwise cost every step a recomputation.</summary>
+    public int RejectedStepsLimit { get; init; } = 3;
+    /// <summary>
+    /// A block whose gradient norm per shard exceeds this multiple of the step's median is logged (0: off,
+    /// --gradient-outlier-factor). Logged, not rejected: a rare hard example is genuine.
+    /// </summary>
+    public double GradientOutlierFactor { get; init; }
     /// <summary>Unanswered for less than this is never a hang, however short the steps: a scheduling hiccup is not one.</summary>
     public TimeSpan HungMinimum { get; init; } = TimeSpan.FromMilliseconds(500);
 }

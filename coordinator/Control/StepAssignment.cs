@@ -180,6 +180,9 @@ public sealed class StepAssignment
         return new StepProgress([], Reassign(dispatch.Blocks.Where(b => _blocks[b].State != BlockState.Done && _blocks[b].Open == 0).ToList()));
     }
 
+    /// <summary>The worker takes no more blocks in this step (it was refused); its open requests are failed by the caller.</summary>
+    public void Exclude(string worker) => _dropped.Add(worker);
+
     /// <summary>
     /// Shard counts per worker proportional to weight (largest remainder, ties to the earlier worker), at least one
     /// each when there are as many shards as workers.

@@ -14,6 +14,8 @@ internal sealed class StepRun(long step, ShardPlan plan, TimeSpan startedAt)
     public StepAssignment? Assignment { get; set; }
     /// <summary>Requests the machine still waits for, by dispatch id (sorted: sweeps and failures go in send order).</summary>
     public SortedDictionary<int, OpenRequest> Open { get; } = [];
+    /// <summary>The attempt's accepted blocks' gradient norms, by block (for the outlier log).</summary>
+    public Dictionary<int, double> Norms { get; } = [];
     /// <summary>A worker was lost during this attempt: starting over may help, unlike a block every worker rejected.</summary>
     public bool LostAny { get; set; }
     /// <summary>Since when the step has waited for a ready worker (null: not waiting).</summary>

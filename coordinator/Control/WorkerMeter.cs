@@ -14,6 +14,9 @@ internal sealed class WorkerMeter(int window)
     public double LastLatency { get; private set; } = double.NaN;
     public long Shards { get; set; }
     public long Errors { get; set; }
+    /// <summary>Consecutive steps (of those it answered in) with a block of it rejected.</summary>
+    public int RejectedSteps { get; private set; }
+    private long _lastRejectedStep = -1;
     /// <summary>
     /// When the oldest request it has not answered was sent (null: it answered all). A request the step no longer needed
     /// (the pool was done without it) stays unanswered: a member that stopped answers nothing, step after step.
@@ -70,6 +73,19 @@ internal sealed class WorkerMeter(int window)
         _lastSentStep = stillOpen is null ? -1 : step;
     }
 
+    /// <summary>It answered in step <paramref name="step"/>, with a block rejected or not; a step counts once.</summary>
+    public void Judged(long step, bool rejected)
+    {
+        if (_lastRejectedStep == step) return;
+        if (!rejected)
+        {
+            RejectedSteps = 0;
+            return;
+        }
+        RejectedSteps++;
+        _lastRejectedStep = step;
+    }
+
     /// <summary>
     /// A new life (it registered again): speed is measured afresh — it may be another machine, or the last figure a
     /// stall's — while its counts stay with its id.
@@ -83,6 +99,8 @@ internal sealed class WorkerMeter(int window)
         UnansweredSteps = 0;
         _lastSentStep = -1;
         LastSent = "";
+        RejectedSteps = 0;
+        _lastRejectedStep = -1;
         Health = WorkerHealth.Ok;
         HealthDetail = "";
     }

@@ -31,6 +31,8 @@ public sealed class ClusterOptions
     public string? SharedMemoryRoot { get; init; } = SharedMemoryHost.DefaultRoot;
     /// <summary>Give each same-host worker CPUs of its own for its compute threads (auto) or leave them to the OS (off).</summary>
     public bool BindCpus { get; init; } = true;
+    /// <summary>Log a block whose gradient norm per shard exceeds this multiple of the step's median (0: off).</summary>
+    public double GradientOutlierFactor { get; init; }
     /// <summary>Token and TLS for the coordinator's server and its calls to workers.</summary>
     public NodeSecurity Security { get; init; } = NodeSecurity.None;
 
@@ -58,6 +60,9 @@ public sealed class ClusterOptions
                 : $"train: --listen {url} needs --tls-cert and --tls-key");
         // In-process workers share a secret no other process knows, so even a laptop run is not open to local users.
         if (workers is not null && security.Token is null) security = security.WithToken(SharedToken.Random());
+        double outlier = flags.GetDouble("--gradient-outlier-factor") ?? 0;
+        if (outlier != 0 && !(outlier > 1))
+            throw new UserInputException($"train: --gradient-outlier-factor must be above 1 (or 0: off), found {outlier.ToString(CultureInfo.InvariantCulture)}");
         return new ClusterOptions
         {
             Listen = url, ExpectWorkers = count, MinWorkers = min,
@@ -77,6 +82,7 @@ public sealed class ClusterOptions
                 ? root is "off" or "false" || root.Length == 0 ? null : root
                 : SharedMemoryHost.DefaultRoot,
             Security = security,
+            GradientOutlierFactor = outlier,
         };
     }
 

@@ -70,6 +70,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         ExpectWorkers = options.ExpectWorkers, MinWorkers = options.MinWorkers, StartupTimeout = options.WaitTimeout,
         WaitForWorkers = options.WaitForWorkers, ComputeTimeout = options.ComputeTimeout,
         HeartbeatInterval = options.HeartbeatInterval, HeartbeatTimeout = options.HeartbeatTimeout,
+        GradientOutlierFactor = options.GradientOutlierFactor,
     };
 
     public static async Task<DistributedCluster> StartAsync(ClusterOptions options, TrainingConfig config,

@@ -1,6 +1,8 @@
 // The data plane's check of a reply, block by block, against what was asked: protocol and step, shard range, the
-// gradient's length (in the reply, or in the worker's shared slot stamped with this step and block), per-shard counts,
-// then finiteness. The verdicts go to the machine, which decides what to keep and what to recompute elsewhere.
+// gradient's length (in the reply, or in the worker's shared slot stamped with this step and block), per-shard
+// statistics (samples as assigned, 0 ≤ correct ≤ samples, a loss not below zero: every DistTrain loss — softmax
+// cross-entropy, MSE, hinge, BCE with logits — is non-negative), then finiteness of losses and gradient. The verdicts
+// go to the machine, which decides what to keep and what to recompute elsewhere.
 using DistTrain.Coordinator.Control;
 using DistTrain.Core.Training;
 using DistTrain.Protos;
@@ -9,10 +11,14 @@ namespace DistTrain.Coordinator.Distributed;
 
 internal static class ReplyCheck
 {
-    /// <summary>Reply block <paramref name="i"/>, asked as <paramref name="asked"/>; shapes first, then finiteness.</summary>
+    /// <summary>
+    /// Reply block <paramref name="i"/>, asked as <paramref name="asked"/>; shapes first, then statistics, then finiteness.
+    /// <paramref name="norm"/>: the gradient's L2 norm when Valid, NaN otherwise.
+    /// </summary>
     public static BlockVerdict Judge(ComputeReply reply, int i, BlockSpan asked, ShardPlan plan, long step, SharedSlots? slots,
-        bool pooled, int parameterCount)
+        bool pooled, int parameterCount, out double norm)
     {
+        norm = double.NaN;
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
         var block = reply.Blocks[i];
         if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
@@ -25,11 +31,23 @@ internal static class ReplyCheck
         for (int k = 0; k < asked.ShardCount; k++)
         {
             int samples = plan.Shard(asked.FirstShard + k).Length;
-            if (block.ShardSamples[k] != samples || block.ShardCorrect[k] < 0 || block.ShardCorrect[k] > samples)
+            // A negative loss cannot be genuine (NaN passes here: non-finite is judged below, and can be).
+            if (block.ShardSamples[k] != samples || block.ShardCorrect[k] < 0 || block.ShardCorrect[k] > samples ||
+                block.ShardLoss[k] < 0)
                 return BlockVerdict.Invalid;
             finite &= double.IsFinite(block.ShardLoss[k]);
         }
-        return finite && Clipping.AllFinite(gradient) ? BlockVerdict.Valid : BlockVerdict.NonFinite;
+        if (!finite || !Clipping.AllFinite(gradient)) return BlockVerdict.NonFinite;
+        norm = Norm(gradient);
+        return BlockVerdict.Valid;
+    }
+
+    /// <summary>The L2 norm, summed in double: a float sum of squares overflows for the huge finite sums it is meant to catch.</summary>
+    private static double Norm(ReadOnlySpan<float> gradient)
+    {
+        double sum = 0;
+        foreach (float g in gradient) sum += (double)g * g;
+        return Math.Sqrt(sum);
     }
 
     /// <summary>

@@ -208,10 +208,11 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             sent = message.CalculateSize();
             var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + send.Timeout, cancellationToken).ConfigureAwait(false);
             var verdicts = new BlockVerdict[send.Blocks.Count];
+            var norms = new double[send.Blocks.Count];
             int samples = 0;
             for (int i = 0; i < verdicts.Length; i++)
             {
-                verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount);
+                verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount, out norms[i]);
                 if (verdicts[i] != BlockVerdict.Elsewhere) samples += plan.Range(send.Blocks[i].FirstShard, send.Blocks[i].ShardCount).Length;
             }
             // Read from the shared file when it computed anything: the weights, and the indices of what it computed.
@@ -221,7 +222,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             lock (step) step.SlowestCompute = Math.Max(step.SlowestCompute, reply.ComputeSeconds);
             if (cancellationToken.IsCancellationRequested) return; // the machine gave up on it meanwhile
             step.Replies[(send.Attempt, send.Dispatch)] = new Received(send, reply, worker.Slots);
-            _post(new ReplyReceived(send.Step, send.Attempt, send.Dispatch, verdicts, reply.ComputeSeconds, reply.ComputeCpuSeconds));
+            _post(new ReplyReceived(send.Step, send.Attempt, send.Dispatch, verdicts, reply.ComputeSeconds, reply.ComputeCpuSeconds, norms));
         }
         catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or InvalidOperationException)
         {

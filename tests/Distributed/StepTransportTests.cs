@@ -216,6 +216,47 @@ public class StepTransportTests
         else Assert.True(w1 < w2 / 3, $"w1 {w1:F0} samples/s, w2 {w2:F0} samples/s");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AWorkerReportingItselfAMillionTimesFasterGetsNoMoreShardsThanAnHonestPeer(bool cpuOnly)
+    {
+        // w1 divides its CPU time (and, unless cpuOnly, its compute time) by 10⁶; believed, it would take nearly every
+        // shard. Bounded by the round trips the coordinator measured, it is no faster than w2, which runs the same code.
+        ComputeReply Lie(ComputeReply reply)
+        {
+            var copy = reply.Clone();
+            copy.ComputeCpuSeconds = reply.ComputeCpuSeconds / 1e6;
+            if (!cpuOnly) copy.ComputeSeconds = reply.ComputeSeconds / 1e6;
+            return copy;
+        }
+        var (local, remote, _, cluster) = await RunStepAsync(Lie, null, TimeSpan.Zero, steps: 8);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        long liar = cluster.Worker("w1").ShardsDone, honest = cluster.Worker("w2").ShardsDone;
+        Assert.True(liar <= honest * 1.25, $"w1 (lying) computed {liar} shards, w2 {honest}");
+    }
+
+    [Theory]
+    [InlineData(-1.0)]
+    [InlineData(-1e300)]
+    [InlineData(double.NaN)]
+    [InlineData(double.NegativeInfinity)]
+    public async Task ALossThatCannotBeGenuineIsRejectedAndRecomputedElsewhere(double loss)
+    {
+        ComputeReply Lie(ComputeReply reply)
+        {
+            var copy = reply.Clone();
+            copy.Blocks[0].ShardLoss[0] = loss;
+            return copy;
+        }
+        var (local, remote, log, cluster) = await RunStepAsync(Lie, null, TimeSpan.Zero);
+        Assert.Equal(local.GradientSum, remote.GradientSum);
+        Assert.Equal(local.ShardLoss, remote.ShardLoss);
+        Assert.Equal("w2", remote.Blocks[0].Executor);
+        Assert.Contains(log, l => l.Contains("from w1") && l.Contains("rejected"));
+        Assert.Equal(1, cluster.Worker("w1").Errors);
+    }
+
     [Fact]
     public async Task SumIsBitIdenticalToLocalMode()
     {
@@ -437,12 +478,16 @@ public class StepTransportTests
     [Fact]
     public async Task AWorkerFedNaNGradientsHasExactlyItsRejectedBlocksAsErrorsInTheViewMetricsAndStatus()
     {
-        // Every reply of w1 carries a NaN in its first block; five steps, each equal to local mode's.
+        // Every reply of w1 carries a NaN in its first block; five steps, each equal to local mode's. After three
+        // steps with a block rejected w1 is refused, and w2 computes the rest.
         const int steps = 5;
         var (local, remote, log, cluster) = await RunStepAsync(r => Corrupt(r, WithNaN), null, TimeSpan.Zero, steps: steps);
         Assert.Equal(local.GradientSum, remote.GradientSum);
         int rejected = log.Count(l => l.Contains("from w1 is non-finite; rejected", StringComparison.Ordinal));
-        Assert.True(rejected == steps, string.Join("\n", log));
+        Assert.True(rejected == new ControlOptions().RejectedStepsLimit, string.Join("\n", log));
+        Assert.Equal(WorkerState.Refused, cluster.Worker("w1").State);
+        Assert.Contains(log, l => l.Contains("worker w1 (http://127.0.0.1:1) refused: its blocks were rejected in 3 consecutive steps",
+            StringComparison.Ordinal));
         Assert.Equal(rejected, cluster.Worker("w1").Errors);
         Assert.Equal(0, cluster.Worker("w2").Errors);
 

@@ -1,0 +1,68 @@
+// The data plane's check of one reply block: the shard statistics a worker sends are checked against what the
+// coordinator knows (samples assigned, 0 ≤ correct ≤ samples, losses non-negative and finite), beside the gradient.
+using DistTrain.Coordinator.Control;
+using DistTrain.Coordinator.Distributed;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+
+namespace DistTrain.Tests.Distributed;
+
+public class ReplyCheckTests
+{
+    // Batches of 7 samples in shards of 2: the block [2, 4) holds shards of 2 and 1 samples.
+    private static readonly ShardPlan Plan = new(7, 2);
+    private static readonly BlockSpan Asked = new(0, 2, 2);
+
+    private static ComputeReply Reply(double[] loss, int[] correct, int[] samples, float[]? gradient = null)
+    {
+        var block = new BlockResult
+        {
+            FirstShard = Asked.FirstShard, ShardCount = Asked.ShardCount, GradientSum = WireArrays.Wrap(gradient ?? [1, -2, 2]),
+        };
+        block.ShardLoss.AddRange(loss);
+        block.ShardCorrect.AddRange(correct);
+        block.ShardSamples.AddRange(samples);
+        return new ComputeReply { ProtocolVersion = Protocol.Version, Step = 5, Blocks = { block } };
+    }
+
+    private static BlockVerdict Judge(ComputeReply reply, out double norm) =>
+        ReplyCheck.Judge(reply, 0, Asked, Plan, step: 5, slots: null, pooled: false, parameterCount: 3, out norm);
+
+    [Fact]
+    public void AnHonestBlockIsValidWithItsNorm()
+    {
+        Assert.Equal(BlockVerdict.Valid, Judge(Reply([0.7, 0], [2, 0], [2, 1]), out double norm));
+        Assert.Equal(3, norm, 12);
+    }
+
+    [Theory]
+    [InlineData(-1e-9)]
+    [InlineData(-1e300)]
+    [InlineData(double.NegativeInfinity)]
+    public void ANegativeLossIsInvalid(double loss)
+    {
+        Assert.Equal(BlockVerdict.Invalid, Judge(Reply([0.5, loss], [1, 1], [2, 1]), out double norm));
+        Assert.True(double.IsNaN(norm));
+    }
+
+    [Theory]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void ANonFiniteLossIsNonFiniteLikeANonFiniteGradient(double loss) =>
+        Assert.Equal(BlockVerdict.NonFinite, Judge(Reply([loss, 0.5], [1, 1], [2, 1]), out _));
+
+    [Theory]
+    [InlineData(new[] { 3, 0 }, new[] { 2, 1 })] // correct > samples
+    [InlineData(new[] { -1, 0 }, new[] { 2, 1 })] // correct < 0
+    [InlineData(new[] { 0, 0 }, new[] { 2, 2 })] // samples other than assigned
+    [InlineData(new[] { 0, 0 }, new[] { 1, 1 })]
+    public void CountsOutsideWhatWasAssignedAreInvalid(int[] correct, int[] samples) =>
+        Assert.Equal(BlockVerdict.Invalid, Judge(Reply([0.5, 0.5], correct, samples), out _));
+
+    [Fact]
+    public void AHugeFiniteGradientIsValidAndItsNormDoesNotOverflow()
+    {
+        Assert.Equal(BlockVerdict.Valid, Judge(Reply([0.5, 0.5], [1, 1], [2, 1], [3e38f, 3e38f, 0]), out double norm));
+        Assert.Equal((double)3e38f * Math.Sqrt(2), norm, 1e25);
+    }
+}
