@@ -1,7 +1,8 @@
 // Keeps this worker known to the coordinator: registers with the address Kestrel actually bound, then heartbeats
 // at the interval the coordinator asked for, registering again if the coordinator forgot it (restart, timeout).
 // Transport failures of any kind (Unavailable, DeadlineExceeded, Internal or Unknown from a connection torn down
-// mid-call, Cancelled by a dying server) are retried; only a refusal (wrong protocol version, bad token, bad
+// mid-call, Cancelled by a dying server) are retried, and so is AlreadyExists (an earlier life of this address is
+// still live there until the coordinator finds it lost); only a refusal (wrong protocol version, bad token, bad
 // request) stops the worker with the coordinator's reason.
 // --register-timeout bounds only the first registration: once registered, a coordinator that went away (crash,
 // restart with --resume) is waited for indefinitely, with backoff and a log line every few seconds.
@@ -21,6 +22,8 @@ public sealed class RegistrationService(
     NodeSecurity security, CoordinatorCredential credential, ILogger<RegistrationService> log) : BackgroundService
 {
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(5);
+    // This process's proof that it is the worker registered at its address (registrations and heartbeats carry it).
+    private Google.Protobuf.ByteString SessionSecret => Google.Protobuf.ByteString.CopyFrom(credential.Secret.Value);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -153,7 +156,7 @@ public sealed class RegistrationService(
             stoppingToken.ThrowIfCancellationRequested();
             try
             {
-                var reply = await client.HeartbeatAsync(new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = id, CoordinatorRun = run },
+                var reply = await client.HeartbeatAsync(new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = id, CoordinatorRun = run, SessionSecret = SessionSecret },
                     deadline: DateTime.UtcNow + CallDeadline, cancellationToken: stoppingToken);
                 Protocol.Check(reply.ProtocolVersion, "Heartbeat reply");
                 if (reply.RunEnd is { } end)
@@ -182,7 +185,7 @@ public sealed class RegistrationService(
     /// <summary>A coordinator's answer that retrying cannot change; everything else is a transport failure.</summary>
     internal static bool IsRefusal(StatusCode code) => code is StatusCode.InvalidArgument or StatusCode.FailedPrecondition
         or StatusCode.PermissionDenied or StatusCode.Unauthenticated or StatusCode.Unimplemented or StatusCode.OutOfRange
-        or StatusCode.AlreadyExists or StatusCode.NotFound;
+        or StatusCode.NotFound;
 
     private async Task<bool> WaitForStartAsync(CancellationToken stoppingToken)
     {

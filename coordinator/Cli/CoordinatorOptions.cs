@@ -48,6 +48,8 @@ public static class CoordinatorOptions
         new("--cache-dir", "cluster:cacheDir", "dataset cache of in-process workers", "DIR"),
         new("--wait-for-workers", "cluster:waitForWorkers", "how long a run with no ready worker left waits for one, seconds (default 0: fail)", "S"),
         new("--heartbeat-timeout", "cluster:heartbeatTimeout", "a worker silent this long is lost, seconds (default 10)", "S"),
+        new("--max-workers", "cluster:maxWorkers", "workers the registry holds at most; new addresses beyond are refused (default 256)", "N"),
+        new("--forget-after", "cluster:forgetAfter", "forget a lost or refused worker silent this long, seconds (default 600)", "S"),
         new("--shared-memory", "cluster:sharedMemory", "directory for the same-host transport, or off (default /dev/shm)", "DIR|off"),
         new("--bind-cpus", "cluster:bindCpus", "give each same-host worker CPUs of its own: auto or off", "auto|off"),
         new("--gradient-outlier-factor", "cluster:gradientOutlierFactor",

@@ -14,6 +14,21 @@ public sealed record RegistrationAnswer(string Address, string WorkerId, long Ge
     public override string ToString() => $"answer register {Address}: {WorkerId}#{Generation}";
 }
 
+/// <summary>Why a registration was refused: the gRPC adapter answers AlreadyExists or ResourceExhausted.</summary>
+public enum RegistrationRefusal
+{
+    /// <summary>A live worker holds the address and the caller did not prove to be that worker (its session digest).</summary>
+    AddressHeld,
+    /// <summary>The registry holds --max-workers live workers; a new address has no room.</summary>
+    Full,
+}
+
+/// <summary>The answer to WorkerRegistering when the registration is refused; the registry is left as it was.</summary>
+public sealed record RegistrationRefused(string Address, RegistrationRefusal Why, string Reason) : ClusterCommand
+{
+    public override string ToString() => $"refuse register {Address}: {Reason}";
+}
+
 /// <summary>
 /// The answer to HeartbeatReceived: whether the worker is known (false: register again) and the run's state, from
 /// which a worker can tell that the run has ended.

@@ -146,7 +146,7 @@ public sealed class ClusterDriver
                 case FailStep fail: After(_transport.Fail(fail)); break;
                 case StartTraining: _trainingStarted.TrySetResult(); break;
                 case FailRun fail: _trainingStarted.TrySetException(new WorkersUnavailableException(fail.Reason)); break;
-                case RegistrationAnswer or HeartbeatAnswer: break; // for the caller that asked
+                case RegistrationAnswer or RegistrationRefused or HeartbeatAnswer: break; // for the caller that asked
                 default: throw new InvalidOperationException($"no effect for {command.GetType().Name}");
             }
         }

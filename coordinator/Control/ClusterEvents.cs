@@ -7,11 +7,18 @@ namespace DistTrain.Coordinator.Control;
 
 public abstract record ClusterEvent;
 
-/// <summary>A worker asks to join (Register). The machine answers with a RegistrationAnswer command.</summary>
-public sealed record WorkerRegistering(string Address, int Cores) : ClusterEvent;
+/// <summary>
+/// A worker asks to join (Register). The machine answers with a RegistrationAnswer or a RegistrationRefused command.
+/// <paramref name="SessionDigest"/>: SHA-256 of the secret the worker process chose for its life (null: none given),
+/// the only proof that a registration comes from the process that already holds the address.
+/// </summary>
+public sealed record WorkerRegistering(string Address, int Cores, byte[]? SessionDigest = null) : ClusterEvent;
 
-/// <summary>A worker's heartbeat, naming the coordinator run that gave it its id. Answered by a HeartbeatAnswer command.</summary>
-public sealed record HeartbeatReceived(string WorkerId, string CoordinatorRun) : ClusterEvent;
+/// <summary>
+/// A worker's heartbeat, naming the coordinator run that gave it its id and the digest of its session secret.
+/// Answered by a HeartbeatAnswer command.
+/// </summary>
+public sealed record HeartbeatReceived(string WorkerId, string CoordinatorRun, byte[]? SessionDigest = null) : ClusterEvent;
 
 /// <summary>Prepare succeeded; <paramref name="SameHost"/>: it took the same-host transport. Detail: data and transport, for the log.</summary>
 public sealed record WorkerPrepared(string WorkerId, long Generation, bool SameHost, string Detail) : ClusterEvent;

@@ -3,7 +3,8 @@
 // (one immutable record per worker life), the start-up wait, each step's attempts with a StepAssignment inside,
 // deadlines, heartbeat expiry, the wait for workers mid-run, the run's end, and the naming of stragglers and hangs.
 // ClusterDriver feeds it and executes its commands; every fault scenario is a unit test that replays exactly.
-// This file: events in, membership, the start-up wait, ticks and the view; ClusterStateMachine.Steps.cs: the steps.
+// This file: events in, membership, the start-up wait, ticks and the view; ClusterStateMachine.Registration.cs: who
+// may register and heartbeat, and the registry's bounds; ClusterStateMachine.Steps.cs: the steps.
 using System.Globalization;
 
 namespace DistTrain.Coordinator.Control;
@@ -78,46 +79,11 @@ public sealed partial class ClusterStateMachine
         Version++;
         foreach (var record in _members.All.Where(r => r.Live && _now - r.LastSeen > _options.HeartbeatTimeout).ToList())
             Advance(Lose(record, $"no heartbeat for {Seconds(_now - record.LastSeen, "F1")}s", announce: true));
+        ForgetLongGone();
         ExpireDeadlines();
         CheckStartup();
         CheckWait();
         JudgeHealth();
-    }
-
-    private void Register(WorkerRegistering e)
-    {
-        int cores = Math.Max(1, e.Cores);
-        WorkerRecord record;
-        if (_members.WithAddress(e.Address) is { } known)
-        {
-            record = known with
-            {
-                Generation = known.Generation + 1, Cores = cores, State = WorkerState.Rejoining, LastSeen = _now,
-                Reason = known.State == WorkerState.Lost ? $"back after: {known.Reason}" : "registered again (restarted)",
-                SameHost = false, ReadyDuringStep = -1, Rejoins = known.Rejoins + 1,
-            };
-            _members.Set(record);
-            _members.Meter(record.Id).NewLife();
-            // Its previous life is over, whatever it had in flight (the new one is not planned before it is prepared).
-            if (known.State != WorkerState.Lost)
-            {
-                Advance(AbandonRequestsOf(known.Id, "registered again (restarted)"));
-                Emit(new DisconnectWorker(known.Id, known.Generation));
-            }
-        }
-        else record = _members.Add(e.Address, cores, _now);
-        Version++;
-        Emit(new LogLine($"worker {record.Id} registered from {record.Address} with {cores} thread(s)"));
-        Emit(new RegistrationAnswer(record.Address, record.Id, record.Generation, RunId, _options.HeartbeatInterval));
-        Emit(new PrepareWorker(record.Id, record.Generation, record.Address, cores));
-    }
-
-    private void Heartbeat(HeartbeatReceived e)
-    {
-        var record = _members.Find(e.WorkerId);
-        bool known = e.CoordinatorRun == RunId && record is not null && record.State != WorkerState.Lost;
-        if (known) _members.Set(record! with { LastSeen = _now });
-        Emit(new HeartbeatAnswer(e.WorkerId, known, Run));
     }
 
     private void Prepared(WorkerPrepared e)

@@ -1,6 +1,7 @@
 // The control plane's settings: the start-up wait (--expect-workers, --min-workers, --wait-seconds), the wait for
 // workers mid-run (--wait-for-workers), deadlines (--compute-timeout), heartbeats (--heartbeat-timeout), the attempt
-// limit, the health rules' window and factors, and how far workers' reports are believed. Built from ClusterOptions; tests set what they exercise.
+// limit, the health rules' window and factors, how far workers' reports are believed, and the registry's bounds
+// (--max-workers, --forget-after). Built from ClusterOptions; tests set what they exercise.
 namespace DistTrain.Coordinator.Control;
 
 public sealed record ControlOptions
@@ -21,6 +22,13 @@ public sealed record ControlOptions
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Heartbeat silence after which a worker is lost (--heartbeat-timeout): the one definition of lost.</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// Workers the registry holds at most (--max-workers): a new address beyond it takes the place of the longest-silent
+    /// lost or refused one, or is refused while every place is live, so a flood of registrations cannot grow it.
+    /// </summary>
+    public int MaxWorkers { get; init; } = 256;
+    /// <summary>A lost or refused worker silent this long is forgotten (--forget-after); back later, it gets a new id.</summary>
+    public TimeSpan ForgetAfter { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>Attempts of one step (each restart needs a worker lost and another ready) before it is given up.</summary>
     public int MaxAttempts { get; init; } = 100;
     /// <summary>How often Tick looks at heartbeats, deadlines, waits and health (zero: at every tick).</summary>

@@ -1,6 +1,6 @@
 // The roster: the current record of every worker (one immutable WorkerRecord per life) in registration order, and
 // what the machine measures of each. Ids are w1, w2, … in order of first registration; an address seen before (and
-// not refused) keeps its id and moves to its next generation.
+// not refused) keeps its id and moves to its next generation. Forgotten records leave; their ids are never given again.
 namespace DistTrain.Coordinator.Control;
 
 internal sealed class Membership(ControlOptions options)
@@ -8,6 +8,7 @@ internal sealed class Membership(ControlOptions options)
     private readonly List<WorkerRecord> _records = [];
     private readonly Dictionary<string, int> _index = [];
     private readonly Dictionary<string, WorkerMeter> _meters = [];
+    private int _issued;
 
     public IReadOnlyList<WorkerRecord> All => _records;
 
@@ -19,11 +20,15 @@ internal sealed class Membership(ControlOptions options)
     public WorkerRecord? WithAddress(string address) =>
         _records.FirstOrDefault(r => r.Address == address && r.State != WorkerState.Refused);
 
+    /// <summary>The record of a worker that registered from this address and was refused (its model or data).</summary>
+    public WorkerRecord? RefusedAt(string address) =>
+        _records.FirstOrDefault(r => r.Address == address && r.State == WorkerState.Refused);
+
     public WorkerMeter Meter(string id) => _meters[id];
 
     public WorkerRecord Add(string address, int cores, TimeSpan now)
     {
-        var record = new WorkerRecord($"w{_records.Count + 1}", 1, address, cores, WorkerState.Preparing, now);
+        var record = new WorkerRecord($"w{++_issued}", 1, address, cores, WorkerState.Preparing, now);
         _index[record.Id] = _records.Count;
         _records.Add(record);
         _meters[record.Id] = new WorkerMeter(options.HealthWindow);
@@ -31,6 +36,16 @@ internal sealed class Membership(ControlOptions options)
     }
 
     public void Set(WorkerRecord record) => _records[_index[record.Id]] = record;
+
+    /// <summary>Forgets a worker: its record and meter leave (O(records), which --max-workers bounds).</summary>
+    public void Remove(string id)
+    {
+        int at = _index[id];
+        _records.RemoveAt(at);
+        _index.Remove(id);
+        _meters.Remove(id);
+        for (int i = at; i < _records.Count; i++) _index[_records[i].Id] = i;
+    }
 
     public int Count(WorkerState state) => _records.Count(r => r.State == state);
 

@@ -24,6 +24,10 @@ public sealed record WorkerRecord(string Id, long Generation, string Address, in
     public long ReadyDuringStep { get; init; } = -1;
     /// <summary>How often this id came back after being lost or restarting.</summary>
     public int Rejoins { get; init; }
+    /// <summary>SHA-256 of this life's session secret (null: it gave none): registrations and heartbeats must match it.</summary>
+    public byte[]? SessionDigest { get; init; }
+    /// <summary>A heartbeat with another digest was logged in this life (once is enough to name a spoofer).</summary>
+    public bool MismatchLogged { get; init; }
 
     /// <summary>Whether heartbeats can still expire it: every state but Lost and Refused.</summary>
     public bool Live => State is WorkerState.Preparing or WorkerState.Rejoining or WorkerState.Ready;

@@ -24,6 +24,10 @@ public sealed class ClusterOptions
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>How long a run with no ready worker left waits for one (0: fail at once).</summary>
     public TimeSpan WaitForWorkers { get; init; } = TimeSpan.Zero;
+    /// <summary>Workers the coordinator's registry holds at most (--max-workers).</summary>
+    public int MaxWorkers { get; init; } = 256;
+    /// <summary>A lost or refused worker silent this long is forgotten (--forget-after).</summary>
+    public TimeSpan ForgetAfter { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>
     /// Directory (on a memory file system) for the same-host transport offered to workers that can open it; null
     /// turns it off and every worker gets weights and gradients in its gRPC messages.
@@ -48,6 +52,8 @@ public sealed class ClusterOptions
             throw new UserInputException("train: distributed mode needs both --listen URL and --expect-workers N");
         int count = workers ?? expect!.Value;
         int min = flags.GetInt("--min-workers", 1) ?? count;
+        int maxWorkers = flags.GetInt("--max-workers", 1) ?? 256;
+        if (maxWorkers < count) throw new UserInputException($"train: --max-workers {maxWorkers} is below the {count} expected workers");
         if (min > count) throw new UserInputException($"train: --min-workers {min} exceeds the {count} expected workers");
         string url = flags.Get("--listen") ?? "http://127.0.0.1:0";
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
@@ -72,6 +78,7 @@ public sealed class ClusterOptions
             ComputeTimeout = Seconds(flags, "--compute-timeout", 120),
             WaitForWorkers = TimeSpan.FromSeconds(flags.GetInt("--wait-for-workers", 0) ?? 0),
             HeartbeatTimeout = Seconds(flags, "--heartbeat-timeout", 10),
+            MaxWorkers = maxWorkers, ForgetAfter = Seconds(flags, "--forget-after", 600),
             BindCpus = flags.Get("--bind-cpus") switch
             {
                 null or "auto" => true,

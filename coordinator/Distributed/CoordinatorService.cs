@@ -2,7 +2,10 @@
 // it checks a request, posts it to the machine as an event and answers from the machine's answer command, so a
 // confused or hostile peer gets a status, never a crash, and membership lives in one place. Once the run has ended,
 // EndOfRun answers: new registrations are for the next coordinator, heartbeats carry the end-of-run notice.
-// A registration's session secret goes to WorkerSessions (the data plane), never into the machine.
+// A worker's session secret reaches the machine only as its SHA-256 digest; the secret itself goes to WorkerSessions
+// (the data plane) for the calls to that worker. An address naming this coordinator is refused here (InvalidArgument),
+// so it never reaches the machine and never counts as a worker.
+using System.Security.Cryptography;
 using DistTrain.Coordinator.Control;
 using DistTrain.Protos;
 using DistTrain.Protos.Security;
@@ -10,7 +13,8 @@ using Grpc.Core;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, EndOfRun? endOfRun = null, WorkerSessions? sessions = null)
+public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, EndOfRun? endOfRun = null, WorkerSessions? sessions = null,
+    CoordinatorSelf? self = null)
     : Protos.Coordinator.CoordinatorBase
 {
     public override async Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
@@ -27,12 +31,25 @@ public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, End
                 $"address must be an http(s) URL like http://host:port, found '{Printable(request.Address)}'"));
         if (request.Cores is < 1 or > 4096)
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"cores must be 1..4096, found {request.Cores}"));
+        if (self?.Names(uri) == true)
+            throw new RpcException(new Status(StatusCode.InvalidArgument,
+                $"address '{Printable(request.Address)}' is this coordinator's own; a worker registers its own address"));
         var secret = SessionSecret.From(request.SessionSecret.Span)
             ?? throw new RpcException(new Status(StatusCode.InvalidArgument,
                 $"session_secret must be {SessionSecret.Bytes} bytes, found {request.SessionSecret.Length}"));
-        // Kept before the machine hears of the worker: its Prepare command may go out before this call returns.
+        // Kept before the machine hears of the worker (its Prepare command may go out before this call returns), and
+        // put back when the machine refuses the caller, so a refused registration cannot change whose secret the
+        // address's calls carry. Clients already made keep the secret they were made with.
+        var previous = sessions?.Of(request.Address);
         sessions?.Remember(request.Address, secret);
-        var answer = (await driver.AskAsync(new WorkerRegistering(request.Address, request.Cores))).OfType<RegistrationAnswer>().Single();
+        var commands = await driver.AskAsync(new WorkerRegistering(request.Address, request.Cores, Digest(request.SessionSecret)));
+        if (commands.OfType<RegistrationRefused>().SingleOrDefault() is { } refused)
+        {
+            sessions?.Restore(request.Address, previous);
+            throw new RpcException(new Status(
+                refused.Why == RegistrationRefusal.Full ? StatusCode.ResourceExhausted : StatusCode.AlreadyExists, refused.Reason));
+        }
+        var answer = commands.OfType<RegistrationAnswer>().Single();
         return new RegisterReply
         {
             ProtocolVersion = Protocol.Version, WorkerId = answer.WorkerId, CoordinatorRun = answer.CoordinatorRun,
@@ -43,7 +60,7 @@ public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, End
     public override async Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
     {
         Protocol.Check(request.ProtocolVersion, "Heartbeat");
-        var answer = (await driver.AskAsync(new HeartbeatReceived(request.WorkerId, request.CoordinatorRun))).OfType<HeartbeatAnswer>().Single();
+        var answer = (await driver.AskAsync(new HeartbeatReceived(request.WorkerId, request.CoordinatorRun, Digest(request.SessionSecret)))).OfType<HeartbeatAnswer>().Single();
         bool thisRun = request.CoordinatorRun == driver.RunId;
         return new HeartbeatReply
         {
@@ -51,6 +68,9 @@ public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, End
             RunEnd = thisRun ? endOfRun?.AnswerHeartbeat(request.WorkerId) : null,
         };
     }
+
+    /// <summary>The machine keeps a digest, never the secret itself (it shows up in no view, log or dump).</summary>
+    private static byte[]? Digest(Google.Protobuf.ByteString secret) => secret.IsEmpty ? null : SHA256.HashData(secret.Span);
 
     private static string Printable(string s) => PeerText.Printable(s, maxLength: 80);
 }

@@ -71,6 +71,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         WaitForWorkers = options.WaitForWorkers, ComputeTimeout = options.ComputeTimeout,
         HeartbeatInterval = options.HeartbeatInterval, HeartbeatTimeout = options.HeartbeatTimeout,
         GradientOutlierFactor = options.GradientOutlierFactor,
+        MaxWorkers = options.MaxWorkers, ForgetAfter = options.ForgetAfter,
     };
 
     public static async Task<DistributedCluster> StartAsync(ClusterOptions options, TrainingConfig config,
@@ -103,8 +104,9 @@ public sealed class DistributedCluster : IAsyncDisposable
         driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
 
         var endOfRun = new EndOfRun();
+        var self = new CoordinatorSelf();
         WebApplication server;
-        try { server = await StartServerAsync(options, driver, log, endOfRun, sessions); }
+        try { server = await StartServerAsync(options, driver, log, endOfRun, sessions, self); }
         catch
         {
             shared?.Dispose();
@@ -114,6 +116,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         var listen = new Uri(options.Listen);
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
+        self.Bound(cluster.Address);
         if (options.InProcessWorkers == 0)
             log.Write($"coordinator listening on {cluster.Address}; waiting for {options.ExpectWorkers} worker(s)");
         for (int i = 0; i < options.InProcessWorkers; i++)
@@ -128,7 +131,7 @@ public sealed class DistributedCluster : IAsyncDisposable
     }
 
     private static async Task<WebApplication> StartServerAsync(ClusterOptions options, ClusterDriver driver, ClusterLog log,
-        EndOfRun endOfRun, WorkerSessions sessions)
+        EndOfRun endOfRun, WorkerSessions sessions, CoordinatorSelf self)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -151,7 +154,7 @@ public sealed class DistributedCluster : IAsyncDisposable
             ServerLimits.Apply(kestrel, MaxConnections, maxStreamsPerConnection: 100);
         });
         builder.Services.AddSingleton<HealthWatchLimit>();
-        builder.Services.AddSingleton(driver).AddSingleton(log).AddSingleton(endOfRun).AddSingleton(sessions);
+        builder.Services.AddSingleton(driver).AddSingleton(log).AddSingleton(endOfRun).AddSingleton(sessions).AddSingleton(self);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = 64 * 1024;

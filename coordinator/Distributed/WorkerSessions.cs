@@ -15,6 +15,16 @@ public sealed class WorkerSessions
         lock (_byAddress) _byAddress[address] = secret;
     }
 
+    /// <summary>Puts back what <see cref="Of"/> returned before a registration the control plane refused.</summary>
+    public void Restore(string address, SessionSecret? previous)
+    {
+        lock (_byAddress)
+        {
+            if (previous is null) _byAddress.Remove(address);
+            else _byAddress[address] = previous;
+        }
+    }
+
     /// <summary>The secret registered from <paramref name="address"/>, or null for an address that never registered.</summary>
     public SessionSecret? Of(string address)
     {

@@ -9,6 +9,7 @@ namespace DistTrain.Tests.Control;
 public sealed class ClusterScenario
 {
     private readonly List<ClusterCommand> _out = [];
+    private readonly Dictionary<string, byte[]> _sessions = [];
 
     public ClusterScenario(ControlOptions? options = null, string run = "run-a") =>
         Machine = new ClusterStateMachine(options ?? Options(), run);
@@ -53,16 +54,30 @@ public sealed class ClusterScenario
 
     public static string Address(int n) => $"http://10.0.0.{n}:5000/";
 
+    /// <summary>The session digest of the worker process at address <paramref name="n"/> (life <paramref name="life"/>).</summary>
+    public static byte[] Session(int n, int life = 1) => [.. System.Text.Encoding.ASCII.GetBytes($"session {n}.{life}")];
+
+    /// <summary>The worker process at address <paramref name="n"/> registers (again, when it is the same life).</summary>
+    public ClusterScenario Register(int n, int life = 1)
+    {
+        int before = _out.Count;
+        Step(new WorkerRegistering(Address(n), 1, Session(n, life)));
+        if (_out.Skip(before).OfType<RegistrationAnswer>().SingleOrDefault() is { } answer) _sessions[answer.WorkerId] = Session(n, life);
+        return this;
+    }
+
     /// <summary>Registers and prepares a worker at address <paramref name="n"/>; returns its id; leaves the commands.</summary>
     public string Join(int n, bool sameHost = false)
     {
-        Step(new WorkerRegistering(Address(n), 1));
+        Register(n);
         var answer = _out.OfType<RegistrationAnswer>().Last();
         Step(new WorkerPrepared(answer.WorkerId, answer.Generation, sameHost, "test"));
         return answer.WorkerId;
     }
 
-    public ClusterScenario Heartbeat(string worker, string run = "run-a") => Step(new HeartbeatReceived(worker, run));
+    /// <summary>A heartbeat of the worker with the session of its latest registration here.</summary>
+    public ClusterScenario Heartbeat(string worker, string run = "run-a") =>
+        Step(new HeartbeatReceived(worker, run, _sessions.GetValueOrDefault(worker)));
 
     public ClusterScenario Reply(long step, int attempt, int dispatch, params BlockVerdict[] verdicts) =>
         Step(new ReplyReceived(step, attempt, dispatch, verdicts));
@@ -111,7 +126,7 @@ public sealed class CompiledMachine
         s.Step(new TrainingRequested());
         for (int step = 0; step < 12; step++) s.RunStep(step, w => w == "w2" ? 0.03 : 0.01);
         s.Request(12).Fail(12, 1, 0).Reply(12, 1, 1, BlockVerdict.NonFinite).At(s.Now.TotalSeconds + 4);
-        s.Heartbeat("w2").Step(new WorkerRegistering(ClusterScenario.Address(1), 1));
+        s.Heartbeat("w2").Register(1);
         _ = s.Machine.View();
         var pool = new ClusterScenario(ClusterScenario.Options(expect: 2));
         pool.Join(1, sameHost: true);

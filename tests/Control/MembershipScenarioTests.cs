@@ -46,7 +46,7 @@ public class MembershipScenarioTests
 
         // Restarted at the same address: told it is unknown, it registers again and keeps its id.
         s.Heartbeat("w2");
-        s.Step(new WorkerRegistering(A2, 1));
+        s.Register(2, life: 2);
         s.Expect(
             "answer heartbeat w2: unknown",
             $"log: worker w2 registered from {A2} with 1 thread(s)",
@@ -81,7 +81,7 @@ public class MembershipScenarioTests
         s.Skip();
         // The worker restarted and registered again while its request to the old process was in flight: that request
         // is given up (its blocks wait for the new life), and what the old process says later changes nothing.
-        s.Step(new WorkerRegistering(A1, 1));
+        s.Register(1);
         s.Expect(
             "log: step 0: worker w1 failed (registered again (restarted)); its blocks go to the others",
             "cancel 0.1#0 (w1)",
