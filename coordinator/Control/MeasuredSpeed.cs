@@ -14,7 +14,7 @@ internal static class MeasuredSpeed
     /// <list type="bullet">
     /// <item>compute and cpu finite and above zero; a compute longer than the round trip it was part of is replaced by
     /// the round trip (a CPU time above the compute time makes the worker count slower: a report only it pays for);</item>
-    /// <item>the result ≥ wall / <paramref name="creditLimit"/>: the time a worker claims it waited for a core is the one
+    /// <item>cpu ≥ compute / <paramref name="creditLimit"/>, and the result ≥ wall / <paramref name="creditLimit"/>: the time a worker claims it waited for a core is the one
     /// part of the round trip the coordinator cannot check, so it is credited up to that factor; a claim beyond it is
     /// not a busy host but a false report, and none of it is believed. A worker reporting itself 10⁶× faster than it is therefore counts as exactly as fast as the
     /// coordinator measured it, the same as an honest peer of its speed.</item>
@@ -24,6 +24,9 @@ internal static class MeasuredSpeed
     {
         if (!(wall > 0)) return wall;
         if (!double.IsFinite(compute) || !double.IsFinite(cpu) || !(compute > 0) || !(cpu > 0)) return wall;
+        // The waiting a worker claims (compute − cpu) is bounded the same way: a CPU time below compute / limit says it
+        // had less than that share of a core, which the coordinator cannot tell from a false report.
+        if (cpu < Math.Min(wall, compute) / creditLimit) return wall;
         double credited = wall - Math.Min(wall, compute) + cpu;
         return credited < wall / creditLimit ? wall : credited;
     }

@@ -121,6 +121,7 @@ public class MeasuredScenarioTests
     [InlineData(1.0, 2.0, 0.1, 1.0)]          // ... and a CPU time beyond the credit limit
     [InlineData(1.0, 0.9, 0.9e-6, 1.0)]       // 10⁶× faster in CPU than its compute: beyond the credit limit
     [InlineData(1.0, 0.9e-6, 0.9e-6, 1.0)]    // 10⁶× faster in both: nothing to credit
+    [InlineData(4.0, 1.0, 0.1, 4.0)]          // a transfer-heavy round trip: under 1/8 of a core while computing is not believed
     [InlineData(1.0, 0.1, 0.5, 1.4)]          // slower than measured: its own cost
     [InlineData(1.0, double.NaN, 0.5, 1.0)]
     [InlineData(1.0, 0.5, double.PositiveInfinity, 1.0)]

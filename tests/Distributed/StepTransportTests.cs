@@ -540,7 +540,11 @@ public class StepTransportTests
         var service = new CoordinatorService(cluster.Driver, new ClusterLog(_ => { }));
         var reply = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1, SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]) }, null!);
         Assert.Equal(ControlPlane.RunId, reply.CoordinatorRun);
-        var heartbeat = new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = reply.WorkerId, CoordinatorRun = reply.CoordinatorRun };
+        var heartbeat = new HeartbeatRequest
+        {
+            ProtocolVersion = Protocol.Version, WorkerId = reply.WorkerId, CoordinatorRun = reply.CoordinatorRun,
+            SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]),
+        };
         Assert.True((await service.Heartbeat(heartbeat, null!)).Known);
         // After a restart ids begin at w1 again: a worker still heartbeating with the id an earlier run gave it is told
         // to register again instead of passing for the worker that holds that id now.

@@ -98,7 +98,11 @@ public sealed class EndOfRunTests
         var end = new EndOfRun();
         var service = new CoordinatorService(plane.Driver, new ClusterLog(_ => { }), end);
         var registered = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1, SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]) }, null!);
-        var heartbeat = new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = registered.WorkerId, CoordinatorRun = registered.CoordinatorRun };
+        var heartbeat = new HeartbeatRequest
+        {
+            ProtocolVersion = Protocol.Version, WorkerId = registered.WorkerId, CoordinatorRun = registered.CoordinatorRun,
+            SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]),
+        };
         var during = await service.Heartbeat(heartbeat, null!);
         Assert.True(during.Known);
         Assert.Null(during.RunEnd);

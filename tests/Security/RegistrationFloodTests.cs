@@ -93,7 +93,11 @@ public sealed partial class RegistrationFloodTests
     {
         try
         {
-            await client.RegisterAsync(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = address, Cores = 1 },
+            await client.RegisterAsync(new RegisterRequest
+            {
+                ProtocolVersion = Protocol.Version, Address = address, Cores = 1,
+                SessionSecret = Google.Protobuf.ByteString.CopyFrom(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
+            },
                 deadline: DateTime.UtcNow.AddSeconds(10));
             return StatusCode.OK;
         }
