@@ -10,14 +10,8 @@ public static class ExportCommand
     {
         string output = flags.Require("--onnx");
         var model = SavedModel.Load(flags);
-        try
-        {
-            OnnxExporter.Export(model.Network, model.Weights, model.Preprocessing, output);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new Core.UserInputException($"{output}: cannot write the ONNX model: {e.Message}");
-        }
+        // Written atomically; a file system failure is already one line naming the path (AtomicFile).
+        OnnxExporter.Export(model.Network, model.Weights, model.Preprocessing, output);
         Console.Error.WriteLine($"wrote {output}: input 'input' [batch, {model.Network.Inputs}] raw features, outputs 'logits' and 'probabilities' [batch, {model.Network.Outputs}]");
         return 0;
     }

@@ -30,8 +30,8 @@ public sealed record DashboardOptions
             Enabled = !flags.Has("--no-dashboard"),
             LogJson = flags.Has("--log-json"),
             Port = flags.GetInt("--dashboard-port", min: 0) ?? 8080,
-            VanishingBelow = Number(flags, "--grad-vanish-below") ?? 1e-7,
-            ExplodingAbove = Number(flags, "--grad-explode-above") ?? 1e3,
+            VanishingBelow = flags.GetDouble("--grad-vanish-below", min: 0) ?? 1e-7,
+            ExplodingAbove = flags.GetDouble("--grad-explode-above", min: 0) ?? 1e3,
         };
         if (options.Port > 65535) throw new UserInputException($"train: --dashboard-port must be 0..65535, found {options.Port}");
         if (flags.Get("--dashboard-bind") is { } bind)
@@ -45,13 +45,5 @@ public sealed record DashboardOptions
             throw new UserInputException(
                 $"train: --grad-explode-above ({options.ExplodingAbove}) must be greater than --grad-vanish-below ({options.VanishingBelow})");
         return options;
-    }
-
-    private static double? Number(CommandOptions flags, string name)
-    {
-        if (flags.Get(name) is not { } s) return null;
-        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v) || v < 0)
-            throw new UserInputException($"train: {name} expects a non-negative number, found '{s}'");
-        return v;
     }
 }

@@ -30,13 +30,8 @@ public static class DataLoader
         preprocessing = statistics is null
             ? Preprocessing.ScaleOnly(scale)
             : new Preprocessing(scale, mode, statistics.Mean, statistics.StdDev, spec.Channels);
-        if (statistics is not null)
-        {
-            var expanded = new FeatureStatistics(
-                preprocessing.FeatureMean(split.Train.Width), preprocessing.FeatureStdDev(split.Train.Width));
-            expanded.Apply(split.Train);
-            if (split.Test is not null) expanded.Apply(split.Test);
-        }
+        preprocessing.Standardize(split.Train);
+        if (split.Test is not null) preprocessing.Standardize(split.Test);
         return split with { Preprocessing = preprocessing };
     }
 

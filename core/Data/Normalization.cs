@@ -43,39 +43,9 @@ public static class Normalization
     /// Per-feature mean and population std of <paramref name="train"/> (two passes, float64 sums), computed
     /// without modifying anything.
     /// </summary>
-    public static FeatureStatistics ComputeStatistics(Dataset train)
-    {
-        ArgumentNullException.ThrowIfNull(train);
-        if (train.Count == 0) throw new ArgumentException("cannot standardise an empty training set", nameof(train));
-        int width = train.Width;
-        var mean = new double[width];
-        var variance = new double[width];
-        for (int row = 0; row < train.Count; row++)
-        {
-            ReadOnlySpan<float> values = train.Row(row);
-            for (int j = 0; j < width; j++) mean[j] += values[j];
-        }
-        for (int j = 0; j < width; j++) mean[j] /= train.Count;
-        // The second pass over deviations avoids the cancellation of E[x²] − E[x]².
-        for (int row = 0; row < train.Count; row++)
-        {
-            ReadOnlySpan<float> values = train.Row(row);
-            for (int j = 0; j < width; j++)
-            {
-                double d = values[j] - mean[j];
-                variance[j] += d * d;
-            }
-        }
-        var std = new double[width];
-        for (int j = 0; j < width; j++)
-        {
-            std[j] = Math.Sqrt(variance[j] / train.Count);
-            // A constant float column can leave a float64 rounding residue (~1e-17) instead of an exact 0;
-            // dividing by that would blow noise up to unit scale. Below float32 resolution, call it constant.
-            if (std[j] <= 1e-7 * Math.Abs(mean[j])) std[j] = 0;
-        }
-        return new FeatureStatistics(mean, std);
-    }
+    public static FeatureStatistics ComputeStatistics(Dataset train) =>
+        // Every feature its own one-pixel channel: the same sums in the same order.
+        ComputeChannelStatistics(train ?? throw new ArgumentNullException(nameof(train)), train.Width);
 
     /// <summary>
     /// One mean and population std per channel of <paramref name="train"/>, whose rows hold <paramref name="channels"/>
@@ -120,6 +90,8 @@ public static class Normalization
         for (int c = 0; c < channels; c++)
         {
             std[c] = Math.Sqrt(variance[c] / count);
+            // A constant float column can leave a float64 rounding residue (~1e-17) instead of an exact 0;
+            // dividing by that would blow noise up to unit scale. Below float32 resolution, call it constant.
             if (std[c] <= 1e-7 * Math.Abs(mean[c])) std[c] = 0;
         }
         return new FeatureStatistics(mean, std);

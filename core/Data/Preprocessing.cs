@@ -50,8 +50,15 @@ public sealed record Preprocessing(float Scale, StandardizeMode Mode, double[] M
         ArgumentNullException.ThrowIfNull(raw);
         CheckWidth(raw.Width, raw.Source);
         Normalization.Scale(raw, Scale);
+        Standardize(raw);
+    }
+
+    /// <summary>In place: the standardisation alone, on features already divided by <see cref="Scale"/>.</summary>
+    public void Standardize(Dataset scaled)
+    {
+        ArgumentNullException.ThrowIfNull(scaled);
         if (Mode != StandardizeMode.None)
-            new FeatureStatistics(FeatureMean(raw.Width), FeatureStdDev(raw.Width)).Apply(raw);
+            new FeatureStatistics(FeatureMean(scaled.Width), FeatureStdDev(scaled.Width)).Apply(scaled);
     }
 
     /// <summary>Checks that <paramref name="width"/> features fit these statistics; the message names <paramref name="source"/>.</summary>

@@ -75,12 +75,13 @@ public sealed class CommandOptions
         return v;
     }
 
-    public double? GetDouble(string name)
+    public double? GetDouble(string name, double min = double.NegativeInfinity)
     {
         if (Get(name) is not { } s) return null;
-        return double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v)
-            ? v
-            : throw new UserInputException($"{Command}: {name} expects a number, found '{s}'");
+        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v))
+            throw new UserInputException($"{Command}: {name} expects a number, found '{s}'");
+        if (v < min) throw new UserInputException($"{Command}: {name} must be ≥ {min.ToString(CultureInfo.InvariantCulture)}, found '{s}'");
+        return v;
     }
 
     /// <summary>The config-file settings given on the command line, by configuration key (they override the file).</summary>

@@ -126,24 +126,22 @@ public sealed partial class OptionTableTests
     [Fact]
     public void VariablesAreTheKeysAsAddEnvironmentVariablesMapsThem()
     {
-        // The real provider, on variables of this process named after every row of both tables.
+        // The real provider, on variables of this process named after every row of both tables. They carry a prefix of
+        // this test's own (the provider strips any prefix the same way), so tests running beside it that read the
+        // process's DISTTRAIN_ variables never see them.
         var rows = CoordinatorOptions.All.Concat(WorkerCli.Options).DistinctBy(o => o.Key).ToList();
-        string unique = $"{Environment.ProcessId}";
-        var set = new List<string>();
+        string prefix = $"DISTTRAINTEST{Environment.ProcessId}{Guid.NewGuid():N}_";
+        string Name(CliOption row) => prefix + row.EnvironmentVariable[CliOption.Prefix.Length..];
+        Assert.All(rows, r => Assert.StartsWith(CliOption.Prefix, r.EnvironmentVariable));
         try
         {
-            foreach (var row in rows.Where(r => r.Key != "token"))
-            {
-                Environment.SetEnvironmentVariable(row.EnvironmentVariable, unique + row.Key);
-                set.Add(row.EnvironmentVariable);
-            }
-            var configuration = new ConfigurationBuilder().AddEnvironmentVariables(CliOption.Prefix).Build();
-            foreach (var row in rows.Where(r => r.Key != "token"))
-                Assert.Equal(unique + row.Key, configuration[row.Key]);
+            foreach (var row in rows) Environment.SetEnvironmentVariable(Name(row), "value of " + row.Key);
+            var configuration = new ConfigurationBuilder().AddEnvironmentVariables(prefix).Build();
+            foreach (var row in rows) Assert.Equal("value of " + row.Key, configuration[row.Key]);
         }
         finally
         {
-            foreach (var name in set) Environment.SetEnvironmentVariable(name, null);
+            foreach (var row in rows) Environment.SetEnvironmentVariable(Name(row), null);
         }
     }
 
