@@ -22,6 +22,7 @@ public sealed class BlockComputeEngine : IDisposable
     private float[] _parameters = [];
     private Dataset? _data;
     private int[] _batch = [];
+    private long _step;
     private ShardPlan _plan;
     private readonly List<(int First, int Count, float[] Sum)> _pieces = [];
     private readonly List<float[]> _pieceBuffers = [];
@@ -114,8 +115,9 @@ public sealed class BlockComputeEngine : IDisposable
     /// </summary>
     public float[][] Compute(Network network, Dataset data, WeightsLoader? loadWeights, int[] batch, ShardPlan plan,
         IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples,
-        bool reuseBuffers)
+        bool reuseBuffers, long step)
     {
+        _step = step;
         int requested = blocks.Sum(b => b.Count);
         // One thread: whole blocks (fewest buffers). More: pieces small enough for about two per thread.
         int pieceSize = Threads == 1 ? int.MaxValue : GradientReduction.BlockSizeFor(requested, 2 * Threads);
@@ -180,7 +182,7 @@ public sealed class BlockComputeEngine : IDisposable
         while ((piece = Interlocked.Increment(ref _nextPiece)) < _pieces.Count)
         {
             var (first, count, sum) = _pieces[piece];
-            computer.ComputeBlock(parameters, _data!, _batch, _plan, first, count, sum, _loss, _correct, _samples);
+            computer.ComputeBlock(parameters, _data!, _batch, _plan, first, count, sum, _loss, _correct, _samples, _step);
         }
     }
 

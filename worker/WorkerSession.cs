@@ -233,7 +233,7 @@ public sealed class WorkerSession : IDisposable
                 {
                     foreach (var (first, count) in blocks) LoadIndices(first, count);
                     result = _engine.Compute(network, prepared.Train, load, positions, plan, blocks, loss, correct, samples,
-                        reuseBuffers: shared is not null);
+                        reuseBuffers: shared is not null, request.Step);
                     for (int i = 0; shared is not null && i < blocks.Count; i++)
                         shared.Slots.Write(request.Blocks[i].SharedSlot, request.Step, blocks[i].First, blocks[i].Count, result[i]);
                     computed.AsSpan().Fill(true);
@@ -246,7 +246,7 @@ public sealed class WorkerSession : IDisposable
                     {
                         LoadIndices(blocks[n].First, blocks[n].Count);
                         var sum = _engine.Compute(network, prepared.Train, load, positions, plan, [blocks[n]], loss, correct,
-                            samples, reuseBuffers: true)[0];
+                            samples, reuseBuffers: true, request.Step)[0];
                         load = null; // loaded with the first block
                         shared.Slots.Write(request.Blocks[n].SharedSlot, request.Step, blocks[n].First, blocks[n].Count, sum);
                         computed[n] = true;

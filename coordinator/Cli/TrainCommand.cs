@@ -46,6 +46,7 @@ public static class TrainCommand
             $" of {data.Train.Width} features ({data.Train.Source}) loaded in {clock.Elapsed.TotalSeconds:F1}s; fingerprint {fingerprint[..Math.Min(16, fingerprint.Length)]}");
         Console.Error.WriteLine($"model: {network.Spec.Describe()}, {network.ParameterCount:N0} parameters; " +
             $"optimizer {config.Optimizer.Type} lr {config.Optimizer.LearningRate}; batch {config.Training.BatchSize}, shard {config.Training.ShardSize}; {threads} thread(s)");
+        Console.Error.WriteLine(network.Describe());
         // Loading does not watch the token: a signal that came meanwhile stops the run here, before anything starts.
         cancellationToken.ThrowIfCancellationRequested();
 

@@ -13,7 +13,11 @@ public sealed class Linear(int inputWidth, int outputWidth, Activation fusedActi
     public int WeightCount => InputWidth * OutputWidth;
     public override int ParameterCount => WeightCount + OutputWidth;
 
-    public override void Forward(ReadOnlySpan<float> parameters, ReadOnlySpan<float> input, Span<float> output, int rows)
+    public override (double Forward, double Backward) FlopsPerSample(bool inputGradient) =>
+        (2.0 * WeightCount, 2.0 * WeightCount * (inputGradient ? 2 : 1));
+
+    public override void Forward(ReadOnlySpan<float> parameters, ReadOnlySpan<float> input, Span<float> output, int rows,
+        in LayerContext context)
     {
         var weights = parameters.Slice(ParameterOffset, WeightCount);
         var bias = parameters.Slice(ParameterOffset + WeightCount, OutputWidth);
@@ -28,7 +32,7 @@ public sealed class Linear(int inputWidth, int outputWidth, Activation fusedActi
     }
 
     public override void Backward(ReadOnlySpan<float> parameters, ReadOnlySpan<float> input, ReadOnlySpan<float> output,
-        Span<float> outputGradient, Span<float> inputGradient, Span<float> parameterGradient, int rows)
+        Span<float> outputGradient, Span<float> inputGradient, Span<float> parameterGradient, int rows, in LayerContext context)
     {
         int n = OutputWidth, k = InputWidth;
         var dz = outputGradient[..(rows * n)];

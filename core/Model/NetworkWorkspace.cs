@@ -1,6 +1,7 @@
 // Per-thread scratch for forward and backward passes over up to MaxRows samples: the gathered input rows, each
-// layer's output and output gradient. Sized once and reused, so a training step allocates nothing.
+// layer's output, output gradient and own scratch. Sized once and reused, so a training step allocates nothing.
 using DistTrain.Core.Data;
+using DistTrain.Core.Layers;
 
 namespace DistTrain.Core.Model;
 
@@ -8,8 +9,10 @@ public sealed class NetworkWorkspace
 {
     private readonly float[] _input;
     private readonly int[] _labels;
+    private readonly int[] _samples;
     private readonly float[][] _outputs;
     private readonly float[][] _outputGradients;
+    private readonly float[][] _scratch;
 
     public NetworkWorkspace(Network network, int maxRows)
     {
@@ -18,8 +21,16 @@ public sealed class NetworkWorkspace
         MaxRows = maxRows;
         _input = new float[maxRows * network.Inputs];
         _labels = new int[maxRows];
+        _samples = new int[maxRows];
         _outputs = network.Layers.Select(l => new float[maxRows * l.OutputWidth]).ToArray();
         _outputGradients = network.Layers.Select(l => new float[maxRows * l.OutputWidth]).ToArray();
+        _scratch = network.Layers.Select(l =>
+        {
+            long floats = l.ScratchFloats(maxRows);
+            if (floats > Array.MaxLength)
+                throw new UserInputException($"layer {l.GetType().Name} needs {floats:N0} floats of scratch for {maxRows} rows; lower training.shardSize");
+            return new float[floats];
+        }).ToArray();
     }
 
     public Network Network { get; }
@@ -30,13 +41,14 @@ public sealed class NetworkWorkspace
 
     /// <summary>
     /// Summed loss over the samples <paramref name="indices"/> of <paramref name="data"/>, and the gradient of that
-    /// sum written (not added) into <paramref name="gradient"/> (the full flat buffer).
+    /// sum written (not added) into <paramref name="gradient"/> (the full flat buffer). <paramref name="step"/> (with
+    /// the model's seed and each sample's index) decides the dropout masks.
     /// </summary>
     public double ComputeGradient(ReadOnlySpan<float> parameters, Dataset data, ReadOnlySpan<int> indices,
-        Span<float> gradient, out int correct)
+        Span<float> gradient, out int correct, long step = 0)
     {
         int rows = Gather(data, indices);
-        Forward(parameters, rows);
+        Forward(parameters, rows, training: true, step);
         var layers = Network.Layers;
         double loss = Network.Loss.Compute(_outputs[^1], _labels.AsSpan(0, rows), _outputGradients[^1], rows,
             Network.Outputs, out correct);
@@ -44,26 +56,32 @@ public sealed class NetworkWorkspace
         {
             ReadOnlySpan<float> input = i == 0 ? _input : _outputs[i - 1];
             Span<float> inputGradient = i == 0 ? Span<float>.Empty : _outputGradients[i - 1];
-            layers[i].Backward(parameters, input, _outputs[i], _outputGradients[i], inputGradient, gradient, rows);
+            layers[i].Backward(parameters, input, _outputs[i], _outputGradients[i], inputGradient, gradient, rows,
+                Context(i, rows, training: true, step));
         }
         return loss;
     }
 
-    /// <summary>Summed loss and correct count without gradients.</summary>
+    /// <summary>Summed loss and correct count without gradients (evaluation mode: no dropout, running statistics).</summary>
     public double Evaluate(ReadOnlySpan<float> parameters, Dataset data, ReadOnlySpan<int> indices, out int correct)
     {
         int rows = Gather(data, indices);
-        Forward(parameters, rows);
+        Forward(parameters, rows, training: false, step: 0);
         return Network.Loss.Compute(_outputs[^1], _labels.AsSpan(0, rows), Span<float>.Empty, rows, Network.Outputs,
             out correct);
     }
 
-    /// <summary>Forward pass on rows already in row-major form (for prediction).</summary>
+    /// <summary>Forward pass in evaluation mode on rows already in row-major form (for prediction).</summary>
     public ReadOnlySpan<float> Predict(ReadOnlySpan<float> parameters, ReadOnlySpan<float> inputs, int rows)
     {
         if (rows > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"at most {MaxRows} rows");
-        inputs[..(rows * Network.Inputs)].CopyTo(_input);
-        Forward(parameters, rows);
+        int width = Network.Inputs;
+        for (int r = 0; r < rows; r++)
+        {
+            Flatten.ToChannelsLast(inputs.Slice(r * width, width), _input.AsSpan(r * width, width), Network.InputShape);
+            _samples[r] = r;
+        }
+        Forward(parameters, rows, training: false, step: 0);
         return Outputs(rows);
     }
 
@@ -74,16 +92,21 @@ public sealed class NetworkWorkspace
         int width = Network.Inputs;
         for (int r = 0; r < rows; r++)
         {
-            data.Row(indices[r]).CopyTo(_input.AsSpan(r * width, width));
+            // Images arrive in PyTorch's [C][H][W] order and are kept channels-last.
+            Flatten.ToChannelsLast(data.Row(indices[r]), _input.AsSpan(r * width, width), Network.InputShape);
             _labels[r] = data.Labels[indices[r]];
+            _samples[r] = indices[r];
         }
         return rows;
     }
 
-    private void Forward(ReadOnlySpan<float> parameters, int rows)
+    private LayerContext Context(int layer, int rows, bool training, long step) =>
+        new(_scratch[layer], MaxRows, training, Network.Spec.Seed, step, _samples.AsSpan(0, rows));
+
+    private void Forward(ReadOnlySpan<float> parameters, int rows, bool training, long step)
     {
         var layers = Network.Layers;
         for (int i = 0; i < layers.Count; i++)
-            layers[i].Forward(parameters, i == 0 ? _input : _outputs[i - 1], _outputs[i], rows);
+            layers[i].Forward(parameters, i == 0 ? _input : _outputs[i - 1], _outputs[i], rows, Context(i, rows, training, step));
     }
 }

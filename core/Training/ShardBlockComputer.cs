@@ -23,10 +23,11 @@ public sealed class ShardBlockComputer
     /// <summary>
     /// Sums the gradients of shards [firstShard, firstShard+shardCount) of <paramref name="plan"/> into
     /// <paramref name="destination"/> and records each shard's loss, correct count and size at its shard index.
+    /// <paramref name="step"/> decides the dropout masks (with each sample's index, not its shard).
     /// </summary>
     public void ComputeBlock(ReadOnlySpan<float> parameters, Dataset data, ReadOnlySpan<int> batchIndices,
         ShardPlan plan, int firstShard, int shardCount, float[] destination,
-        Span<double> shardLoss, Span<int> shardCorrect, Span<int> shardSamples)
+        Span<double> shardLoss, Span<int> shardCorrect, Span<int> shardSamples, long step)
     {
         if (shardCount > MaxShardsPerBlock)
             throw new ArgumentOutOfRangeException(nameof(shardCount), shardCount, $"at most {MaxShardsPerBlock}");
@@ -36,7 +37,7 @@ public sealed class ShardBlockComputer
             var (start, length) = plan.Shard(s);
             var leaf = _reducer.NextLeaf();
             shardLoss[s] = _workspace.ComputeGradient(parameters, data, batchIndices.Slice(start, length), leaf,
-                out int correct);
+                out int correct, step);
             shardCorrect[s] = correct;
             shardSamples[s] = length;
             _reducer.CommitLeaf();

@@ -52,6 +52,8 @@ public sealed class TrainingConfig
 
     public void Validate()
     {
+        // Dropout masks follow the run seed (the model spec carries it to every worker).
+        Model.Seed = Training.Seed;
         Model.Validate();
         var t = Training;
         if (t.Epochs < 1) throw new UserInputException($"training.epochs must be ≥ 1, found {t.Epochs}");

@@ -47,6 +47,9 @@ public sealed class TrainingStep
     private readonly float[] _mean;
     private readonly (int Offset, int Length)[] _groups;
     private readonly StepOutcome _outcome;
+    private readonly RunningStatistics[] _statistics;
+    private readonly float[] _batchStatistics;
+    private readonly float[] _heldStatistics;
 
     public TrainingStep(Network network, float[] parameters, IOptimizer optimizer, ILearningRateSchedule schedule,
         StepOptions options, IGradientSource source)
@@ -64,6 +67,9 @@ public sealed class TrainingStep
         _mean = new float[network.ParameterCount];
         _groups = network.Groups.Select(g => (g.Offset, g.Length)).ToArray();
         _outcome = new StepOutcome(_groups.Length);
+        _statistics = [.. network.Statistics];
+        _batchStatistics = new float[_statistics.Sum(s => 2 * s.Channels + 1)];
+        _heldStatistics = new float[_batchStatistics.Length];
     }
 
     public float[] Parameters { get; }
@@ -116,8 +122,11 @@ public sealed class TrainingStep
                 $"step {Step}: gradient source covered {outcome.Samples} samples, expected {batchSize}");
 
         TensorPrimitives.Divide(_result.GradientSum, batchSize, _mean);
+        // Batch norm's slots carry the batch's statistics, not a gradient: taken out before norms, clipping and the
+        // optimizer, and folded into the running statistics after the update.
+        bool statisticsFinite = TakeStatistics();
         Clipping.LayerNorms(_mean, _groups, outcome.LayerNorms);
-        double norm = Clipping.GlobalNorm(_mean);
+        double norm = statisticsFinite ? Clipping.GlobalNorm(_mean) : double.NaN;
         outcome.GradientNorm = norm;
         outcome.LearningRate = Schedule.At(Step);
         outcome.Clipped = false;
@@ -136,8 +145,57 @@ public sealed class TrainingStep
                 ClipEvents++;
             }
             Optimizer.Step(Parameters, _mean, outcome.LearningRate);
+            UpdateRunningStatistics();
         }
         Step++;
         return outcome;
+    }
+
+    /// <summary>Moves the statistics out of the averaged gradient (zeroing their slots); false if any is not finite.</summary>
+    private bool TakeStatistics()
+    {
+        int at = 0;
+        bool finite = true;
+        foreach (var s in _statistics)
+        {
+            finite &= Take(s.MeanOffset, s.Channels, ref at);
+            finite &= Take(s.VarianceOffset, s.Channels, ref at);
+            finite &= Take(s.CountOffset, 1, ref at);
+        }
+        return finite;
+    }
+
+    private bool Take(int offset, int length, ref int at)
+    {
+        var slot = _mean.AsSpan(offset, length);
+        slot.CopyTo(_batchStatistics.AsSpan(at, length));
+        Parameters.AsSpan(offset, length).CopyTo(_heldStatistics.AsSpan(at, length));
+        bool finite = true;
+        foreach (float v in slot) finite &= float.IsFinite(v);
+        slot.Clear();
+        at += length;
+        return finite;
+    }
+
+    /// <summary>
+    /// PyTorch's rule, running ← (1 − momentum)·running + momentum·batch, for the mean and the unbiased variance (the
+    /// batch's: the average over its shards); num_batches_tracked + 1. The optimizer's update of these slots (a zero
+    /// gradient, but weight decay) is undone first.
+    /// </summary>
+    private void UpdateRunningStatistics()
+    {
+        int at = 0;
+        foreach (var s in _statistics)
+        {
+            float keep = (float)(1 - s.Momentum), take = (float)s.Momentum;
+            for (int c = 0; c < 2 * s.Channels; c++)
+            {
+                int offset = c < s.Channels ? s.MeanOffset + c : s.VarianceOffset + c - s.Channels;
+                Parameters[offset] = keep * _heldStatistics[at + c] + take * _batchStatistics[at + c];
+            }
+            at += 2 * s.Channels;
+            Parameters[s.CountOffset] = _heldStatistics[at] + 1;
+            at++;
+        }
     }
 }

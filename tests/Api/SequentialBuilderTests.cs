@@ -16,7 +16,13 @@ public class SequentialBuilderTests
     internal static string ExampleConfig(string name) =>
         Path.Combine(Distributed.ProcessHarness.RepoRoot, "examples", name);
 
-    private static string Json(ModelSpec spec) => JsonSerializer.Serialize(spec, TrainingConfig.Json);
+    // The model as configured; "seed" is the run's (training.seed, which the config copies in for dropout masks).
+    private static string Json(ModelSpec spec)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(spec, TrainingConfig.Json))!.AsObject();
+        node.Remove("seed");
+        return node.ToJsonString();
+    }
 
     [Fact]
     public void BuilderProducesTheSpiralsExampleModel()
