@@ -98,8 +98,8 @@ public static class DataLoader
             ? CsvReader.ReadSeparate(path, labels!, spec.Classes)
             : CsvReader.ReadCombined(path, spec.LabelColumn, spec.Classes);
 
-        Dataset train = Read(spec.Path, spec.LabelsPath);
-        Dataset? test = hasTest ? Read(spec.TestPath!, spec.TestLabelsPath) : null;
+        Dataset train = WithShape(Read(spec.Path, spec.LabelsPath), spec.Shape);
+        Dataset? test = hasTest ? WithShape(Read(spec.TestPath!, spec.TestLabelsPath), spec.Shape) : null;
         if (test is null) return new DataSplit(train, null);
         if (test.Width != train.Width)
             throw new UserInputException(
@@ -156,7 +156,7 @@ public static class DataLoader
                 all.Row(source).CopyTo(features.AsSpan(i * all.Width, all.Width));
                 labels[i] = all.Labels[source];
             }
-            return new Dataset(features, labels, all.Width, all.Classes, all.Source);
+            return new Dataset(features, labels, all.Width, all.Classes, all.Source) { Shape = all.Shape };
         }
         Dataset train = Take(0, all.Count - testCount);
         return new DataSplit(train, testCount > 0 ? Take(all.Count - testCount, testCount) : null);
@@ -165,5 +165,18 @@ public static class DataLoader
     private static void RequirePositive(int value, string key)
     {
         if (value <= 0) throw new UserInputException($"{key} is {value}, expected a positive integer");
+    }
+
+    /// <summary>The CSV's rows as images of <paramref name="shape"/> (data.shape), checked against the column count.</summary>
+    private static Dataset WithShape(Dataset data, int[]? shape)
+    {
+        if (shape is null) return data;
+        if (shape.Length is not (1 or 3) || shape.Any(d => d <= 0))
+            throw new UserInputException($"data.shape [{string.Join(", ", shape)}] must be [width] or [channels, height, width] with every dimension > 0");
+        long size = shape.Aggregate(1L, (a, b) => a * b);
+        if (size != data.Width)
+            throw new UserInputException(
+                $"{data.Source}: rows have {data.Width} feature columns but data.shape [{string.Join(", ", shape)}] holds {size}");
+        return new Dataset(data.Features, data.Labels, data.Width, data.Classes, data.Source) { Shape = shape };
     }
 }

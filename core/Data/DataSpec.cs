@@ -42,6 +42,8 @@ public sealed class DataSpec
 
     /// <summary>Image channels of a sample, stored channel-major (CHW); used by per-channel standardisation. Default 1.</summary>
     public int Channels { get; set; } = 1;
+    /// <summary>CSV: each row's shape, [width] or [channels, height, width] (channels first, as PyTorch); IDX images are [1, rows, columns].</summary>
+    public int[]? Shape { get; set; }
 
     public static readonly IReadOnlyList<string> StandardizeValues = ["none", "per-feature", "per-channel", "true", "false"];
 

@@ -28,6 +28,8 @@ public sealed class Dataset
     /// <summary>Where the data came from, for messages (a path or a generator description).</summary>
     public string Source { get; }
     public int Count => Labels.Length;
+    /// <summary>Each sample's shape ([C, H, W] for images), when the source knows it.</summary>
+    public int[]? Shape { get; init; }
 
     public ReadOnlySpan<float> Row(int index) => Features.AsSpan(index * Width, Width);
 
@@ -36,7 +38,7 @@ public sealed class Dataset
     /// even when one of them happens not to contain the highest label.
     /// </summary>
     public Dataset WithClasses(int classes) =>
-        classes == Classes ? this : new Dataset(Features, Labels, Width, classes, Source);
+        classes == Classes ? this : new Dataset(Features, Labels, Width, classes, Source) { Shape = Shape };
 }
 
 /// <summary>A training set and an optional held-out test set.</summary>

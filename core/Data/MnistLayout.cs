@@ -61,7 +61,10 @@ public static class MnistLayout
 
         int classes = 0;
         foreach (int label in labels) classes = Math.Max(classes, label + 1);
-        return new Dataset(images.Pixels, labels, images.Rows * images.Columns, classes, imagesPath);
+        return new Dataset(images.Pixels, labels, images.Rows * images.Columns, classes, imagesPath)
+        {
+            Shape = [1, images.Rows, images.Columns],
+        };
     }
 
     /// <summary>Prefers the uncompressed file when both exist (someone unpacked it on purpose).</summary>

@@ -258,6 +258,9 @@ public sealed class Network
         if (data.Width != Inputs)
             throw new UserInputException(
                 $"{data.Source}: samples have {data.Width} features but model.inputs is {Inputs}");
+        if (InputShape.IsImage && data.Shape is [int c, int h, int w] && (c, h, w) != (InputShape.Channels, InputShape.Height, InputShape.Width))
+            throw new UserInputException(
+                $"{data.Source}: samples have shape [{c}, {h}, {w}] but model.input is {InputShape}");
         for (int i = 0; i < data.Labels.Length; i++)
             if ((uint)data.Labels[i] >= (uint)Classes)
                 throw new UserInputException(
