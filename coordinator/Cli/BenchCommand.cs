@@ -1,4 +1,5 @@
-// `disttrain bench`: GEMM GFLOP/s on the lecture model's training shapes at 1 and 2 threads, and samples/s of
+// `disttrain bench`: GEMM GFLOP/s on the lecture model's training shapes at 1 and 2 threads, convolution GFLOP/s
+// and max-pool times on the MNIST CNN's shapes (single-threaded kernels), and samples/s of
 // full local-mode training steps (after a warm-up epoch) with their step-time distribution and the managed bytes
 // allocated per steady-state step.
 using System.Diagnostics;
@@ -39,6 +40,19 @@ public static class BenchCommand
                 }
             }
             report["gemm"] = gemm;
+        }
+
+        if (!flags.Has("--skip-conv"))
+        {
+            int repetitions = flags.GetInt("--repetitions", 1) ?? 5;
+            var conv = new List<object>();
+            foreach (var r in ConvBenchmark.Run([32, 128], repetitions))
+            {
+                string rate = r.GflopsMedian is { } gflops ? $"{gflops,7:F1} GFLOP/s" : "";
+                Console.WriteLine($"conv {r.Layer,-20} {r.Pass,-16} rows={r.Rows,-4} threads=1  {r.MillisecondsMedian,8:F3} ms  {rate}");
+                conv.Add(new { layer = r.Layer, pass = r.Pass, rows = r.Rows, threads = 1, ms = r.MillisecondsMedian, gflops = r.GflopsMedian });
+            }
+            report["conv"] = conv;
         }
 
         if (!flags.Has("--skip-training"))

@@ -96,7 +96,7 @@ public static class CoordinatorOptions
     public static readonly CliCommand Export = new("export", "write an ONNX model (preprocessing, layers, logits and probabilities)",
         [Model, ConfigFile, new("--onnx", "export:onnx", "the ONNX file to write", "FILE"), Data]);
 
-    public static readonly CliCommand Bench = new("bench", "measure GEMM GFLOP/s and training samples/s",
+    public static readonly CliCommand Bench = new("bench", "measure GEMM and convolution GFLOP/s and training samples/s",
         [
             ConfigFile, Data,
             Config("--epochs", "training:epochs", "epochs per measured run (default 3)", "N"),
@@ -104,6 +104,7 @@ public static class CoordinatorOptions
             new("--repetitions", "bench:repetitions", "GEMM repetitions per shape (default 5)", "N"),
             new("--json", "bench:json", "write the results as JSON here", "FILE"),
             new("--skip-gemm", "bench:skipGemm", "skip the GEMM measurements", null),
+            new("--skip-conv", "bench:skipConv", "skip the convolution and pooling measurements", null),
             new("--skip-training", "bench:skipTraining", "skip the training measurements", null),
         ]);
 

@@ -15,6 +15,7 @@ public sealed class Conv2d : Layer
         Geometry = geometry;
         HasBias = bias;
         FusedActivation = fusedActivation;
+        if (!bias) _zeroBias = new float[geometry.OutChannels];
     }
 
     public ConvGeometry Geometry { get; }
@@ -23,7 +24,9 @@ public sealed class Conv2d : Layer
     public int WeightCount => Geometry.WeightCount;
     public int FanIn => Geometry.InChannels * Geometry.KernelHeight * Geometry.KernelWidth;
     public override int ParameterCount => WeightCount + (HasBias ? Geometry.OutChannels : 0);
-    public override long ScratchFloats(int maxRows) => Convolution.ScratchFloats(Geometry, maxRows);
+    // Without a bias the kernel still adds one: zeros, and a per-thread place for the bias gradient it computes.
+    public override long ScratchFloats(int maxRows) => Convolution.ScratchFloats(Geometry, maxRows) + (HasBias ? 0 : Geometry.OutChannels);
+    private float[]? _zeroBias;
 
     public override (double Forward, double Backward) FlopsPerSample(bool inputGradient)
     {
@@ -35,9 +38,9 @@ public sealed class Conv2d : Layer
         in LayerContext context)
     {
         var weight = parameters.Slice(ParameterOffset, WeightCount);
-        var bias = HasBias ? parameters.Slice(ParameterOffset + WeightCount, Geometry.OutChannels) : ReadOnlySpan<float>.Empty;
+        var bias = HasBias ? parameters.Slice(ParameterOffset + WeightCount, Geometry.OutChannels) : _zeroBias;
         var y = output[..(rows * OutputWidth)];
-        Convolution.Forward(Geometry, input[..(rows * InputWidth)], weight, bias, y, rows, context.Scratch);
+        Convolution.Forward(Geometry, input[..(rows * InputWidth)], weight, bias, y, rows, KernelScratch(context.Scratch));
         if (FusedActivation != Activation.None) Activations.Forward(FusedActivation, y, y);
     }
 
@@ -48,8 +51,12 @@ public sealed class Conv2d : Layer
         Activations.Backward(FusedActivation, output[..(rows * OutputWidth)], dy, dy);
         var weight = parameters.Slice(ParameterOffset, WeightCount);
         var weightGradient = parameterGradient.Slice(ParameterOffset, WeightCount);
-        var biasGradient = HasBias ? parameterGradient.Slice(ParameterOffset + WeightCount, Geometry.OutChannels) : Span<float>.Empty;
+        var biasGradient = HasBias
+            ? parameterGradient.Slice(ParameterOffset + WeightCount, Geometry.OutChannels)
+            : context.Scratch[^Geometry.OutChannels..];
         Convolution.Backward(Geometry, input[..(rows * InputWidth)], weight, dy, weightGradient, biasGradient,
-            inputGradient.IsEmpty ? Span<float>.Empty : inputGradient[..(rows * InputWidth)], rows, context.Scratch);
+            inputGradient.IsEmpty ? Span<float>.Empty : inputGradient[..(rows * InputWidth)], rows, KernelScratch(context.Scratch));
     }
+
+    private Span<float> KernelScratch(Span<float> scratch) => HasBias ? scratch : scratch[..^Geometry.OutChannels];
 }
