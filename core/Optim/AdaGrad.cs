@@ -1,8 +1,8 @@
 // AdaGrad: per-parameter learning rates shrinking with the accumulated squared gradient; in place on the flat
 // parameter buffer.
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using DistTrain.Core.Kernels;
 
 namespace DistTrain.Core.Optim;
 
@@ -39,49 +39,48 @@ public sealed class AdaGrad : OptimizerBase
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
-        int n = parameters.Length, i = 0;
-        ref float w = ref MemoryMarshal.GetReference(parameters);
-        ref float g = ref MemoryMarshal.GetReference(gradient);
-        ref float s = ref MemoryMarshal.GetArrayDataReference(_sum);
-        float lr = learningRate, eps = Epsilon, wd = WeightDecay;
-
-        // Widest vector first, scalar tail (an overlapping last vector would update some elements twice); the
-        // same unfused operations on every path, so an element's bits do not depend on where it falls.
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector512.LoadUnsafe(ref w, k);
-                var d = Vector512.LoadUnsafe(ref g, k);
-                if (wd != 0f) d += wd * wi;
-                var si = Vector512.LoadUnsafe(ref s, k) + d * d;
-                si.StoreUnsafe(ref s, k);
-                (wi - lr * (d / (Vector512.Sqrt(si) + Vector512.Create(eps)))).StoreUnsafe(ref w, k);
-            }
-        }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector256.LoadUnsafe(ref w, k);
-                var d = Vector256.LoadUnsafe(ref g, k);
-                if (wd != 0f) d += wd * wi;
-                var si = Vector256.LoadUnsafe(ref s, k) + d * d;
-                si.StoreUnsafe(ref s, k);
-                (wi - lr * (d / (Vector256.Sqrt(si) + Vector256.Create(eps)))).StoreUnsafe(ref w, k);
-            }
-        }
-        for (; i < n; i++)
-        {
-            ref float wi = ref Unsafe.Add(ref w, i);
-            ref float si = ref Unsafe.Add(ref s, i);
-            float d = Unsafe.Add(ref g, i);
-            if (wd != 0f) d += wd * wi;
-            si += d * d;
-            wi -= lr * (d / (MathF.Sqrt(si) + eps));
-        }
+        ElementWise.Update(new AdaGradUpdate(learningRate, Epsilon, WeightDecay), parameters, gradient, _sum, default, default);
         CompleteStep();
+    }
+}
+
+/// <summary>One element of <see cref="AdaGrad"/>'s step; s0 is the squared-gradient sum.</summary>
+internal readonly struct AdaGradUpdate(float learningRate, float epsilon, float weightDecay) : IParameterUpdate
+{
+    private readonly float _lr = learningRate, _eps = epsilon, _wd = weightDecay;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Invoke(float w, float g, ref float sum, ref float s1, ref float s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        sum += g * g;
+        return w - _lr * (g / (MathF.Sqrt(sum) + _eps));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector128<float> Invoke(Vector128<float> w, Vector128<float> g, ref Vector128<float> sum,
+        ref Vector128<float> s1, ref Vector128<float> s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        sum += g * g;
+        return w - _lr * (g / (Vector128.Sqrt(sum) + Vector128.Create(_eps)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> Invoke(Vector256<float> w, Vector256<float> g, ref Vector256<float> sum,
+        ref Vector256<float> s1, ref Vector256<float> s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        sum += g * g;
+        return w - _lr * (g / (Vector256.Sqrt(sum) + Vector256.Create(_eps)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> Invoke(Vector512<float> w, Vector512<float> g, ref Vector512<float> sum,
+        ref Vector512<float> s1, ref Vector512<float> s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        sum += g * g;
+        return w - _lr * (g / (Vector512.Sqrt(sum) + Vector512.Create(_eps)));
     }
 }

@@ -1,8 +1,8 @@
 // Adam and AdamW in one class (decoupled decay is a flag): bias-corrected first and second moment estimates,
 // updated in one fused pass over the parameter, gradient and moment buffers.
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using DistTrain.Core.Kernels;
 
 namespace DistTrain.Core.Optim;
 
@@ -52,72 +52,75 @@ public sealed class Adam : OptimizerBase
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
-        int n = parameters.Length, i = 0;
-        ref float w = ref MemoryMarshal.GetReference(parameters);
-        ref float g = ref MemoryMarshal.GetReference(gradient);
-        ref float m = ref MemoryMarshal.GetArrayDataReference(_m);
-        ref float v = ref MemoryMarshal.GetArrayDataReference(_v);
-
         // Per-step scalars in double (β^t underflows gracefully; 1 − β2^t loses digits in float for small t).
         double t = StepCount + 1;
         float stepSize = (float)(learningRate / (1.0 - Math.Pow(Beta1, t)));
         float correction2Sqrt = (float)Math.Sqrt(1.0 - Math.Pow(Beta2, t));
         float decay = DecoupledWeightDecay ? (float)(1.0 - (double)learningRate * WeightDecay) : 1f;
         float l2 = DecoupledWeightDecay ? 0f : WeightDecay;
-        float beta1 = Beta1, oneMinusBeta1 = 1f - Beta1, beta2 = Beta2, oneMinusBeta2 = 1f - Beta2, eps = Epsilon;
-        bool decoupled = decay != 1f;
-
         // One fused pass: each element's w, g, m, v are read once and w, m, v written once (the buffers are
-        // memory-bound, so six separate TensorPrimitives passes would cost ~3× the traffic). Widest vector
-        // first, scalar tail (an overlapping last vector would update some elements twice); the same unfused
-        // operations on every path, so an element's bits do not depend on where it falls.
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector512.LoadUnsafe(ref w, k);
-                var d = Vector512.LoadUnsafe(ref g, k);
-                if (l2 != 0f) d += l2 * wi;
-                if (decoupled) wi *= decay;
-                var mi = beta1 * Vector512.LoadUnsafe(ref m, k) + oneMinusBeta1 * d;
-                var vi = beta2 * Vector512.LoadUnsafe(ref v, k) + oneMinusBeta2 * (d * d);
-                mi.StoreUnsafe(ref m, k);
-                vi.StoreUnsafe(ref v, k);
-                var denominator = Vector512.Sqrt(vi) / correction2Sqrt + Vector512.Create(eps);
-                (wi - stepSize * (mi / denominator)).StoreUnsafe(ref w, k);
-            }
-        }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector256.LoadUnsafe(ref w, k);
-                var d = Vector256.LoadUnsafe(ref g, k);
-                if (l2 != 0f) d += l2 * wi;
-                if (decoupled) wi *= decay;
-                var mi = beta1 * Vector256.LoadUnsafe(ref m, k) + oneMinusBeta1 * d;
-                var vi = beta2 * Vector256.LoadUnsafe(ref v, k) + oneMinusBeta2 * (d * d);
-                mi.StoreUnsafe(ref m, k);
-                vi.StoreUnsafe(ref v, k);
-                var denominator = Vector256.Sqrt(vi) / correction2Sqrt + Vector256.Create(eps);
-                (wi - stepSize * (mi / denominator)).StoreUnsafe(ref w, k);
-            }
-        }
-        for (; i < n; i++)
-        {
-            ref float wi = ref Unsafe.Add(ref w, i);
-            ref float mi = ref Unsafe.Add(ref m, i);
-            ref float vi = ref Unsafe.Add(ref v, i);
-            float d = Unsafe.Add(ref g, i);
-            if (l2 != 0f) d += l2 * wi;
-            if (decoupled) wi *= decay;
-            mi = beta1 * mi + oneMinusBeta1 * d;
-            vi = beta2 * vi + oneMinusBeta2 * (d * d);
-            float denominator = MathF.Sqrt(vi) / correction2Sqrt + eps;
-            wi -= stepSize * (mi / denominator);
-        }
+        // memory-bound, so six separate TensorPrimitives passes would cost ~3× the traffic).
+        var update = new AdamUpdate(Beta1, Beta2, Epsilon, stepSize, correction2Sqrt, decay, l2);
+        ElementWise.Update(update, parameters, gradient, _m, _v, default);
         CompleteStep();
+    }
+}
+
+/// <summary>
+/// One element of <see cref="Adam"/>'s step t: s0 = m, s1 = v; stepSize = lr/(1−β1ᵗ), correction2Sqrt = √(1−β2ᵗ),
+/// decay = 1 − lr·λ for AdamW (else 1), l2 = λ for Adam (else 0).
+/// </summary>
+internal readonly struct AdamUpdate(float beta1, float beta2, float epsilon, float stepSize, float correction2Sqrt,
+    float decay, float l2) : IParameterUpdate
+{
+    private readonly float _beta1 = beta1, _oneMinusBeta1 = 1f - beta1, _beta2 = beta2, _oneMinusBeta2 = 1f - beta2,
+        _eps = epsilon, _stepSize = stepSize, _correction2Sqrt = correction2Sqrt, _decay = decay, _l2 = l2;
+    private readonly bool _decoupled = decay != 1f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Invoke(float w, float g, ref float m, ref float v, ref float s2)
+    {
+        if (_l2 != 0f) g += _l2 * w;
+        if (_decoupled) w *= _decay;
+        m = _beta1 * m + _oneMinusBeta1 * g;
+        v = _beta2 * v + _oneMinusBeta2 * (g * g);
+        var denominator = MathF.Sqrt(v) / _correction2Sqrt + _eps;
+        return w - _stepSize * (m / denominator);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector128<float> Invoke(Vector128<float> w, Vector128<float> g, ref Vector128<float> m,
+        ref Vector128<float> v, ref Vector128<float> s2)
+    {
+        if (_l2 != 0f) g += _l2 * w;
+        if (_decoupled) w *= _decay;
+        m = _beta1 * m + _oneMinusBeta1 * g;
+        v = _beta2 * v + _oneMinusBeta2 * (g * g);
+        var denominator = Vector128.Sqrt(v) / _correction2Sqrt + Vector128.Create(_eps);
+        return w - _stepSize * (m / denominator);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> Invoke(Vector256<float> w, Vector256<float> g, ref Vector256<float> m,
+        ref Vector256<float> v, ref Vector256<float> s2)
+    {
+        if (_l2 != 0f) g += _l2 * w;
+        if (_decoupled) w *= _decay;
+        m = _beta1 * m + _oneMinusBeta1 * g;
+        v = _beta2 * v + _oneMinusBeta2 * (g * g);
+        var denominator = Vector256.Sqrt(v) / _correction2Sqrt + Vector256.Create(_eps);
+        return w - _stepSize * (m / denominator);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> Invoke(Vector512<float> w, Vector512<float> g, ref Vector512<float> m,
+        ref Vector512<float> v, ref Vector512<float> s2)
+    {
+        if (_l2 != 0f) g += _l2 * w;
+        if (_decoupled) w *= _decay;
+        m = _beta1 * m + _oneMinusBeta1 * g;
+        v = _beta2 * v + _oneMinusBeta2 * (g * g);
+        var denominator = Vector512.Sqrt(v) / _correction2Sqrt + Vector512.Create(_eps);
+        return w - _stepSize * (m / denominator);
     }
 }

@@ -1,8 +1,8 @@
 // RMSProp: gradient divided by a running root-mean-square of recent gradients, optionally centered and with
 // momentum; in place on the flat parameter buffer.
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using DistTrain.Core.Kernels;
 
 namespace DistTrain.Core.Optim;
 
@@ -55,92 +55,101 @@ public sealed class RmsProp : OptimizerBase
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
-        int n = parameters.Length, i = 0;
-        ref float w = ref MemoryMarshal.GetReference(parameters);
-        ref float g = ref MemoryMarshal.GetReference(gradient);
-        ref float v = ref MemoryMarshal.GetArrayDataReference(_squareAverage);
-        ref float b = ref MemoryMarshal.GetArrayDataReference(_momentumBuffer);
-        ref float a = ref MemoryMarshal.GetArrayDataReference(_gradientAverage);
-        float lr = learningRate, alpha = Alpha, oneMinusAlpha = 1f - Alpha, eps = Epsilon, mu = Momentum,
-            wd = WeightDecay;
-        bool useMomentum = mu > 0f, centered = Centered;
-
-        // Widest vector first, scalar tail (an overlapping last vector would update some elements twice); the
-        // same unfused operations on every path, so an element's bits do not depend on where it falls.
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector512.LoadUnsafe(ref w, k);
-                var d = Vector512.LoadUnsafe(ref g, k);
-                if (wd != 0f) d += wd * wi;
-                var vi = alpha * Vector512.LoadUnsafe(ref v, k) + oneMinusAlpha * (d * d);
-                vi.StoreUnsafe(ref v, k);
-                if (centered)
-                {
-                    var ai = alpha * Vector512.LoadUnsafe(ref a, k) + oneMinusAlpha * d;
-                    ai.StoreUnsafe(ref a, k);
-                    // Rounding can push v − a² a hair below 0 where the true value is ~0; √ of that is NaN.
-                    vi = Vector512.Max(vi - ai * ai, Vector512<float>.Zero);
-                }
-                var step = d / (Vector512.Sqrt(vi) + Vector512.Create(eps));
-                if (useMomentum)
-                {
-                    step = mu * Vector512.LoadUnsafe(ref b, k) + step;
-                    step.StoreUnsafe(ref b, k);
-                }
-                (wi - lr * step).StoreUnsafe(ref w, k);
-            }
-        }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector256.LoadUnsafe(ref w, k);
-                var d = Vector256.LoadUnsafe(ref g, k);
-                if (wd != 0f) d += wd * wi;
-                var vi = alpha * Vector256.LoadUnsafe(ref v, k) + oneMinusAlpha * (d * d);
-                vi.StoreUnsafe(ref v, k);
-                if (centered)
-                {
-                    var ai = alpha * Vector256.LoadUnsafe(ref a, k) + oneMinusAlpha * d;
-                    ai.StoreUnsafe(ref a, k);
-                    vi = Vector256.Max(vi - ai * ai, Vector256<float>.Zero);
-                }
-                var step = d / (Vector256.Sqrt(vi) + Vector256.Create(eps));
-                if (useMomentum)
-                {
-                    step = mu * Vector256.LoadUnsafe(ref b, k) + step;
-                    step.StoreUnsafe(ref b, k);
-                }
-                (wi - lr * step).StoreUnsafe(ref w, k);
-            }
-        }
-        for (; i < n; i++)
-        {
-            ref float wi = ref Unsafe.Add(ref w, i);
-            ref float vi = ref Unsafe.Add(ref v, i);
-            float d = Unsafe.Add(ref g, i);
-            if (wd != 0f) d += wd * wi;
-            vi = alpha * vi + oneMinusAlpha * (d * d);
-            float meanSquare = vi;
-            if (centered)
-            {
-                ref float ai = ref Unsafe.Add(ref a, i);
-                ai = alpha * ai + oneMinusAlpha * d;
-                meanSquare = MathF.Max(meanSquare - ai * ai, 0f);
-            }
-            float step = d / (MathF.Sqrt(meanSquare) + eps);
-            if (useMomentum)
-            {
-                ref float bi = ref Unsafe.Add(ref b, i);
-                bi = mu * bi + step;
-                step = bi;
-            }
-            wi -= lr * step;
-        }
+        var update = new RmsPropUpdate(learningRate, Alpha, Epsilon, Momentum, Centered, WeightDecay);
+        ElementWise.Update(update, parameters, gradient, _squareAverage, _gradientAverage, _momentumBuffer);
         CompleteStep();
+    }
+}
+
+/// <summary>One element of <see cref="RmsProp"/>'s step: s0 = v, s1 = a (kept when centered), s2 = b (when μ &gt; 0).</summary>
+internal readonly struct RmsPropUpdate(float learningRate, float alpha, float epsilon, float momentum, bool centered,
+    float weightDecay) : IParameterUpdate
+{
+    private readonly float _lr = learningRate, _alpha = alpha, _oneMinusAlpha = 1f - alpha, _eps = epsilon,
+        _mu = momentum, _wd = weightDecay;
+    private readonly bool _useMomentum = momentum > 0f, _centered = centered;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Invoke(float w, float g, ref float v, ref float a, ref float b)
+    {
+        if (_wd != 0f) g += _wd * w;
+        v = _alpha * v + _oneMinusAlpha * (g * g);
+        var meanSquare = v;
+        if (_centered)
+        {
+            a = _alpha * a + _oneMinusAlpha * g;
+            // Rounding can push v − a² a hair below 0 where the true value is ~0; √ of that is NaN.
+            meanSquare = MathF.Max(v - a * a, 0f);
+        }
+        var step = g / (MathF.Sqrt(meanSquare) + _eps);
+        if (_useMomentum)
+        {
+            b = _mu * b + step;
+            step = b;
+        }
+        return w - _lr * step;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector128<float> Invoke(Vector128<float> w, Vector128<float> g, ref Vector128<float> v,
+        ref Vector128<float> a, ref Vector128<float> b)
+    {
+        if (_wd != 0f) g += _wd * w;
+        v = _alpha * v + _oneMinusAlpha * (g * g);
+        var meanSquare = v;
+        if (_centered)
+        {
+            a = _alpha * a + _oneMinusAlpha * g;
+            meanSquare = Vector128.Max(v - a * a, Vector128<float>.Zero);
+        }
+        var step = g / (Vector128.Sqrt(meanSquare) + Vector128.Create(_eps));
+        if (_useMomentum)
+        {
+            b = _mu * b + step;
+            step = b;
+        }
+        return w - _lr * step;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> Invoke(Vector256<float> w, Vector256<float> g, ref Vector256<float> v,
+        ref Vector256<float> a, ref Vector256<float> b)
+    {
+        if (_wd != 0f) g += _wd * w;
+        v = _alpha * v + _oneMinusAlpha * (g * g);
+        var meanSquare = v;
+        if (_centered)
+        {
+            a = _alpha * a + _oneMinusAlpha * g;
+            meanSquare = Vector256.Max(v - a * a, Vector256<float>.Zero);
+        }
+        var step = g / (Vector256.Sqrt(meanSquare) + Vector256.Create(_eps));
+        if (_useMomentum)
+        {
+            b = _mu * b + step;
+            step = b;
+        }
+        return w - _lr * step;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> Invoke(Vector512<float> w, Vector512<float> g, ref Vector512<float> v,
+        ref Vector512<float> a, ref Vector512<float> b)
+    {
+        if (_wd != 0f) g += _wd * w;
+        v = _alpha * v + _oneMinusAlpha * (g * g);
+        var meanSquare = v;
+        if (_centered)
+        {
+            a = _alpha * a + _oneMinusAlpha * g;
+            meanSquare = Vector512.Max(v - a * a, Vector512<float>.Zero);
+        }
+        var step = g / (Vector512.Sqrt(meanSquare) + Vector512.Create(_eps));
+        if (_useMomentum)
+        {
+            b = _mu * b + step;
+            step = b;
+        }
+        return w - _lr * step;
     }
 }

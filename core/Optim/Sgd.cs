@@ -1,8 +1,8 @@
 // Stochastic gradient descent with optional heavy-ball or Nesterov momentum and L2 weight decay, in place on
 // the flat parameter buffer. Variants are parameters (tinygrad style): momentum 0 is plain SGD.
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using DistTrain.Core.Kernels;
 
 namespace DistTrain.Core.Optim;
 
@@ -43,63 +43,67 @@ public sealed class Sgd : OptimizerBase
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
-        int n = parameters.Length, i = 0;
-        ref float w = ref MemoryMarshal.GetReference(parameters);
-        ref float g = ref MemoryMarshal.GetReference(gradient);
-        ref float b = ref MemoryMarshal.GetArrayDataReference(_momentumBuffer);
-        float lr = learningRate, mu = Momentum, wd = WeightDecay;
-        bool useMomentum = mu > 0f, nesterov = Nesterov;
-
-        // Widest vector first; the tail is a scalar loop (an overlapping last vector would apply the in-place
-        // update twice). Vector and scalar paths use the same unfused operations, so every element gets the
-        // same bits whichever path it lands on.
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector512.LoadUnsafe(ref w, k);
-                var d = Vector512.LoadUnsafe(ref g, k);
-                if (wd != 0f) d += wd * wi;
-                if (useMomentum)
-                {
-                    var bi = mu * Vector512.LoadUnsafe(ref b, k) + d;
-                    bi.StoreUnsafe(ref b, k);
-                    d = nesterov ? d + mu * bi : bi;
-                }
-                (wi - lr * d).StoreUnsafe(ref w, k);
-            }
-        }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                nuint k = (nuint)i;
-                var wi = Vector256.LoadUnsafe(ref w, k);
-                var d = Vector256.LoadUnsafe(ref g, k);
-                if (wd != 0f) d += wd * wi;
-                if (useMomentum)
-                {
-                    var bi = mu * Vector256.LoadUnsafe(ref b, k) + d;
-                    bi.StoreUnsafe(ref b, k);
-                    d = nesterov ? d + mu * bi : bi;
-                }
-                (wi - lr * d).StoreUnsafe(ref w, k);
-            }
-        }
-        for (; i < n; i++)
-        {
-            ref float wi = ref Unsafe.Add(ref w, i);
-            float d = Unsafe.Add(ref g, i);
-            if (wd != 0f) d += wd * wi;
-            if (useMomentum)
-            {
-                ref float bi = ref Unsafe.Add(ref b, i);
-                bi = mu * bi + d;
-                d = nesterov ? d + mu * bi : bi;
-            }
-            wi -= lr * d;
-        }
+        var update = new SgdUpdate(learningRate, Momentum, Nesterov, WeightDecay);
+        ElementWise.Update(update, parameters, gradient, _momentumBuffer, default, default);
         CompleteStep();
+    }
+}
+
+/// <summary>One element of <see cref="Sgd"/>'s step; s0 is the momentum buffer b (kept when μ &gt; 0).</summary>
+internal readonly struct SgdUpdate(float learningRate, float momentum, bool nesterov, float weightDecay)
+    : IParameterUpdate
+{
+    private readonly float _lr = learningRate, _mu = momentum, _wd = weightDecay;
+    private readonly bool _useMomentum = momentum > 0f, _nesterov = nesterov;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Invoke(float w, float g, ref float b, ref float s1, ref float s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        if (_useMomentum)
+        {
+            b = _mu * b + g;
+            g = _nesterov ? g + _mu * b : b;
+        }
+        return w - _lr * g;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector128<float> Invoke(Vector128<float> w, Vector128<float> g, ref Vector128<float> b,
+        ref Vector128<float> s1, ref Vector128<float> s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        if (_useMomentum)
+        {
+            b = _mu * b + g;
+            g = _nesterov ? g + _mu * b : b;
+        }
+        return w - _lr * g;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> Invoke(Vector256<float> w, Vector256<float> g, ref Vector256<float> b,
+        ref Vector256<float> s1, ref Vector256<float> s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        if (_useMomentum)
+        {
+            b = _mu * b + g;
+            g = _nesterov ? g + _mu * b : b;
+        }
+        return w - _lr * g;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector512<float> Invoke(Vector512<float> w, Vector512<float> g, ref Vector512<float> b,
+        ref Vector512<float> s1, ref Vector512<float> s2)
+    {
+        if (_wd != 0f) g += _wd * w;
+        if (_useMomentum)
+        {
+            b = _mu * b + g;
+            g = _nesterov ? g + _mu * b : b;
+        }
+        return w - _lr * g;
     }
 }

@@ -1,5 +1,6 @@
 // Gemm against a naive float64 reference on awkward shapes (around every block size and vector width), plus the
-// determinism, allocation and concurrency promises. Run again under DOTNET_EnableAVX512F=0 / EnableHWIntrinsic=0.
+// determinism, allocation and concurrency promises. CI runs them again under DOTNET_EnableAVX512=0, DOTNET_EnableAVX2=0
+// and DOTNET_EnableHWIntrinsic=0 (.ci/run).
 using DistTrain.Core.Kernels;
 using Xunit.Abstractions;
 

@@ -1,0 +1,221 @@
+// The shared SIMD loops of the element-wise kernels (activations, optimizer steps), generic over operator structs
+// as in TensorPrimitives: an operator states one element's arithmetic at each width, a loop here walks the spans.
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace DistTrain.Core.Kernels;
+
+// Contract of every operator below: its four Invoke overloads do the same IEEE operations per element in the same
+// order (never a fused multiply-add in one and a multiply then an add in another; the JIT does not contract a*b + c
+// on its own), so an element gets the same bits whichever width the loop hands it to.
+
+/// <summary>y = f(x), one element or one vector of lanes.</summary>
+internal interface IUnaryOperator
+{
+    static abstract float Invoke(float x);
+    static abstract Vector128<float> Invoke(Vector128<float> x);
+    static abstract Vector256<float> Invoke(Vector256<float> x);
+    static abstract Vector512<float> Invoke(Vector512<float> x);
+}
+
+/// <summary>z = f(x, y), one element or one vector of lanes.</summary>
+internal interface IBinaryOperator
+{
+    static abstract float Invoke(float x, float y);
+    static abstract Vector128<float> Invoke(Vector128<float> x, Vector128<float> y);
+    static abstract Vector256<float> Invoke(Vector256<float> x, Vector256<float> y);
+    static abstract Vector512<float> Invoke(Vector512<float> x, Vector512<float> y);
+}
+
+/// <summary>
+/// One optimizer step for one parameter w with gradient g and up to three state values (moments, momentum):
+/// returns the new w and updates the states in place. The hyper-parameters of the step are the struct's fields.
+/// A state the optimizer does not keep arrives as 0 and whatever is left in it is dropped.
+/// </summary>
+internal interface IParameterUpdate
+{
+    float Invoke(float w, float g, ref float s0, ref float s1, ref float s2);
+    Vector128<float> Invoke(Vector128<float> w, Vector128<float> g, ref Vector128<float> s0,
+        ref Vector128<float> s1, ref Vector128<float> s2);
+    Vector256<float> Invoke(Vector256<float> w, Vector256<float> g, ref Vector256<float> s0,
+        ref Vector256<float> s1, ref Vector256<float> s2);
+    Vector512<float> Invoke(Vector512<float> w, Vector512<float> g, ref Vector512<float> s0,
+        ref Vector512<float> s1, ref Vector512<float> s2);
+}
+
+/// <summary>
+/// The loops. Each runs the widest accelerated width over the bulk (Vector512, else Vector256, else Vector128,
+/// else scalar), then the tail of n mod width elements with at most one step of each narrower accelerated width
+/// and at most three scalar elements: 16 + 8 + 4 + 3 covers any remainder below 16. No element is touched twice
+/// (the overlapping last vector of TensorPrimitives would apply an in-place update twice), and by the operator
+/// contract each element's bits do not depend on the width that took it, so every path gives the same result.
+/// </summary>
+internal static class ElementWise
+{
+    /// <summary>destination[i] = f(x[i]); destination may be x itself, but no other overlap.</summary>
+    public static void Map<TOperator>(ReadOnlySpan<float> x, Span<float> destination)
+        where TOperator : IUnaryOperator
+    {
+        CheckDestination(x, destination);
+        ref float xs = ref MemoryMarshal.GetReference(x);
+        ref float ds = ref MemoryMarshal.GetReference(destination);
+        nuint n = (nuint)x.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + (nuint)Vector512<float>.Count <= n; i += (nuint)Vector512<float>.Count)
+                TOperator.Invoke(Vector512.LoadUnsafe(ref xs, i)).StoreUnsafe(ref ds, i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + (nuint)Vector256<float>.Count <= n; i += (nuint)Vector256<float>.Count)
+                TOperator.Invoke(Vector256.LoadUnsafe(ref xs, i)).StoreUnsafe(ref ds, i);
+        if (Vector128.IsHardwareAccelerated)
+            for (; i + (nuint)Vector128<float>.Count <= n; i += (nuint)Vector128<float>.Count)
+                TOperator.Invoke(Vector128.LoadUnsafe(ref xs, i)).StoreUnsafe(ref ds, i);
+        Debug.Assert(!Vector128.IsHardwareAccelerated || n - i < (nuint)Vector128<float>.Count);
+        for (; i < n; i++)
+            Unsafe.Add(ref ds, i) = TOperator.Invoke(Unsafe.Add(ref xs, i));
+    }
+
+    /// <summary>destination[i] = f(x[i], y[i]); destination may be x or y itself, but no other overlap.</summary>
+    public static void Map<TOperator>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination)
+        where TOperator : IBinaryOperator
+    {
+        if (y.Length != x.Length)
+            throw new ArgumentException($"y has {y.Length} elements, x has {x.Length}", nameof(y));
+        CheckDestination(x, destination);
+        CheckDestination(y, destination);
+        ref float xs = ref MemoryMarshal.GetReference(x);
+        ref float ys = ref MemoryMarshal.GetReference(y);
+        ref float ds = ref MemoryMarshal.GetReference(destination);
+        nuint n = (nuint)x.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + (nuint)Vector512<float>.Count <= n; i += (nuint)Vector512<float>.Count)
+                TOperator.Invoke(Vector512.LoadUnsafe(ref xs, i), Vector512.LoadUnsafe(ref ys, i)).StoreUnsafe(ref ds, i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + (nuint)Vector256<float>.Count <= n; i += (nuint)Vector256<float>.Count)
+                TOperator.Invoke(Vector256.LoadUnsafe(ref xs, i), Vector256.LoadUnsafe(ref ys, i)).StoreUnsafe(ref ds, i);
+        if (Vector128.IsHardwareAccelerated)
+            for (; i + (nuint)Vector128<float>.Count <= n; i += (nuint)Vector128<float>.Count)
+                TOperator.Invoke(Vector128.LoadUnsafe(ref xs, i), Vector128.LoadUnsafe(ref ys, i)).StoreUnsafe(ref ds, i);
+        for (; i < n; i++)
+            Unsafe.Add(ref ds, i) = TOperator.Invoke(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
+    }
+
+    /// <summary>
+    /// parameters[i] = update(parameters[i], gradient[i], ref state0[i], ref state1[i], ref state2[i]). A state
+    /// span is either empty (never read or written; the operator must not keep that state) or as long as
+    /// parameters. The spans must not overlap one another.
+    /// </summary>
+    public static void Update<TUpdate>(TUpdate update, Span<float> parameters, ReadOnlySpan<float> gradient,
+        Span<float> state0, Span<float> state1, Span<float> state2)
+        where TUpdate : struct, IParameterUpdate
+    {
+        int length = parameters.Length;
+        if (gradient.Length != length)
+            throw new ArgumentException($"gradient has {gradient.Length} elements, parameters {length}", nameof(gradient));
+        bool has0 = HasState(state0, length, nameof(state0)), has1 = HasState(state1, length, nameof(state1)),
+            has2 = HasState(state2, length, nameof(state2));
+        ref float w = ref MemoryMarshal.GetReference(parameters);
+        ref float g = ref MemoryMarshal.GetReference(gradient);
+        ref float r0 = ref MemoryMarshal.GetReference(state0);
+        ref float r1 = ref MemoryMarshal.GetReference(state1);
+        ref float r2 = ref MemoryMarshal.GetReference(state2);
+        nuint n = (nuint)length;
+        // One loop compiled per set of kept states, so the loop never tests for an absent one.
+        switch ((has0 ? 1 : 0) | (has1 ? 2 : 0) | (has2 ? 4 : 0))
+        {
+            case 0: Update<TUpdate, No, No, No>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+            case 1: Update<TUpdate, Yes, No, No>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+            case 2: Update<TUpdate, No, Yes, No>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+            case 3: Update<TUpdate, Yes, Yes, No>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+            case 4: Update<TUpdate, No, No, Yes>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+            case 5: Update<TUpdate, Yes, No, Yes>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+            case 6: Update<TUpdate, No, Yes, Yes>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+            default: Update<TUpdate, Yes, Yes, Yes>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
+        }
+    }
+
+    private static void Update<TUpdate, THas0, THas1, THas2>(TUpdate update, ref float w, ref float g, ref float r0,
+        ref float r1, ref float r2, nuint n)
+        where TUpdate : struct, IParameterUpdate where THas0 : IFlag where THas1 : IFlag where THas2 : IFlag
+    {
+        // A local copy, so the JIT keeps the operator's fields in registers.
+        var op = update;
+        nuint i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + (nuint)Vector512<float>.Count <= n; i += (nuint)Vector512<float>.Count)
+            {
+                Vector512<float> s0 = THas0.Value ? Vector512.LoadUnsafe(ref r0, i) : default,
+                    s1 = THas1.Value ? Vector512.LoadUnsafe(ref r1, i) : default,
+                    s2 = THas2.Value ? Vector512.LoadUnsafe(ref r2, i) : default;
+                op.Invoke(Vector512.LoadUnsafe(ref w, i), Vector512.LoadUnsafe(ref g, i), ref s0, ref s1, ref s2)
+                    .StoreUnsafe(ref w, i);
+                if (THas0.Value) s0.StoreUnsafe(ref r0, i);
+                if (THas1.Value) s1.StoreUnsafe(ref r1, i);
+                if (THas2.Value) s2.StoreUnsafe(ref r2, i);
+            }
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + (nuint)Vector256<float>.Count <= n; i += (nuint)Vector256<float>.Count)
+            {
+                Vector256<float> s0 = THas0.Value ? Vector256.LoadUnsafe(ref r0, i) : default,
+                    s1 = THas1.Value ? Vector256.LoadUnsafe(ref r1, i) : default,
+                    s2 = THas2.Value ? Vector256.LoadUnsafe(ref r2, i) : default;
+                op.Invoke(Vector256.LoadUnsafe(ref w, i), Vector256.LoadUnsafe(ref g, i), ref s0, ref s1, ref s2)
+                    .StoreUnsafe(ref w, i);
+                if (THas0.Value) s0.StoreUnsafe(ref r0, i);
+                if (THas1.Value) s1.StoreUnsafe(ref r1, i);
+                if (THas2.Value) s2.StoreUnsafe(ref r2, i);
+            }
+        if (Vector128.IsHardwareAccelerated)
+            for (; i + (nuint)Vector128<float>.Count <= n; i += (nuint)Vector128<float>.Count)
+            {
+                Vector128<float> s0 = THas0.Value ? Vector128.LoadUnsafe(ref r0, i) : default,
+                    s1 = THas1.Value ? Vector128.LoadUnsafe(ref r1, i) : default,
+                    s2 = THas2.Value ? Vector128.LoadUnsafe(ref r2, i) : default;
+                op.Invoke(Vector128.LoadUnsafe(ref w, i), Vector128.LoadUnsafe(ref g, i), ref s0, ref s1, ref s2)
+                    .StoreUnsafe(ref w, i);
+                if (THas0.Value) s0.StoreUnsafe(ref r0, i);
+                if (THas1.Value) s1.StoreUnsafe(ref r1, i);
+                if (THas2.Value) s2.StoreUnsafe(ref r2, i);
+            }
+        for (; i < n; i++)
+        {
+            float s0 = THas0.Value ? Unsafe.Add(ref r0, i) : 0f, s1 = THas1.Value ? Unsafe.Add(ref r1, i) : 0f,
+                s2 = THas2.Value ? Unsafe.Add(ref r2, i) : 0f;
+            Unsafe.Add(ref w, i) = op.Invoke(Unsafe.Add(ref w, i), Unsafe.Add(ref g, i), ref s0, ref s1, ref s2);
+            if (THas0.Value) Unsafe.Add(ref r0, i) = s0;
+            if (THas1.Value) Unsafe.Add(ref r1, i) = s1;
+            if (THas2.Value) Unsafe.Add(ref r2, i) = s2;
+        }
+    }
+
+    /// <summary>The widest width the loops use in this process: 512, 256, 128 or 0 (scalar only).</summary>
+    public static int WidestAcceleratedBits =>
+        Vector512.IsHardwareAccelerated ? 512
+        : Vector256.IsHardwareAccelerated ? 256
+        : Vector128.IsHardwareAccelerated ? 128
+        : 0;
+
+    private static void CheckDestination(ReadOnlySpan<float> source, Span<float> destination)
+    {
+        if (destination.Length < source.Length)
+            throw new ArgumentException(
+                $"destination has {destination.Length} elements, fewer than the input's {source.Length}", nameof(destination));
+        // Vectors read ahead of the scalar order, so only exact aliasing (in place) is safe.
+        if (source.Overlaps(destination, out int offset) && offset != 0)
+            throw new ArgumentException($"destination overlaps the input at an offset of {offset} elements", nameof(destination));
+    }
+
+    private static bool HasState(Span<float> state, int length, string name)
+    {
+        if (state.IsEmpty) return false;
+        if (state.Length != length)
+            throw new ArgumentException($"{name} has {state.Length} elements, parameters {length}", name);
+        return true;
+    }
+
+    /// <summary>A compile-time bool: the JIT compiles a generic method once per struct argument and folds Value.</summary>
+    private interface IFlag { static abstract bool Value { get; } }
+    private readonly struct Yes : IFlag { public static bool Value => true; }
+    private readonly struct No : IFlag { public static bool Value => false; }
+}
