@@ -27,7 +27,8 @@ public sealed class GrpcWorkerClient : IWorkerClient
         {
             HttpHandler = sessions.HandlerFor(address, security, handler),
             DisposeHttpClient = true,
-            MaxSendMessageSize = MessageLimits.ToOption(maxSendBytes),
+            // Requests carry the weights; a dataset goes in chunks, which may be larger than a small model's request.
+            MaxSendMessageSize = MessageLimits.ToOption(Math.Max(maxSendBytes, Protocol.DatasetChunkBytes + MessageLimits.Slack)),
             MaxReceiveMessageSize = MessageLimits.ToOption(maxReceiveBytes),
         });
         _client = new Protos.Worker.WorkerClient(_channel);

@@ -1,4 +1,4 @@
-// Sums down the columns of a row-major matrix: a convolution's bias gradient (over every output pixel of a batch)
+// Sums down the columns of a row-major matrix: a layer's bias gradient (over every row or output pixel of a batch)
 // and global average pooling (over the pixels of one channels-last image) are both this.
 using System.Runtime.Intrinsics;
 
@@ -6,10 +6,15 @@ namespace DistTrain.Core.Kernels;
 
 internal static class ColumnSums
 {
+    /// <summary>Rows of a block, and blocks of a group: the three levels of every column's sum.</summary>
+    internal const int BlockRows = 32, GroupBlocks = 32;
+
     /// <summary>
-    /// sums[j] = Σ_i values[i·n + j], i ascending, whatever the path. Vectorised over j, up to four vectors a pass so
-    /// their add chains overlap; a last partial vector overlaps the one before it and recomputes those columns with
-    /// the same order, hence the same bits.
+    /// sums[j] = Σ_i values[i·n + j] in three levels, whatever the path: rows in blocks of <see cref="BlockRows"/>
+    /// summed from zero in ascending order, blocks in groups of <see cref="GroupBlocks"/> summed from zero, groups into
+    /// the total — so a column of thousands of nearly cancelling gradients (a last layer's bias) is not one long
+    /// rounding chain. Vectorised over j, up to four vectors a pass; a last partial vector overlaps the one before it
+    /// and recomputes those columns in the same order, hence the same bits.
     /// </summary>
     public static void Compute(ReadOnlySpan<float> values, int n, Span<float> sums)
     {
@@ -19,26 +24,47 @@ internal static class ColumnSums
             const int W = 16;
             for (; j + 4 * W <= n; j += 4 * W)
             {
-                Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
-                for (int i = 0; i < rows; i++)
+                Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+                for (int group = 0; group < rows; group += BlockRows * GroupBlocks)
                 {
-                    ReadOnlySpan<float> row = values.Slice(i * n + j, 4 * W);
-                    s0 += Vector512.Create(row);
-                    s1 += Vector512.Create(row[W..]);
-                    s2 += Vector512.Create(row[(2 * W)..]);
-                    s3 += Vector512.Create(row[(3 * W)..]);
+                    Vector512<float> g0 = default, g1 = default, g2 = default, g3 = default;
+                    for (int block = group, groupEnd = Math.Min(rows, group + BlockRows * GroupBlocks); block < groupEnd; block += BlockRows)
+                    {
+                        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                        for (int i = block, end = Math.Min(groupEnd, block + BlockRows); i < end; i++)
+                        {
+                            ReadOnlySpan<float> row = values.Slice(i * n + j, 4 * W);
+                            b0 += Vector512.Create(row);
+                            b1 += Vector512.Create(row[W..]);
+                            b2 += Vector512.Create(row[(2 * W)..]);
+                            b3 += Vector512.Create(row[(3 * W)..]);
+                        }
+                        (g0, g1, g2, g3) = (g0 + b0, g1 + b1, g2 + b2, g3 + b3);
+                    }
+                    (t0, t1, t2, t3) = (t0 + g0, t1 + g1, t2 + g2, t3 + g3);
                 }
-                s0.CopyTo(sums[j..]);
-                s1.CopyTo(sums[(j + W)..]);
-                s2.CopyTo(sums[(j + 2 * W)..]);
-                s3.CopyTo(sums[(j + 3 * W)..]);
+                t0.CopyTo(sums[j..]);
+                t1.CopyTo(sums[(j + W)..]);
+                t2.CopyTo(sums[(j + 2 * W)..]);
+                t3.CopyTo(sums[(j + 3 * W)..]);
             }
             for (; j < n; j += W)
             {
                 int at = Math.Min(j, n - W);
-                Vector512<float> sum = default;
-                for (int i = 0; i < rows; i++) sum += Vector512.Create(values.Slice(i * n + at, W));
-                sum.CopyTo(sums[at..]);
+                Vector512<float> total = default;
+                for (int group = 0; group < rows; group += BlockRows * GroupBlocks)
+                {
+                    Vector512<float> part = default;
+                    for (int block = group, groupEnd = Math.Min(rows, group + BlockRows * GroupBlocks); block < groupEnd; block += BlockRows)
+                    {
+                        Vector512<float> sum = default;
+                        for (int i = block, end = Math.Min(groupEnd, block + BlockRows); i < end; i++)
+                            sum += Vector512.Create(values.Slice(i * n + at, W));
+                        part += sum;
+                    }
+                    total += part;
+                }
+                total.CopyTo(sums[at..]);
             }
             return;
         }
@@ -48,17 +74,38 @@ internal static class ColumnSums
             for (; j < n; j += W)
             {
                 int at = Math.Min(j, n - W);
-                Vector256<float> sum = default;
-                for (int i = 0; i < rows; i++) sum += Vector256.Create(values.Slice(i * n + at, W));
-                sum.CopyTo(sums[at..]);
+                Vector256<float> total = default;
+                for (int group = 0; group < rows; group += BlockRows * GroupBlocks)
+                {
+                    Vector256<float> part = default;
+                    for (int block = group, groupEnd = Math.Min(rows, group + BlockRows * GroupBlocks); block < groupEnd; block += BlockRows)
+                    {
+                        Vector256<float> sum = default;
+                        for (int i = block, end = Math.Min(groupEnd, block + BlockRows); i < end; i++)
+                            sum += Vector256.Create(values.Slice(i * n + at, W));
+                        part += sum;
+                    }
+                    total += part;
+                }
+                total.CopyTo(sums[at..]);
             }
             return;
         }
         for (; j < n; j++)
         {
-            float sum = 0;
-            for (int i = 0; i < rows; i++) sum += values[i * n + j];
-            sums[j] = sum;
+            float total = 0;
+            for (int group = 0; group < rows; group += BlockRows * GroupBlocks)
+            {
+                float part = 0;
+                for (int block = group, groupEnd = Math.Min(rows, group + BlockRows * GroupBlocks); block < groupEnd; block += BlockRows)
+                {
+                    float sum = 0;
+                    for (int i = block, end = Math.Min(groupEnd, block + BlockRows); i < end; i++) sum += values[i * n + j];
+                    part += sum;
+                }
+                total += part;
+            }
+            sums[j] = total;
         }
     }
 }

@@ -28,16 +28,21 @@ internal static unsafe class DirectConvolution
 
     /// <summary>
     /// packedGrad[kh][kw][cin][cout] = Σ of dy·x over all pixels (overwritten): per output row, each tap's products
-    /// summed over the row's pixels in order, and that added to the total, rows in order.
+    /// summed over the row's pixels in order and added to the sample's sum (in <paramref name="sample"/>, rows in
+    /// order), and each sample's sum added to the total, samples in order — three levels, so a shard of thousands of
+    /// images does not sum in one long chain.
     /// </summary>
-    public static void WeightGradient(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> packedGrad, int rows)
+    public static void WeightGradient(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> packedGrad,
+        Span<float> sample, int rows)
     {
         Debug.Assert(Applies(g));
         var walk = new Walk(g);
-        int cout = g.OutChannels, cin = g.InChannels, step = g.Stride * cin;
-        packedGrad[..(g.PatchLength * cout)].Clear();
-        fixed (float* px = x, pdy = dy, pg = packedGrad)
+        int cout = g.OutChannels, cin = g.InChannels, step = g.Stride * cin, length = g.PatchLength * cout;
+        packedGrad[..length].Clear();
+        fixed (float* px = x, pdy = dy, pg = sample)
             for (int n = 0; n < rows; n++)
+            {
+                sample[..length].Clear();
                 for (int oh = 0; oh < walk.OutHeight; oh++)
                 {
                     float* gradient = pdy + ((nint)n * walk.OutHeight + oh) * walk.OutWidth * cout;
@@ -61,6 +66,8 @@ internal static unsafe class DirectConvolution
                             }
                         }
                 }
+                System.Numerics.Tensors.TensorPrimitives.Add(packedGrad[..length], sample[..length], packedGrad[..length]);
+            }
     }
 
     /// <summary>The geometry as locals (OutHeight and OutWidth each cost a division), and which taps are in bounds.</summary>

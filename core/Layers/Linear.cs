@@ -41,9 +41,9 @@ public sealed class Linear(int inputWidth, int outputWidth, Activation fusedActi
         var weightGradient = parameterGradient.Slice(ParameterOffset, WeightCount);
         var biasGradient = parameterGradient.Slice(ParameterOffset + WeightCount, n);
         Gemm.MultiplyAtB(dz, input[..(rows * k)], weightGradient, n, k, rows, accumulate: false);
-        // db = Σ_rows dZ, accumulated in row order so the sum is the same on every machine and thread count.
-        biasGradient.Clear();
-        for (int r = 0; r < rows; r++) TensorPrimitives.Add(biasGradient, dz.Slice(r * n, n), biasGradient);
+        // db = Σ_rows dZ in a fixed order of blocks (ColumnSums), the same on every machine and thread count: a last
+        // layer's bias gradient nearly cancels over the rows, and one long chain of adds loses its digits.
+        ColumnSums.Compute(dz, n, biasGradient);
 
         if (!inputGradient.IsEmpty)
         {

@@ -1,6 +1,5 @@
 // Softmax cross-entropy on logits: L = log Σ_j e^{z_j} − z_y, computed as a log-sum-exp with the row maximum
 // subtracted so no exponent overflows; dL/dz = softmax(z) − onehot(y).
-using System.Numerics.Tensors;
 
 namespace DistTrain.Core.Losses;
 
@@ -13,6 +12,9 @@ public sealed class SoftmaxCrossEntropy : Loss
     {
         double total = 0;
         correct = 0;
+        // Each row's e^{z_j − max} in float64, computed once for the sum and the gradient (one rounding per gradient
+        // value: over a batch the gradients of a last layer nearly cancel, so their own errors matter).
+        Span<double> exps = width <= 1024 ? stackalloc double[width] : new double[width];
         for (int r = 0; r < rows; r++)
         {
             var z = outputs.Slice(r * width, width);
@@ -21,16 +23,13 @@ public sealed class SoftmaxCrossEntropy : Loss
             if (best == y) correct++;
             float max = z[best];
             double sum = 0;
-            for (int j = 0; j < width; j++) sum += Math.Exp(z[j] - max);
+            for (int j = 0; j < width; j++) sum += exps[j] = Math.Exp(z[j] - max);
             double logSumExp = max + Math.Log(sum);
             total += logSumExp - z[y];
             if (!gradient.IsEmpty)
             {
                 var g = gradient.Slice(r * width, width);
-                TensorPrimitives.Subtract(z, max, g);
-                TensorPrimitives.Exp(g, g);
-                TensorPrimitives.Multiply(g, (float)(1.0 / sum), g);
-                g[y] -= 1f;
+                for (int j = 0; j < width; j++) g[j] = (float)(exps[j] / sum - (j == y ? 1 : 0));
             }
         }
         return total;

@@ -92,7 +92,7 @@ public sealed class SafeTensorsFile
         }
         long dataLength = fileLength == long.MaxValue ? long.MaxValue : fileLength - 8 - (long)headerLength;
         var metadata = new Dictionary<string, string>();
-        var entries = new List<(string Name, int[] Shape, long Begin, long End)>();
+        var entries = new List<(string Name, int[] Shape, long Begin, long End, string DType)>();
         try
         {
             ReadHeader(header, path, dataLength, metadata, entries);
@@ -104,14 +104,27 @@ public sealed class SafeTensorsFile
         }
         var tensors = new Dictionary<string, SafeTensor>();
         long position = 0;
-        foreach (var (name, shape, begin, end) in entries.OrderBy(e => e.Begin))
+        foreach (var (name, shape, begin, end, dtype) in entries.OrderBy(e => e.Begin))
         {
             if (begin < position) throw new UserInputException($"{path}: tensor '{name}' overlaps another tensor");
             Skip(stream, begin - position, path);
-            var data = new float[(end - begin) / 4];
-            var bytes = MemoryMarshal.AsBytes(data.AsSpan());
-            if (stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
-                throw new UserInputException($"{path}: truncated: tensor '{name}' data ends early");
+            var data = new float[(end - begin) / ElementSize(dtype)];
+            if (dtype == "F32")
+            {
+                var bytes = MemoryMarshal.AsBytes(data.AsSpan());
+                if (stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
+                    throw new UserInputException($"{path}: truncated: tensor '{name}' data ends early");
+            }
+            else
+            {
+                // PyTorch state dicts hold float64 tensors and int64 counters (num_batches_tracked): read as float.
+                var wide = new long[data.Length];
+                var bytes = MemoryMarshal.AsBytes(wide.AsSpan());
+                if (stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
+                    throw new UserInputException($"{path}: truncated: tensor '{name}' data ends early");
+                for (int i = 0; i < data.Length; i++)
+                    data[i] = dtype == "F64" ? (float)BitConverter.Int64BitsToDouble(wide[i]) : wide[i];
+            }
             tensors[name] = new SafeTensor(name, shape, data);
             position = end;
         }
@@ -119,7 +132,7 @@ public sealed class SafeTensorsFile
     }
 
     private static void ReadHeader(JsonObject header, string path, long dataLength, Dictionary<string, string> metadata,
-        List<(string Name, int[] Shape, long Begin, long End)> entries)
+        List<(string Name, int[] Shape, long Begin, long End, string DType)> entries)
     {
         foreach (var (name, node) in header)
         {
@@ -132,16 +145,16 @@ public sealed class SafeTensorsFile
             {
                 var entry = node!.AsObject();
                 string dtype = entry["dtype"]!.GetValue<string>();
-                if (dtype != "F32")
-                    throw new UserInputException($"{path}: tensor '{name}' has dtype {dtype}, expected F32");
+                if (dtype is not ("F32" or "F64" or "I64"))
+                    throw new UserInputException($"{path}: tensor '{name}' has dtype {dtype}, expected F32 (or F64, I64)");
                 int[] shape = entry["shape"]!.AsArray().Select(s => s!.GetValue<int>()).ToArray();
                 var offsets = entry["data_offsets"]!.AsArray();
                 long begin = offsets[0]!.GetValue<long>(), end = offsets[1]!.GetValue<long>();
                 long count = shape.Aggregate(1L, (a, b) => a * (b < 0 ? throw new FormatException("negative dimension") : b));
-                if (begin < 0 || end < begin || end > dataLength || end - begin != count * 4)
+                if (begin < 0 || end < begin || end > dataLength || end - begin != count * ElementSize(dtype))
                     throw new UserInputException(
                         $"{path}: tensor '{name}' byte range [{begin},{end}) does not fit shape [{string.Join(",", shape)}] and the file's {dataLength} data bytes");
-                entries.Add((name, shape, begin, end));
+                entries.Add((name, shape, begin, end, dtype));
             }
             catch (Exception e) when (e is not UserInputException)
             {
@@ -149,6 +162,8 @@ public sealed class SafeTensorsFile
             }
         }
     }
+
+    private static int ElementSize(string dtype) => dtype == "F32" ? 4 : 8;
 
     private static void Skip(Stream stream, long count, string path)
     {

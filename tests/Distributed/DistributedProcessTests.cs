@@ -74,6 +74,29 @@ public sealed class DistributedProcessTests : IDisposable
         return (File.ReadAllBytes(save), File.ReadAllText(log), output);
     }
 
+    [Theory]
+    [InlineData("fashion-cnn")]
+    [InlineData("fashion-resnet")] // batch norm, dropout and residual blocks
+    public void ImageModelWeightsAreByteIdenticalForAnyWorkerCount(string model)
+    {
+        // The example's model on 640 Fashion-MNIST images: 2 epochs of 5 batches of 4 shards.
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(ProcessHarness.RepoRoot, "examples", model + ".json")))!.AsObject();
+        config["data"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["format"] = "idx", ["path"] = FashionSubset.Write(_dir, 640), ["scale"] = 255, ["standardize"] = "per-channel",
+        };
+        config["training"] = new System.Text.Json.Nodes.JsonObject { ["epochs"] = 2, ["batchSize"] = 128, ["shardSize"] = 32, ["seed"] = 3 };
+        config["schedule"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "cosine", ["warmupSteps"] = 3 };
+        string path = Path.Combine(_dir, model + ".json");
+        File.WriteAllText(path, config.ToJsonString());
+        var local = TrainLocal(path, model + "-local");
+        Assert.Equal(local, TrainDistributed(path, model + "-one", [1], coordinatorArgs: ["--shared-memory", "off"]).Weights);
+        Assert.Equal(local, TrainDistributed(path, model + "-two", [1, 1], coordinatorArgs: ["--shared-memory", "off"]).Weights);
+        var (three, _, output) = TrainDistributed(path, model + "-three", [1, 2, 1], workerArgs: new() { [1] = ["--shared-memory", "false"] });
+        Assert.Equal(local, three);
+        Assert.Contains("shared memory not used: turned off on this worker", output);
+    }
+
     [Fact]
     public void WeightsAreByteIdenticalForAnyWorkerCountAndEveryEpochCoversEachSampleOnce()
     {
