@@ -30,6 +30,7 @@ public sealed class GradientResult
     /// <summary>Σ over the batch of per-sample gradients, reduced along the shard tree.</summary>
     public float[] GradientSum { get; }
     /// <summary>Per-shard summed loss, correct predictions and sample counts (index = shard).</summary>
+    private readonly List<(double[] Loss, int[] Correct, int[] Samples)> _byCount = [];
     public double[] ShardLoss { get; private set; } = [];
     public int[] ShardCorrect { get; private set; } = [];
     public int[] ShardSamples { get; private set; } = [];
@@ -39,9 +40,17 @@ public sealed class GradientResult
     {
         if (ShardLoss.Length != shardCount)
         {
-            ShardLoss = new double[shardCount];
-            ShardCorrect = new int[shardCount];
-            ShardSamples = new int[shardCount];
+            // An epoch's last batch often has fewer shards than the others: the arrays of each count seen are kept,
+            // so alternating between the two allocates nothing after the first epoch.
+            int cached = -1;
+            for (int i = 0; i < _byCount.Count && cached < 0; i++)
+                if (_byCount[i].Loss.Length == shardCount) cached = i;
+            if (cached < 0)
+            {
+                _byCount.Add((new double[shardCount], new int[shardCount], new int[shardCount]));
+                cached = _byCount.Count - 1;
+            }
+            (ShardLoss, ShardCorrect, ShardSamples) = _byCount[cached];
         }
         Array.Clear(ShardLoss);
         Array.Clear(ShardCorrect);
