@@ -23,6 +23,18 @@ public sealed class Sequential
         return new Sequential(new ModelSpec { Inputs = inputs });
     }
 
+    /// <summary>
+    /// An empty model taking images of <paramref name="channels"/> × <paramref name="height"/> × <paramref name="width"/>
+    /// (PyTorch's [C, H, W] order); add layers, then the loss.
+    /// </summary>
+    public static Sequential Create(int channels, int height, int width)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
+        return new Sequential(new ModelSpec { Input = [channels, height, width], Inputs = checked(channels * height * width) });
+    }
+
     /// <summary>The model a config's model section describes (copied and validated; errors name the model.* field).</summary>
     public static Sequential FromSpec(ModelSpec spec)
     {
@@ -64,6 +76,48 @@ public sealed class Sequential
         return Add($"Linear({units})", new LayerSpec { Type = "linear", Units = units });
     }
 
+    /// <summary>nn.Conv2d(in, <paramref name="channels"/>, <paramref name="kernel"/>, stride, padding, bias).</summary>
+    public Sequential Conv2d(int channels, int kernel, int stride = 1, int padding = 0, bool bias = true) =>
+        Add($"Conv2d({channels}, {kernel})", new LayerSpec
+        {
+            Type = "conv2d", Channels = channels, Kernel = kernel, Stride = stride == 1 ? null : stride, Padding = padding,
+            Bias = bias ? null : false,
+        });
+
+    /// <summary>nn.MaxPool2d(<paramref name="kernel"/>, stride (the kernel when null), padding).</summary>
+    public Sequential MaxPool2d(int kernel, int? stride = null, int padding = 0) =>
+        Add($"MaxPool2d({kernel})", new LayerSpec { Type = "maxpool2d", Kernel = kernel, Stride = stride, Padding = padding });
+
+    /// <summary>nn.AvgPool2d(<paramref name="kernel"/>, stride (the kernel when null), padding), padding counted.</summary>
+    public Sequential AvgPool2d(int kernel, int? stride = null, int padding = 0) =>
+        Add($"AvgPool2d({kernel})", new LayerSpec { Type = "avgpool2d", Kernel = kernel, Stride = stride, Padding = padding });
+
+    /// <summary>nn.AdaptiveAvgPool2d(1): [C, H, W] → [C, 1, 1].</summary>
+    public Sequential GlobalAvgPool() => Add("GlobalAvgPool()", new LayerSpec { Type = "global_avgpool" });
+
+    /// <summary>nn.Flatten(): [C, H, W] → [C·H·W] in PyTorch's order.</summary>
+    public Sequential Flatten() => Add("Flatten()", new LayerSpec { Type = "flatten" });
+
+    /// <summary>nn.Dropout(<paramref name="p"/>); masks depend on the seed, step and sample only.</summary>
+    public Sequential Dropout(double p) => Add($"Dropout({p})", new LayerSpec { Type = "dropout", P = p });
+
+    /// <summary>nn.BatchNorm2d over the channels, on each shard's statistics in training.</summary>
+    public Sequential BatchNorm2d(double eps = 1e-5, double momentum = 0.1) =>
+        Add("BatchNorm2d()", new LayerSpec
+        {
+            Type = "batchnorm2d", Eps = eps == 1e-5 ? null : eps, Momentum = momentum == 0.1 ? null : momentum,
+        });
+
+    /// <summary>x + f(x), f the layers <paramref name="body"/> adds (a 1×1 projection when f changes the shape).</summary>
+    public Sequential Residual(Action<Sequential> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var block = new Sequential(new ModelSpec());
+        body(block);
+        if (block._spec.Layers.Count == 0) throw new ArgumentException("Residual(...): the body added no layers", nameof(body));
+        return Add("Residual(...)", new LayerSpec { Type = "residual", Layers = block._spec.Layers });
+    }
+
     public Sequential ReLU() => Add("ReLU()", new LayerSpec { Type = "relu" });
     public Sequential Sigmoid() => Add("Sigmoid()", new LayerSpec { Type = "sigmoid" });
     public Sequential Tanh() => Add("Tanh()", new LayerSpec { Type = "tanh" });
@@ -90,6 +144,7 @@ public sealed class Sequential
         return this;
     }
 
+    /// <summary>Features per sample (C·H·W for an image model).</summary>
     public int Inputs => _spec.Inputs;
     /// <summary>The weights of the last training run or loaded file (flat, in tensor order); null before either.</summary>
     public float[]? Weights { get; private set; }
@@ -105,7 +160,9 @@ public sealed class Sequential
     public ModelSpec ToSpec() => Copy(_spec);
 
     /// <summary>e.g. "2-64(relu)-3 softmax_cross_entropy".</summary>
-    public override string ToString() => _spec.Layers.Count == 0 ? $"{_spec.Inputs} inputs with no layers" : _spec.Describe();
+    public override string ToString() => _spec.Layers.Count == 0
+        ? _spec.Input is { Length: 3 } shape ? $"[{string.Join(",", shape)}] inputs with no layers" : $"{_spec.Inputs} inputs with no layers"
+        : _spec.Describe();
 
     /// <summary>Trains on local threads, or where <see cref="TrainingOptions.GradientSource(GradientSourceFactory)"/> says.</summary>
     public TrainingResult Train(DataSplit data, Action<TrainingOptions>? configure = null) =>
@@ -274,13 +331,10 @@ public sealed class Sequential
     private float[] RequireWeights(string call) => Weights ??
         throw new InvalidOperationException($"{call}: the model ({this}) has no weights yet; train it or load it first");
 
-    private static ModelSpec Copy(ModelSpec spec) => new()
-    {
-        Inputs = spec.Inputs,
-        Layers = spec.Layers.Select(l => new LayerSpec { Type = l.Type, Units = l.Units }).ToList(),
-        Loss = spec.Loss,
-        Init = spec.Init,
-    };
+    // A deep copy through the JSON a config binds, so every field of every layer (nested residual bodies included)
+    // is kept.
+    private static ModelSpec Copy(ModelSpec spec) =>
+        JsonSerializer.Deserialize<ModelSpec>(JsonSerializer.Serialize(spec, TrainingConfig.Json), TrainingConfig.Json)!;
 
     private sealed class EpochHistory : TrainingObserver
     {

@@ -33,6 +33,28 @@ public class SequentialBuilderTests
     }
 
     [Fact]
+    public void BuilderProducesTheImageExampleModels()
+    {
+        var cnn = Sequential.Create(1, 28, 28)
+            .Conv2d(32, 3, padding: 1).ReLU().MaxPool2d(2)
+            .Conv2d(64, 3, padding: 1).ReLU().MaxPool2d(2)
+            .Flatten().Linear(128).ReLU().Linear(10).Loss(LossFunction.SoftmaxCrossEntropy);
+        Assert.Equal(Json(ConfigLoader.Load(ExampleConfig("fashion-cnn.json"), environment: NoEnvironment).Model), Json(cnn.ToSpec()));
+
+        var resnet = Sequential.Create(1, 28, 28)
+            .Conv2d(16, 3, padding: 1, bias: false).BatchNorm2d().ReLU().MaxPool2d(2)
+            .Residual(f => f.Conv2d(16, 3, padding: 1, bias: false).BatchNorm2d().ReLU().Conv2d(16, 3, padding: 1, bias: false).BatchNorm2d())
+            .ReLU()
+            .Residual(f => f.Conv2d(32, 3, stride: 2, padding: 1, bias: false).BatchNorm2d().ReLU().Conv2d(32, 3, padding: 1, bias: false).BatchNorm2d())
+            .ReLU().GlobalAvgPool().Flatten().Dropout(0.25).Linear(10).Loss(LossFunction.SoftmaxCrossEntropy);
+        var bound = ConfigLoader.Load(ExampleConfig("fashion-resnet.json"), environment: NoEnvironment).Model;
+        Assert.Equal(Json(bound), Json(resnet.ToSpec()));
+        // A spec's copy keeps every field of every layer, nested ones included.
+        Assert.Equal(Json(bound), Json(Sequential.FromSpec(bound).ToSpec()));
+        Assert.Equal(784, resnet.Inputs);
+    }
+
+    [Fact]
     public void BuilderProducesWhatTheSameJsonBinds()
     {
         using var dir = new TempDirectory();
