@@ -14,7 +14,7 @@ public sealed class SoftmaxCrossEntropy : Loss
         correct = 0;
         // Each row's e^{z_j − max} in float64, computed once for the sum and the gradient (one rounding per gradient
         // value: over a batch the gradients of a last layer nearly cancel, so their own errors matter).
-        Span<double> exps = width <= 1024 ? stackalloc double[width] : new double[width];
+        Span<double> exps = width <= 1024 ? stackalloc double[width] : WideRow(width);
         for (int r = 0; r < rows; r++)
         {
             var z = outputs.Slice(r * width, width);
@@ -33,5 +33,14 @@ public sealed class SoftmaxCrossEntropy : Loss
             }
         }
         return total;
+    }
+
+    // Rows too wide for the stack take a per-thread buffer, grown once: no allocation per call.
+    [ThreadStatic] private static double[]? t_wideRow;
+
+    private static Span<double> WideRow(int width)
+    {
+        if (t_wideRow is null || t_wideRow.Length < width) t_wideRow = new double[width];
+        return t_wideRow.AsSpan(0, width);
     }
 }

@@ -206,7 +206,8 @@ public sealed class Network
 
     private void AddTensor(string name, int[] shape, bool trainable = true)
     {
-        int offset = (int)_offset + _tensors.Where(t => t.Offset >= _offset).Sum(t => t.Length);
+        // Tensors tile the buffer in order: each starts where the one before it ends.
+        int offset = _tensors.Count == 0 ? 0 : _tensors[^1].Offset + _tensors[^1].Length;
         _tensors.Add(new ParameterTensor(name, offset, shape, trainable));
     }
 
