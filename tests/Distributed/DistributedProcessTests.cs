@@ -295,7 +295,8 @@ public sealed class DistributedProcessTests : IDisposable
         string url = $"http://127.0.0.1:{port}";
         var coordinator = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--listen", url,
             "--expect-workers", "1", "--quiet", "--wait-seconds", "60");
-        _processes.Start(ProcessHarness.WorkerDll, "--coordinator", url, "--threads", "1", "--data", otherData, "--register-timeout", "60");
+        _processes.Start(ProcessHarness.WorkerDll, "--coordinator", url, "--threads", "1", "--data", otherData, "--register-timeout", "60",
+            "--cache-dir", Path.Combine(_dir, "refused-worker-cache"));
         var (code, output) = ProcessHarness.Wait(coordinator, RunTimeout);
         Assert.Equal(1, code);
         Assert.Contains("worker w1", output);

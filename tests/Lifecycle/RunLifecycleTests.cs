@@ -19,8 +19,11 @@ public sealed class RunLifecycleTests : IDisposable
     private readonly ProcessHarness _processes = new();
 
     private (Process Process, System.Text.StringBuilder Output) Worker(string url, params string[] extra) =>
+        WorkerWithCache(url, "cache", extra);
+
+    private (Process Process, System.Text.StringBuilder Output) WorkerWithCache(string url, string cache, params string[] extra) =>
         _processes.Start(ProcessHarness.WorkerDll, ["--coordinator", url, "--threads", "1", "--port", "0", "--register-timeout", "60",
-            "--cache-dir", Path.Combine(_dir, "cache"), .. extra]);
+            "--cache-dir", Path.Combine(_dir, cache), .. extra]);
 
     private (Process Process, System.Text.StringBuilder Output) Coordinator(string config, string url, int expect, params string[] extra) =>
         _processes.Start(ProcessHarness.CoordinatorDll, ["train", "--config", config, "--listen", url, "--expect-workers", expect.ToString(),
@@ -77,7 +80,9 @@ public sealed class RunLifecycleTests : IDisposable
             """);
         string url = $"http://127.0.0.1:{ProcessHarness.FreePort()}";
         var coordinator = Coordinator(config, url, 2);
-        var workers = new[] { Worker(url), Worker(url, "--data", other) };
+        // Each worker has its own cache: were the first one's data sent into a shared cache before the second registered,
+        // the second would find the run's data there and be ready, whatever its --data holds.
+        var workers = new[] { WorkerWithCache(url, "cache-1"), WorkerWithCache(url, "cache-2", "--data", other) };
         var (code, output) = ProcessHarness.Wait(coordinator, RunTimeout);
         Assert.True(code == 1, output);
         Assert.Contains("error: only 1 of 2 worker(s) ready", output);
