@@ -15,9 +15,12 @@ public static class MessageLimits
     public static long RequestBytes(int parameterCount, int batchSize) =>
         4L * parameterCount + 4L * batchSize + Slack;
 
-    /// <summary>Bytes of the largest ComputeReply: one gradient sum per block plus per-shard statistics.</summary>
+    /// <summary>
+    /// Bytes of the largest ComputeReply: one float32 gradient sum per block, or on the 16-bit wire one bfloat16 vector
+    /// per shard, plus per-shard statistics.
+    /// </summary>
     public static long ReplyBytes(int parameterCount, int shardCount) =>
-        4L * parameterCount * MaxBlocksPerRequest(shardCount) + 24L * shardCount + Slack;
+        Math.Max(4L * MaxBlocksPerRequest(shardCount), 2L * shardCount) * parameterCount + 24L * shardCount + Slack;
 
     /// <summary>Clamps a byte count to what gRPC's int-typed options accept.</summary>
     public static int ToOption(long bytes) => (int)Math.Min(int.MaxValue, bytes);

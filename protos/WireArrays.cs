@@ -15,6 +15,10 @@ public static class WireArrays
     public static ByteString Wrap(float[] values) =>
         UnsafeByteOperations.UnsafeWrap(new ArrayBytes<float>(values).Memory);
 
+    /// <summary>The first <paramref name="byteLength"/> bytes of <paramref name="values"/>, wrapped as <see cref="Wrap(float[])"/>.</summary>
+    public static ByteString Wrap(float[] values, int byteLength) =>
+        UnsafeByteOperations.UnsafeWrap(new ArrayBytes<float>(values).Memory[..byteLength]);
+
     /// <summary>Copies a slice of indices (they are small and the source buffer is reused) into a byte string.</summary>
     public static ByteString Copy(ReadOnlySpan<int> values) =>
         UnsafeByteOperations.UnsafeWrap(MemoryMarshal.AsBytes(values).ToArray());

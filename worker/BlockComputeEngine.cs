@@ -5,6 +5,7 @@ using System.Numerics;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
 using DistTrain.Core.Training;
+using DistTrain.Protos;
 
 namespace DistTrain.Worker;
 
@@ -29,6 +30,8 @@ public sealed class BlockComputeEngine : IDisposable
     private double[] _loss = [];
     private int[] _correct = [], _samples = [];
     private int _nextPiece;
+    private bool _roundLeaves;
+    private (int Start, int Count)[] _pieceRanges = [];
 
     // One long-lived thread drives every request: the GEMM's per-thread pack buffers and the workspaces stay warm,
     // where a fresh thread per request would allocate and first-touch them again each step.
@@ -115,12 +118,14 @@ public sealed class BlockComputeEngine : IDisposable
     /// </summary>
     public float[][] Compute(Network network, Dataset data, WeightsLoader? loadWeights, int[] batch, ShardPlan plan,
         IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples,
-        bool reuseBuffers, long step)
+        bool reuseBuffers, long step, bool roundLeaves = false, bool keepShards = false)
     {
         _step = step;
+        _roundLeaves = roundLeaves;
         int requested = blocks.Sum(b => b.Count);
-        // One thread: whole blocks (fewest buffers). More: pieces small enough for about two per thread.
-        int pieceSize = Threads == 1 ? int.MaxValue : GradientReduction.BlockSizeFor(requested, 2 * Threads);
+        // One thread: whole blocks (fewest buffers). More: pieces small enough for about two per thread. Shards kept
+        // apart (the 16-bit wire sends each one): one shard per piece.
+        int pieceSize = keepShards ? 1 : Threads == 1 ? int.MaxValue : GradientReduction.BlockSizeFor(requested, 2 * Threads);
         _pieces.Clear();
         var pieceRanges = new (int Start, int Count)[blocks.Count];
         int maxPiece = 1;
@@ -131,10 +136,11 @@ public sealed class BlockComputeEngine : IDisposable
             for (int first = block.First; first < block.First + block.Count; first += size)
             {
                 int count = Math.Min(size, block.First + block.Count - first);
-                // Sums that go out in a gRPC reply need fresh buffers: the reply is serialized after this method
-                // returns, when the next request may already be computing. Sums the caller copies out before the
-                // next request (into shared memory) use the engine's own buffers, warm and allocation-free.
-                _pieces.Add((first, count, reuseBuffers ? PieceBuffer(_pieces.Count, network.ParameterCount) : new float[network.ParameterCount]));
+                // Sums that go out in a gRPC reply need buffers of their own: the reply is serialized after this
+                // method returns, when the next request may already be computing; they are rented from the wire's
+                // pool, which gets them back once the reply is written. Sums the caller copies out before the next
+                // request (into shared memory) use the engine's own buffers.
+                _pieces.Add((first, count, reuseBuffers ? PieceBuffer(_pieces.Count, network.ParameterCount) : WireBuffers.Rent(network.ParameterCount)));
                 maxPiece = Math.Max(maxPiece, count);
             }
             pieceRanges[i].Count = _pieces.Count - pieceRanges[i].Start;
@@ -157,13 +163,25 @@ public sealed class BlockComputeEngine : IDisposable
         finally { (_data, _batch) = (null, []); }
 
         var sums = new float[blocks.Count][];
-        for (int i = 0; i < blocks.Count; i++)
+        _pieceRanges = pieceRanges;
+        for (int i = 0; i < blocks.Count && !keepShards; i++)
         {
             var (start, count) = pieceRanges[i];
             sums[i] = count == 1
                 ? _pieces[start].Sum
                 : BlockTree.Complete(_pieces.GetRange(start, count), plan.ShardCount, network.ParameterCount);
+            // The tree summed into the block's first piece; the others' rented arrays are free again.
+            for (int p = start + 1; !reuseBuffers && p < start + count; p++) WireBuffers.Return(_pieces[p].Sum);
         }
+        return sums;
+    }
+
+    /// <summary>After a Compute with keepShards: the sums of block <paramref name="block"/>'s shards, in shard order.</summary>
+    public IReadOnlyList<float[]> ShardSums(int block)
+    {
+        var (start, count) = _pieceRanges[block];
+        var sums = new float[count][];
+        for (int k = 0; k < count; k++) sums[k] = _pieces[start + k].Sum;
         return sums;
     }
 
@@ -182,7 +200,7 @@ public sealed class BlockComputeEngine : IDisposable
         while ((piece = Interlocked.Increment(ref _nextPiece)) < _pieces.Count)
         {
             var (first, count, sum) = _pieces[piece];
-            computer.ComputeBlock(parameters, _data!, _batch, _plan, first, count, sum, _loss, _correct, _samples, _step);
+            computer.ComputeBlock(parameters, _data!, _batch, _plan, first, count, sum, _loss, _correct, _samples, _step, _roundLeaves);
         }
     }
 

@@ -6,6 +6,7 @@ using Grpc.Core;
 
 namespace DistTrain.Worker;
 
+[BindServiceMethod(typeof(WorkerService), nameof(BindService))]
 public sealed class WorkerService(WorkerSession session, RunMembership membership, CoordinatorCredential credential,
     ILogger<WorkerService> log) : Protos.Worker.WorkerBase
 {
@@ -19,6 +20,33 @@ public sealed class WorkerService(WorkerSession session, RunMembership membershi
             ProtocolVersion = Protocol.Version,
             BytesReceived = await session.ReceiveDatasetAsync(requestStream, context.CancellationToken),
         });
+
+    /// <summary>
+    /// The generated binding with ComputeGradients on StepWire's marshallers (the same method on the wire; its weights
+    /// arrive in pooled arrays and its sums are written from them).
+    /// </summary>
+    public static void BindService(ServiceBinderBase binder, Protos.Worker.WorkerBase? service) =>
+        Protos.Worker.BindService(new StepWireBinder(binder), service);
+
+    private sealed class StepWireBinder(ServiceBinderBase inner) : ServiceBinderBase
+    {
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler)
+        {
+            if (method.FullName == StepWire.ComputeGradients.FullName && StepWire.ComputeGradients is Method<TRequest, TResponse> lean)
+                inner.AddMethod(lean, handler);
+            else
+                inner.AddMethod(method, handler);
+        }
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler) =>
+            inner.AddMethod(method, handler);
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler) =>
+            inner.AddMethod(method, handler);
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler) =>
+            inner.AddMethod(method, handler);
+    }
 
     public override Task<ComputeReply> ComputeGradients(ComputeRequest request, ServerCallContext context) =>
         Guard("ComputeGradients", context, () => session.ComputeAsync(request, context.CancellationToken));

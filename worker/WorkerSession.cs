@@ -134,10 +134,16 @@ public sealed class WorkerSession : IDisposable
             throw Refuse("claim_pool needs the shared weights file, but the request does not use shared memory");
         if (pool is < 0 or > SharedWeights.MaxPoolId)
             throw Invalid($"claim_pool must be 0..{SharedWeights.MaxPoolId}, found {pool}");
-        long expectedWeightBytes = shared is null ? 4L * network.ParameterCount : 0;
+        if (request.Wire is not (WirePrecision.Float32 or WirePrecision.Bfloat16))
+            throw Invalid($"wire must be WIRE_PRECISION_FLOAT32 or WIRE_PRECISION_BFLOAT16, found {(int)request.Wire}");
+        bool bf16 = request.Wire == WirePrecision.Bfloat16;
+        // The 16-bit wire encodes what crosses the network; shared memory stays float32 (already rounded).
+        bool encoded = bf16 && shared is null;
+        int valueBytes = encoded ? 2 : 4;
+        long expectedWeightBytes = shared is null ? (long)valueBytes * network.ParameterCount : 0;
         if (request.Weights.Length != expectedWeightBytes)
             throw Invalid(shared is null
-                ? $"weights has {request.Weights.Length} bytes, expected {4L * network.ParameterCount} ({network.ParameterCount} float32)"
+                ? $"weights has {request.Weights.Length} bytes, expected {expectedWeightBytes} ({network.ParameterCount} {(encoded ? "bfloat16" : "float32")})"
                 : $"weights has {request.Weights.Length} bytes but the request says they are in shared memory");
         if (request.BatchSize < 1 || request.ShardSize < 1)
             throw Invalid($"batch_size {request.BatchSize} and shard_size {request.ShardSize} must be ≥ 1");
@@ -221,7 +227,9 @@ public sealed class WorkerSession : IDisposable
             {
                 var cpu = Environment.CpuUsage.TotalTime;
                 WeightsLoader? load = shared is null
-                    ? destination => MemoryMarshal.Cast<byte, float>(request.Weights.Span).CopyTo(destination)
+                    ? encoded
+                        ? destination => Core.Kernels.BFloat16.Decode(MemoryMarshal.Cast<byte, ushort>(request.Weights.Span), destination)
+                        : destination => MemoryMarshal.Cast<byte, float>(request.Weights.Span).CopyTo(destination)
                     : destination =>
                     {
                         if (!shared.Weights.TryRead(request.Step, destination))
@@ -233,7 +241,7 @@ public sealed class WorkerSession : IDisposable
                 {
                     foreach (var (first, count) in blocks) LoadIndices(first, count);
                     result = _engine.Compute(network, prepared.Train, load, positions, plan, blocks, loss, correct, samples,
-                        reuseBuffers: shared is not null, request.Step);
+                        reuseBuffers: shared is not null, request.Step, roundLeaves: bf16, keepShards: encoded);
                     for (int i = 0; shared is not null && i < blocks.Count; i++)
                         shared.Slots.Write(request.Blocks[i].SharedSlot, request.Step, blocks[i].First, blocks[i].Count, result[i]);
                     computed.AsSpan().Fill(true);
@@ -246,7 +254,7 @@ public sealed class WorkerSession : IDisposable
                     {
                         LoadIndices(blocks[n].First, blocks[n].Count);
                         var sum = _engine.Compute(network, prepared.Train, load, positions, plan, [blocks[n]], loss, correct,
-                            samples, reuseBuffers: true, request.Step)[0];
+                            samples, reuseBuffers: true, request.Step, roundLeaves: bf16)[0];
                         load = null; // loaded with the first block
                         shared.Slots.Write(request.Blocks[n].SharedSlot, request.Step, blocks[n].First, blocks[n].Count, sum);
                         computed[n] = true;
@@ -272,7 +280,10 @@ public sealed class WorkerSession : IDisposable
                 var result = new BlockResult
                 {
                     FirstShard = first, ShardCount = count, GradientInSharedMemory = shared is not null,
-                    GradientSum = shared is null ? WireArrays.Wrap(sums![i]) : Google.Protobuf.ByteString.Empty,
+                    // Rented from the wire's pool: StepWire gives it back once the reply is written.
+                    GradientSum = shared is not null ? Google.Protobuf.ByteString.Empty
+                        : encoded ? EncodeShards(_engine.ShardSums(i), network.ParameterCount)
+                        : WireBuffers.Wrap(sums![i]),
                 };
                 for (int s = first; s < first + count; s++)
                 {
@@ -286,7 +297,20 @@ public sealed class WorkerSession : IDisposable
             Interlocked.Add(ref _blocks, computed.Count(c => c));
             return reply;
         }
-        finally { _computeLock.Release(); }
+        finally
+        {
+            _computeLock.Release();
+            // The weights were copied into the engine: a pooled buffer from StepWire serves the next request.
+            WireBuffers.Return(request.Weights);
+        }
+    }
+
+    /// <summary>A block's per-shard sums (already rounded) as bfloat16 vectors; their float arrays go back to the pool.</summary>
+    private static Google.Protobuf.ByteString EncodeShards(IReadOnlyList<float[]> shards, int length)
+    {
+        var bytes = WireBuffers.EncodeBf16(shards, length);
+        foreach (var shard in shards) WireBuffers.Return(shard);
+        return bytes;
     }
 
     private static void CheckIndices(ReadOnlySpan<int> indices, int count)

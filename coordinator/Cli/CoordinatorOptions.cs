@@ -27,6 +27,7 @@ public static class CoordinatorOptions
         Config("--lr", "optimizer:learningRate", "learning rate", "X"),
         Config("--seed", "training:seed", "seed of initialisation and shuffling", "N"),
         Threads,
+        Config("--wire", "training:wire", "weights and gradient sums as float32 or bf16 (rounded in local mode too)", "float32|bf16"),
         Config("--clip-norm", "training:clipNorm", "clip the averaged gradient to this global L2 norm (0 = off)", "X"),
         Config("--save", "training:save", "write the final weights here (safetensors)", "FILE"),
         Config("--init", "training:init", "start from these weights (safetensors, e.g. written by PyTorch)", "FILE"),

@@ -12,6 +12,7 @@ public sealed class GrpcWorkerClient : IWorkerClient
 {
     private readonly GrpcChannel _channel;
     private readonly Protos.Worker.WorkerClient _client;
+    private readonly Grpc.Core.CallInvoker _invoker;
 
     public GrpcWorkerClient(string address, long maxSendBytes, long maxReceiveBytes, NodeSecurity security, WorkerSessions sessions)
     {
@@ -31,7 +32,8 @@ public sealed class GrpcWorkerClient : IWorkerClient
             MaxSendMessageSize = MessageLimits.ToOption(Math.Max(maxSendBytes, Protocol.DatasetChunkBytes + MessageLimits.Slack)),
             MaxReceiveMessageSize = MessageLimits.ToOption(maxReceiveBytes),
         });
-        _client = new Protos.Worker.WorkerClient(_channel);
+        _invoker = _channel.CreateCallInvoker();
+        _client = new Protos.Worker.WorkerClient(_invoker);
     }
 
     public async Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken cancellationToken) =>
@@ -57,8 +59,9 @@ public sealed class GrpcWorkerClient : IWorkerClient
         return await call;
     }
 
+    /// <summary>ComputeGradients with StepWire's marshallers: the reply's gradient sums arrive in pooled arrays.</summary>
     public async Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken) =>
-        await _client.ComputeGradientsAsync(request, deadline: deadline, cancellationToken: cancellationToken);
+        await _invoker.AsyncUnaryCall(StepWire.ComputeGradients, null, new Grpc.Core.CallOptions(deadline: deadline, cancellationToken: cancellationToken), request);
 
     public void Dispose() => _channel.Dispose();
 }

@@ -16,12 +16,12 @@ namespace DistTrain.Coordinator.Distributed;
 public sealed class StepTransport : IStepTransport, IGradientSource
 {
     /// <summary>The step handed over by the trainer, until the machine completes or fails it.</summary>
-    private sealed class StepInHand(GradientRequest request, GradientResult result)
+    private sealed class StepInHand(GradientRequest request, GradientResult result, Google.Protobuf.ByteString weights)
     {
         public GradientRequest Request { get; } = request;
         public GradientResult Result { get; } = result;
-        // One wrap of the weights for every request of the step; they do not change until the step returns.
-        public Google.Protobuf.ByteString Weights { get; } = WireArrays.Wrap(request.Parameters);
+        // One encoding of the weights for every request of the step; they do not change until the step returns.
+        public Google.Protobuf.ByteString Weights { get; } = weights;
         // No asynchronous continuations: the trainer goes on on the thread that completed the step.
         public TaskCompletionSource Done { get; } = new();
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
@@ -42,6 +42,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     private readonly SharedWeights? _sharedWeights;
     private readonly Action<ClusterEvent> _post;
     private readonly List<float[]> _buffers = [];
+    // The step's weights as bfloat16 (16-bit wire), reused from step to step: requests hold it only until they end.
+    private float[] _bf16Weights = [];
     private StepInHand? _step;
     private long _nextPool;
 
@@ -58,12 +60,54 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     public async ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var step = new StepInHand(request, result);
+        var step = new StepInHand(request, result, EncodeWeights(request));
         if (Interlocked.CompareExchange(ref _step, step, null) is not null)
             throw new InvalidOperationException($"step {request.Step} started while another is in progress");
         _post(new StepRequested(request.Step, request.Plan));
         await using (cancellationToken.Register(() => _post(new StepAbandoned(request.Step, "cancelled"))))
             await step.Done.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>The weights as the wire carries them: float32 wrapped in place, or once encoded as bfloat16.</summary>
+    private Google.Protobuf.ByteString EncodeWeights(GradientRequest request)
+    {
+        if (!request.RoundToBf16) return WireArrays.Wrap(request.Parameters);
+        int length = request.Parameters.Length;
+        if (_bf16Weights.Length != (length + 1) / 2) _bf16Weights = new float[(length + 1) / 2];
+        Core.Kernels.BFloat16.Encode(request.Parameters, System.Runtime.InteropServices.MemoryMarshal.Cast<float, ushort>(_bf16Weights.AsSpan()));
+        return WireArrays.Wrap(_bf16Weights, 2 * length);
+    }
+
+    /// <summary>
+    /// A 16-bit reply's blocks as float32 sums, decoded here so that the checks and the reduction see what a float32
+    /// reply carries: each block's per-shard bfloat16 vectors summed along the tree (as the worker and local mode sum
+    /// them). A block whose payload is not one vector per shard is left empty, so it is judged malformed.
+    /// </summary>
+    private void DecodeBf16(ComputeReply reply, SendRequest send, int totalShards)
+    {
+        for (int i = 0; i < reply.Blocks.Count && i < send.Blocks.Count; i++)
+        {
+            var block = reply.Blocks[i];
+            if (block.ClaimedElsewhere || block.GradientInSharedMemory || block.GradientSum.IsEmpty) continue;
+            int count = send.Blocks[i].ShardCount;
+            if (block.GradientSum.Length != 2L * count * _parameterCount)
+            {
+                block.GradientSum = Google.Protobuf.ByteString.Empty;
+                continue;
+            }
+            var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(block.GradientSum.Span);
+            var shards = new List<(int, int, float[])>(count);
+            for (int k = 0; k < count; k++)
+            {
+                var vector = WireBuffers.Rent(_parameterCount);
+                Core.Kernels.BFloat16.Decode(bits.Slice(k * _parameterCount, _parameterCount), vector);
+                shards.Add((send.Blocks[i].FirstShard + k, 1, vector));
+            }
+            var sum = count == 1 ? shards[0].Item3 : BlockTree.Complete(shards, totalShards, _parameterCount);
+            for (int k = 1; k < count; k++) WireBuffers.Return(shards[k].Item3);
+            WireBuffers.Return(block.GradientSum);
+            block.GradientSum = WireBuffers.Wrap(sum);
+        }
     }
 
     public void BeginAttempt(BeginAttempt command)
@@ -131,6 +175,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
                 step.Result.ShardSamples[shard] = block.ShardSamples[k];
             }
         }
+        // Copied out: the sums' pooled arrays (StepWire) serve the next replies.
+        foreach (var block in reply.Blocks) WireBuffers.Return(block.GradientSum);
     }
 
     public Action? Complete(CompleteStep command)
@@ -143,8 +189,18 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             blocks.Add((record.FirstShard, record.ShardCount, _buffers[b]));
             step.Result.Blocks.Add(record);
         }
+        // The tree takes its blocks in shard order; a pool's blocks come in the order they were handed out (largest
+        // first), after the blocks assigned to other workers.
+        blocks.Sort((a, b) => a.Item1.CompareTo(b.Item1));
         var plan = step.Request.Plan;
-        BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(step.Result.GradientSum);
+        try
+        {
+            BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(step.Result.GradientSum);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InvalidOperationException($"{e.Message} (blocks {string.Join(", ", command.Blocks.Select(r => $"[{r.FirstShard}+{r.ShardCount} {r.Executor}]"))} of {plan.ShardCount} shards)", e);
+        }
         Traffic.EndStep(step.Clock.Elapsed.TotalSeconds, Volatile.Read(ref step.SlowestCompute));
         return Finish(step, null);
     }
@@ -193,6 +249,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
                 Weights = shared ? Google.Protobuf.ByteString.Empty : step.Weights,
                 BatchSize = plan.BatchSize, ShardSize = plan.ShardSize, SharedMemory = shared, ClaimPool = send.Pooled ? step.Pool : 0,
                 IndicesInSharedMemory = indicesShared,
+                Wire = step.Request.RoundToBf16 ? WirePrecision.Bfloat16 : WirePrecision.Float32,
             };
             foreach (var block in send.Blocks)
             {
@@ -207,6 +264,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             }
             sent = message.CalculateSize();
             var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + send.Timeout, cancellationToken).ConfigureAwait(false);
+            long received = reply.CalculateSize();
+            if (step.Request.RoundToBf16) DecodeBf16(reply, send, plan.ShardCount);
             var verdicts = new BlockVerdict[send.Blocks.Count];
             var norms = new double[send.Blocks.Count];
             int samples = 0;
@@ -218,7 +277,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             // Read from the shared file when it computed anything: the weights, and the indices of what it computed.
             long vector = 4L * _parameterCount;
             long sharedRead = !shared || samples == 0 ? 0 : vector + (indicesShared ? 4L * samples : 0);
-            Traffic.Add(send.WorkerId, sent, reply.CalculateSize(), sharedRead, reply.Blocks.Count(b => b.GradientInSharedMemory) * vector);
+            Traffic.Add(send.WorkerId, sent, received, sharedRead, reply.Blocks.Count(b => b.GradientInSharedMemory) * vector);
             lock (step) step.SlowestCompute = Math.Max(step.SlowestCompute, reply.ComputeSeconds);
             if (cancellationToken.IsCancellationRequested) return; // the machine gave up on it meanwhile
             step.Replies[(send.Attempt, send.Dispatch)] = new Received(send, reply, worker.Slots);

@@ -18,6 +18,11 @@ public sealed class GradientRequest
     public float[] Parameters { get; set; } = [];
     public ArraySegment<int> BatchIndices { get; set; }
     public ShardPlan Plan { get; set; }
+    /// <summary>
+    /// The 16-bit wire: <see cref="Parameters"/> are already rounded to bfloat16, and each shard's gradient is rounded
+    /// to bfloat16 before it is summed (ShardBlockComputer), so a worker can send both at 2 bytes per value exactly.
+    /// </summary>
+    public bool RoundToBf16 { get; set; }
 }
 
 /// <summary>Who computed which shards of a step (for the step log).</summary>

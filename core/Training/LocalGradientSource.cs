@@ -71,7 +71,7 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
             int first = block * _blockSize;
             computer.ComputeBlock(request.Parameters, _data, request.BatchIndices, request.Plan, first,
                 Math.Min(_blockSize, shards - first), _blockBuffers[block],
-                result.ShardLoss, result.ShardCorrect, result.ShardSamples, request.Step);
+                result.ShardLoss, result.ShardCorrect, result.ShardSamples, request.Step, request.RoundToBf16);
         }
     }
 

@@ -23,11 +23,13 @@ public sealed class ShardBlockComputer
     /// <summary>
     /// Sums the gradients of shards [firstShard, firstShard+shardCount) of <paramref name="plan"/> into
     /// <paramref name="destination"/> and records each shard's loss, correct count and size at its shard index.
-    /// <paramref name="step"/> decides the dropout masks (with each sample's index, not its shard).
+    /// <paramref name="step"/> decides the dropout masks (with each sample's index, not its shard). With
+    /// <paramref name="roundLeaves"/> (the 16-bit wire) each shard's gradient is rounded to bfloat16 before it joins the
+    /// tree: the rounding happens per shard, whoever computes it, so the sums stay independent of the assignment.
     /// </summary>
     public void ComputeBlock(ReadOnlySpan<float> parameters, Dataset data, ReadOnlySpan<int> batchIndices,
         ShardPlan plan, int firstShard, int shardCount, float[] destination,
-        Span<double> shardLoss, Span<int> shardCorrect, Span<int> shardSamples, long step)
+        Span<double> shardLoss, Span<int> shardCorrect, Span<int> shardSamples, long step, bool roundLeaves = false)
     {
         if (shardCount > MaxShardsPerBlock)
             throw new ArgumentOutOfRangeException(nameof(shardCount), shardCount, $"at most {MaxShardsPerBlock}");
@@ -40,6 +42,7 @@ public sealed class ShardBlockComputer
                 out int correct, step);
             shardCorrect[s] = correct;
             shardSamples[s] = length;
+            if (roundLeaves) Kernels.BFloat16.RoundInPlace(leaf);
             _reducer.CommitLeaf();
         }
         _reducer.Finish();

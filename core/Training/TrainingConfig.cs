@@ -21,6 +21,8 @@ public sealed class RunSpec
     public double ClipNorm { get; set; }
     /// <summary>skip | stop: what a non-finite averaged gradient does.</summary>
     public string NonFinite { get; set; } = "skip";
+    /// <summary>"float32" or "bf16": the precision of weights and gradient sums on the wire (see StepOptions.Bf16Wire).</summary>
+    public string Wire { get; set; } = "float32";
     /// <summary>Write a checkpoint every N steps (0 = only at the end of each epoch when a directory is set).</summary>
     public int CheckpointEvery { get; set; }
     public string? CheckpointDir { get; set; }
@@ -67,6 +69,8 @@ public sealed class TrainingConfig
             throw new UserInputException($"training.checkpointEvery must be ≥ 0, found {t.CheckpointEvery}");
         if (t.NonFinite is not ("skip" or "stop"))
             throw new UserInputException($"training.nonFinite must be 'skip' or 'stop', found '{t.NonFinite}'");
+        if (t.Wire is not ("float32" or "bf16"))
+            throw new UserInputException($"training.wire must be 'float32' or 'bf16', found '{t.Wire}'");
         if (t.Resume && string.IsNullOrEmpty(t.CheckpointDir))
             throw new UserInputException("--resume needs training.checkpointDir (--checkpoint-dir DIR)");
         if (!(Optimizer.LearningRate > 0) || !float.IsFinite(Optimizer.LearningRate))
@@ -81,6 +85,7 @@ public sealed class TrainingConfig
         ShardSize = Training.ShardSize,
         ClipNorm = Training.ClipNorm,
         NonFinite = Training.NonFinite == "stop" ? NonFinitePolicy.Stop : NonFinitePolicy.Skip,
+        Bf16Wire = Training.Wire == "bf16",
     };
 
     /// <summary>More compute threads than any machine has cores for is a typo, not a setting (each has a stack and buffers).</summary>
@@ -102,6 +107,8 @@ public sealed class TrainingConfig
         seed = Training.Seed,
         clipNorm = Training.ClipNorm,
         nonFinite = Training.NonFinite,
+        // Absent for float32, so checkpoints written before the setting existed still resume.
+        wire = Training.Wire == "bf16" ? "bf16" : null,
         data = new { Data.Format, Data.Scale, Data.Standardize },
     }, Json);
 

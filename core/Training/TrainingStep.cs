@@ -15,6 +15,11 @@ public sealed class StepOptions
     /// <summary>Global-norm clipping threshold c; 0 or less turns clipping off.</summary>
     public double ClipNorm { get; init; }
     public NonFinitePolicy NonFinite { get; init; } = NonFinitePolicy.Skip;
+    /// <summary>
+    /// The 16-bit wire (training.wire = bf16): every step computes on the weights rounded to bfloat16 and rounds each
+    /// shard's gradient to bfloat16 — in local mode too, so a run is bit-identical whether or not it is distributed.
+    /// </summary>
+    public bool Bf16Wire { get; init; }
 }
 
 /// <summary>What one step did (norms are of the averaged gradient before clipping).</summary>
@@ -73,6 +78,7 @@ public sealed class TrainingStep
     }
 
     public float[] Parameters { get; }
+    private float[] _wireParameters = [];
     public IOptimizer Optimizer { get; }
     public ILearningRateSchedule Schedule { get; }
     public StepOptions Options { get; }
@@ -92,6 +98,15 @@ public sealed class TrainingStep
     {
         _request.Step = Step;
         _request.Parameters = Parameters;
+        _request.RoundToBf16 = Options.Bf16Wire;
+        if (Options.Bf16Wire)
+        {
+            // The optimizer keeps float32 weights; the step computes on (and the wire carries) their rounding.
+            if (_wireParameters.Length != Parameters.Length) _wireParameters = new float[Parameters.Length];
+            Parameters.CopyTo(_wireParameters, 0);
+            Kernels.BFloat16.RoundInPlace(_wireParameters);
+            _request.Parameters = _wireParameters;
+        }
         _request.BatchIndices = batchIndices;
         _request.Plan = new ShardPlan(batchIndices.Count, Options.ShardSize);
         var pending = _source.ComputeAsync(_request, _result, cancellationToken);

@@ -26,12 +26,12 @@ public sealed class DistributedProcessTests : IDisposable
                 .First(line => line.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))["Cpus_allowed_list:".Length..].Trim())
             .ToList();
 
-    private string WriteConfig(string name, int samples, int batch, int shard, int epochs)
+    private string WriteConfig(string name, int samples, int batch, int shard, int epochs, int hidden = 16)
     {
         string path = Path.Combine(_dir, name);
         File.WriteAllText(path, $$"""
             {
-              "model": { "inputs": 2, "layers": [ { "type": "linear", "units": 16 }, { "type": "tanh" }, { "type": "linear", "units": 3 } ],
+              "model": { "inputs": 2, "layers": [ { "type": "linear", "units": {{hidden}} }, { "type": "tanh" }, { "type": "linear", "units": 3 } ],
                          "loss": "softmax_cross_entropy" },
               "data": { "format": "blobs", "samples": {{samples}}, "classes": 3, "features": 2, "noise": 0.3, "seed": 5, "scale": 1, "testFraction": 0 },
               "optimizer": { "type": "adam", "learningRate": 0.01 },
@@ -41,10 +41,10 @@ public sealed class DistributedProcessTests : IDisposable
         return path;
     }
 
-    private byte[] TrainLocal(string config, string name)
+    private byte[] TrainLocal(string config, string name, params string[] extra)
     {
         string save = Path.Combine(_dir, name + ".safetensors");
-        var run = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--threads", "2", "--save", save, "--quiet");
+        var run = _processes.Start(ProcessHarness.CoordinatorDll, ["train", "--config", config, "--threads", "2", "--save", save, "--quiet", .. extra]);
         var (code, output) = ProcessHarness.Wait(run, RunTimeout);
         Assert.True(code == 0, output);
         return File.ReadAllBytes(save);
@@ -128,6 +128,48 @@ public sealed class DistributedProcessTests : IDisposable
         // Shards of 7 leave a short last shard and uneven, truncated last blocks.
         string uneven = WriteConfig("uneven.json", samples: 500, batch: 100, shard: 7, epochs: 2);
         Assert.Equal(TrainLocal(uneven, "uneven-local"), TrainDistributed(uneven, "uneven-three", [1, 2, 1]).Weights);
+    }
+
+    [Fact]
+    public void Bf16WireIsBitIdenticalToLocalModeWithTheSameRoundingForAnyWorkerCount()
+    {
+        // Shards of 7: a short last shard, uneven and truncated blocks, blocks of several shards per request.
+        string uneven = WriteConfig("bf16.json", samples: 500, batch: 100, shard: 7, epochs: 2);
+        var local = TrainLocal(uneven, "bf16-local", "--wire", "bf16");
+        Assert.NotEqual(TrainLocal(uneven, "float32-local"), local); // the rounding is applied
+        string[] grpc = ["--wire", "bf16", "--shared-memory", "off"];
+        Assert.Equal(local, TrainDistributed(uneven, "bf16-one", [1], coordinatorArgs: grpc).Weights);
+        Assert.Equal(local, TrainDistributed(uneven, "bf16-two", [1, 2], coordinatorArgs: grpc).Weights);
+        // Two workers through shared memory (float32 there, already rounded) and one over gRPC (bfloat16).
+        var (mixed, _, output) = TrainDistributed(uneven, "bf16-three", [1, 2, 1], coordinatorArgs: ["--wire", "bf16"],
+            workerArgs: new() { [1] = ["--shared-memory", "false"] });
+        Assert.Equal(local, mixed);
+        Assert.Equal(2, CountOf(output, "weights and gradients through shared memory"));
+    }
+
+    [Fact]
+    public void Bf16WireHalvesTheBytesOfWeightsAndGradientSums()
+    {
+        // 3,075 parameters; batch 100 in two shards of 50: each worker gets the weights and returns one shard's sum.
+        string config = WriteConfig("bf16-bytes.json", samples: 400, batch: 100, shard: 50, epochs: 2, hidden: 512);
+        (double Sent, double Received) PerStep(params string[] wire)
+        {
+            var run = _processes.Start(ProcessHarness.CoordinatorDll, ["bench-distributed", "--no-dashboard", "--config", config,
+                "--workers", "2", "--shared-memory", "off", .. wire]);
+            var (code, output) = ProcessHarness.Wait(run, RunTimeout);
+            Assert.True(code == 0, output);
+            var line = Assert.Single(output.Split('\n'), l => l.StartsWith("  w1: ", StringComparison.Ordinal));
+            var bytes = System.Text.RegularExpressions.Regex.Match(line, @"per step in messages sent ([\d.]+ (?:B|KiB)), received ([\d.]+ (?:B|KiB))");
+            Assert.True(bytes.Success, line);
+            return (KiB(bytes.Groups[1].Value), KiB(bytes.Groups[2].Value));
+        }
+        var float32 = PerStep();
+        var bf16 = PerStep("--wire", "bf16");
+        const int parameters = 2 * 512 + 512 + 512 * 3 + 3;
+        Assert.InRange(float32.Sent, 4.0 * parameters / 1024, 4.0 * parameters / 1024 + 1);
+        Assert.InRange(float32.Received, 4.0 * parameters / 1024, 4.0 * parameters / 1024 + 1);
+        Assert.InRange(bf16.Sent, 2.0 * parameters / 1024, 2.0 * parameters / 1024 + 1);
+        Assert.InRange(bf16.Received, 2.0 * parameters / 1024, 2.0 * parameters / 1024 + 1);
     }
 
     [Fact]

@@ -1,0 +1,149 @@
+// ComputeGradients on gRPC without a per-step allocation of its big fields. The messages are the proto's and the wire
+// format is plain protobuf (any client of the .proto can call it), but the method is bound with these marshallers:
+// reading a request copies `weights`, and reading a reply copies each block's `gradient_sum`, straight from the
+// received HTTP/2 buffers into float arrays of a pool (WireBuffers) instead of into a fresh 1 MB byte string per
+// message; writing copies the wrapped float arrays once into the transport's buffer and returns pooled ones. The
+// other fields are parsed by the generated parser. A payload the scan cannot follow is left to the generated parser,
+// so malformed input fails as it always did.
+using System.Buffers;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace DistTrain.Protos;
+
+public static class StepWire
+{
+    private const int RequestWeightsField = ComputeRequest.WeightsFieldNumber;
+    private const int ReplyBlocksField = ComputeReply.BlocksFieldNumber;
+    private const int BlockGradientField = BlockResult.GradientSumFieldNumber;
+
+    public static readonly Marshaller<ComputeRequest> RequestMarshaller = new(WriteRequest, ReadRequest);
+    public static readonly Marshaller<ComputeReply> ReplyMarshaller = new(WriteReply, ReadReply);
+
+    /// <summary>The Worker service's ComputeGradients with the pooled marshallers (same service and method name).</summary>
+    public static readonly Method<ComputeRequest, ComputeReply> ComputeGradients =
+        new(MethodType.Unary, "disttrain.v1.Worker", "ComputeGradients", RequestMarshaller, ReplyMarshaller);
+
+    private static void WriteRequest(ComputeRequest message, SerializationContext context)
+    {
+        context.SetPayloadLength(message.CalculateSize());
+        message.WriteTo(context.GetBufferWriter());
+        context.Complete();
+    }
+
+    private static void WriteReply(ComputeReply message, SerializationContext context)
+    {
+        context.SetPayloadLength(message.CalculateSize());
+        message.WriteTo(context.GetBufferWriter());
+        context.Complete();
+        // Written: the sums' arrays can serve the next reply.
+        foreach (var block in message.Blocks) WireBuffers.Return(block.GradientSum);
+    }
+
+    private static ComputeRequest ReadRequest(DeserializationContext context)
+    {
+        var payload = context.PayloadAsReadOnlySequence();
+        if (!TryRead<ComputeRequest>(payload, RequestWeightsField, out var rest, out var weights, nested: null, out _))
+            return ComputeRequest.Parser.ParseFrom(payload);
+        var message = ComputeRequest.Parser.ParseFrom(rest);
+        if (weights is not null) message.Weights = weights;
+        return message;
+    }
+
+    private static ComputeReply ReadReply(DeserializationContext context)
+    {
+        var payload = context.PayloadAsReadOnlySequence();
+        if (!TryRead(payload, ReplyBlocksField, out var rest, out _, ReadBlock, out var blocks))
+            return ComputeReply.Parser.ParseFrom(payload);
+        var message = ComputeReply.Parser.ParseFrom(rest);
+        message.Blocks.AddRange(blocks!);
+        return message;
+    }
+
+    private static BlockResult? ReadBlock(ReadOnlySequence<byte> payload)
+    {
+        if (!TryRead<BlockResult>(payload, BlockGradientField, out var rest, out var gradient, nested: null, out _)) return null;
+        var block = BlockResult.Parser.ParseFrom(rest);
+        if (gradient is not null) block.GradientSum = gradient;
+        return block;
+    }
+
+    /// <summary>
+    /// Scans the top-level fields of <paramref name="payload"/>: field <paramref name="field"/> (length-delimited) is
+    /// taken out — as pooled floats into <paramref name="bulk"/>, or with <paramref name="nested"/> as one message per
+    /// occurrence into <paramref name="messages"/> — and every other field is copied into <paramref name="rest"/>, in
+    /// order. False when the payload is not a sequence of fields this scan can follow.
+    /// </summary>
+    private static bool TryRead<T>(ReadOnlySequence<byte> payload, int field, out byte[] rest, out ByteString? bulk,
+        Func<ReadOnlySequence<byte>, T?>? nested, out List<T>? messages) where T : class
+    {
+        (rest, bulk, messages) = ([], null, nested is null ? null : []);
+        var reader = new SequenceReader<byte>(payload);
+        var kept = new ArrayBufferWriter<byte>(256);
+        while (!reader.End)
+        {
+            long start = reader.Consumed;
+            if (!TryReadVarint(ref reader, out ulong tag)) return Fail(bulk);
+            int number = (int)Math.Min(tag >> 3, int.MaxValue);
+            switch ((int)(tag & 7))
+            {
+                case 0:
+                    if (!TryReadVarint(ref reader, out _)) return Fail(bulk);
+                    break;
+                case 1:
+                    if (reader.Remaining < 8) return Fail(bulk);
+                    reader.Advance(8);
+                    break;
+                case 5:
+                    if (reader.Remaining < 4) return Fail(bulk);
+                    reader.Advance(4);
+                    break;
+                case 2:
+                    if (!TryReadVarint(ref reader, out ulong length) || length > (ulong)reader.Remaining) return Fail(bulk);
+                    if (number == field)
+                    {
+                        var value = reader.Sequence.Slice(reader.Position, (long)length);
+                        reader.Advance((long)length);
+                        if (nested is not null)
+                        {
+                            if (nested(value) is not { } message) return Fail(bulk);
+                            messages!.Add(message);
+                        }
+                        else
+                        {
+                            // Last one wins, as protobuf merges a repeated scalar field.
+                            WireBuffers.Return(bulk);
+                            bulk = WireBuffers.Copy(value);
+                        }
+                        continue;
+                    }
+                    reader.Advance((long)length);
+                    break;
+                default:
+                    return Fail(bulk); // groups: the generated parser decides
+            }
+            payload.Slice(start, reader.Consumed - start).CopyTo(kept.GetSpan((int)(reader.Consumed - start)));
+            kept.Advance((int)(reader.Consumed - start));
+        }
+        rest = kept.WrittenSpan.ToArray();
+        return true;
+    }
+
+    private static bool Fail(ByteString? bulk)
+    {
+        WireBuffers.Return(bulk);
+        return false;
+    }
+
+    private static bool TryReadVarint(ref SequenceReader<byte> reader, out ulong value)
+    {
+        value = 0;
+        for (int shift = 0; shift < 64; shift += 7)
+        {
+            if (!reader.TryRead(out byte b)) return false;
+            value |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80) return true;
+        }
+        return false;
+    }
+}
