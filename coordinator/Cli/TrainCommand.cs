@@ -71,6 +71,13 @@ public static class TrainCommand
                 cluster is null ? null : new ClusterStatusSource(cluster.Driver),
                 cluster is null ? "local" : "distributed");
             observers.AddRange(observability.Observers);
+            if (cluster is not null)
+            {
+                // The notice goes to the log and the dashboard's messages, like the trainer's own.
+                var notify = new CompositeObserver(observers.ToList());
+                cluster.Source.Traffic.Monitor = new CommunicationMonitor(config.Training.Wire == "bf16");
+                cluster.Source.Traffic.OnNotice = notify.OnMessage;
+            }
             if (cluster is not null && observability.Exporter is { } exporter)
                 cluster.Source.Traffic.OnTraffic = (sent, received) =>
                 {

@@ -39,13 +39,22 @@ public sealed class TrafficStats
 
     public void EndStep(double seconds, double slowestCompute)
     {
+        string? notice;
         lock (_lock)
         {
             Steps++;
             StepSeconds += seconds;
             NetworkWaitSeconds += Math.Max(0, seconds - slowestCompute);
+            notice = Monitor?.Observe(seconds, slowestCompute);
         }
+        if (notice is not null) OnNotice?.Invoke(notice);
     }
+
+    /// <summary>Judges each step's split; null: no judgement (set before the first step).</summary>
+    public Control.CommunicationMonitor? Monitor { get; set; }
+
+    /// <summary>Called once, off the training thread's lock, when the monitor finds the run communication-bound.</summary>
+    public Action<string>? OnNotice { get; set; }
 
     public IReadOnlyDictionary<string, (long Sent, long Received, long Requests)> PerWorker()
     {

@@ -4,7 +4,8 @@
 # one line per run.
 #   docs/scripts/bench-grpc.sh CONFIG EPOCHS ROUNDS "DDP ARGS" [extra bench-distributed flags...]
 #   docs/scripts/bench-grpc.sh examples/fashion-mnist.json 4 5 "--hidden 256,128 --batch 128 --lr 0.001"
-#   docs/scripts/bench-grpc.sh examples/fashion-mnist.json 4 5 "--hidden 256,128 --batch 128 --lr 0.001" --wire bf16
+#   WIRES="float32 bf16" docs/scripts/bench-grpc.sh examples/fashion-mnist.json 4 5 "--hidden 256,128 --batch 128 --lr 0.001"
+# WIRES (default float32) lists the --wire settings of the gRPC runs of each round.
 set -euo pipefail
 config=${1:-examples/lecture-mnist.json}
 epochs=${2:-10}
@@ -23,10 +24,10 @@ local_run() {
 }
 
 grpc_run() {
-  local port=$((20000 + RANDOM % 20000)) log
+  local wire=$1 port=$((20000 + RANDOM % 20000)) log
   log=$(mktemp)
   "${disttrain[@]}" bench-distributed --no-dashboard --config "$config" --epochs "$epochs" \
-    --listen "http://127.0.0.1:$port" --expect-workers 2 --shared-memory off "${extra[@]}" > "$log" 2>&1 &
+    --listen "http://127.0.0.1:$port" --expect-workers 2 --shared-memory off --wire "$wire" "${extra[@]}" > "$log" 2>&1 &
   local coordinator=$!
   pids=("$coordinator")
   for w in 1 2; do
@@ -47,6 +48,6 @@ ddp_run() {
 
 for r in $(seq 1 "$rounds"); do
   echo "round $r local: $(local_run)"
-  echo "round $r gRPC:  $(grpc_run)"
+  for wire in ${WIRES:-float32}; do echo "round $r gRPC $wire: $(grpc_run "$wire")"; done
   echo "round $r DDP:   $(ddp_run)"
 done

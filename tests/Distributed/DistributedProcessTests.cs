@@ -172,6 +172,30 @@ public sealed class DistributedProcessTests : IDisposable
         Assert.InRange(bf16.Received, 2.0 * parameters / 1024, 2.0 * parameters / 1024 + 1);
     }
 
+    [Theory]
+    // The fashion example (235,146 parameters, batch 128): a millisecond of compute per 0.9 MiB each way.
+    [InlineData("fashion-mnist.json", 10_240, 3, true)] // 240 steps: its cosine schedule warms up for 200
+    // The lecture example (101,770 parameters, batch 10,000): tens of milliseconds of compute per 0.4 MiB.
+    [InlineData("lecture-mnist.json", 10_000, 75, false)]
+    public void TheRunSaysWhenItIsCommunicationBound(string example, int samples, int epochs, bool bound)
+    {
+        string data = FashionSubset.Write(_dir, samples);
+        string config = Path.Combine(ProcessHarness.RepoRoot, "examples", example);
+        var run = _processes.Start(ProcessHarness.CoordinatorDll, "train", "--config", config, "--data", data, "--epochs", epochs.ToString(),
+            "--workers", "2", "--shared-memory", "off", "--quiet");
+        var (code, output) = ProcessHarness.Wait(run, TimeSpan.FromSeconds(240));
+        Assert.True(code == 0, output);
+        var notices = output.Split('\n').Where(l => l.Contains("communication-bound", StringComparison.Ordinal)).ToList();
+        if (!bound)
+        {
+            Assert.Empty(notices);
+            return;
+        }
+        var notice = Assert.Single(notices);
+        Assert.Matches(@"the slowest worker computed a median [\d.]+ ms of a [\d.]+ ms step; \d+% of the step is spent outside compute", notice);
+        Assert.Contains("--wire bf16", notice);
+    }
+
     [Fact]
     public void DistributedBenchReportsSpeedBytesPerWorkerAndTimeOutsideCompute()
     {
