@@ -18,7 +18,15 @@ public static class StepWire
     private const int BlockGradientField = BlockResult.GradientSumFieldNumber;
 
     public static readonly Marshaller<ComputeRequest> RequestMarshaller = new(WriteRequest, ReadRequest);
+    public static readonly Marshaller<FetchWeightsReply> WeightsMarshaller = new(WriteWeights, ReadWeights);
     public static readonly Marshaller<ComputeReply> ReplyMarshaller = new(WriteReply, ReadReply);
+
+    /// <summary>The Coordinator service's FetchWeights, its reply's weights read into a pooled array.</summary>
+    public static readonly Method<FetchWeightsRequest, FetchWeightsReply> FetchWeights =
+        new(MethodType.Unary, "disttrain.v1.Coordinator", "FetchWeights",
+            new Marshaller<FetchWeightsRequest>((m, c) => { c.SetPayloadLength(m.CalculateSize()); m.WriteTo(c.GetBufferWriter()); c.Complete(); },
+                c => FetchWeightsRequest.Parser.ParseFrom(c.PayloadAsReadOnlySequence())),
+            WeightsMarshaller);
 
     /// <summary>The Worker service's ComputeGradients with the pooled marshallers (same service and method name).</summary>
     public static readonly Method<ComputeRequest, ComputeReply> ComputeGradients =
@@ -38,6 +46,23 @@ public static class StepWire
         context.Complete();
         // Written: the sums' arrays can serve the next reply.
         foreach (var block in message.Blocks) WireBuffers.Return(block.GradientSum);
+    }
+
+    private static void WriteWeights(FetchWeightsReply message, SerializationContext context)
+    {
+        context.SetPayloadLength(message.CalculateSize());
+        message.WriteTo(context.GetBufferWriter());
+        context.Complete();
+    }
+
+    private static FetchWeightsReply ReadWeights(DeserializationContext context)
+    {
+        var payload = context.PayloadAsReadOnlySequence();
+        if (!TryRead<FetchWeightsReply>(payload, FetchWeightsReply.WeightsFieldNumber, out var rest, out var weights, nested: null, out _))
+            return FetchWeightsReply.Parser.ParseFrom(payload);
+        var message = FetchWeightsReply.Parser.ParseFrom(rest);
+        if (weights is not null) message.Weights = weights;
+        return message;
     }
 
     private static ComputeRequest ReadRequest(DeserializationContext context)

@@ -73,6 +73,7 @@ public static class WorkerHost
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(security);
         builder.Services.AddSingleton<DatasetStore>();
+        builder.Services.AddSingleton<CoordinatorWeights>();
         builder.Services.AddSingleton<WorkerSession>();
         builder.Services.AddSingleton<RunMembership>();
         builder.Services.AddSingleton<CoordinatorCredential>();

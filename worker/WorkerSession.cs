@@ -50,11 +50,15 @@ public sealed class WorkerSession : IDisposable
     private int[] _sharedBatch = [];
     private string _binding = "not bound";
 
-    public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log)
+    private readonly CoordinatorWeights? _weights;
+
+    /// <param name="weights">Where requests with a weights ticket get their weights (null: such requests are refused).</param>
+    public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log, CoordinatorWeights? weights = null)
     {
         _options = options;
         _store = store;
         _log = log;
+        _weights = weights;
         _engine = new BlockComputeEngine(options.EffectiveThreads);
     }
 
@@ -140,6 +144,16 @@ public sealed class WorkerSession : IDisposable
         // The 16-bit wire encodes what crosses the network; shared memory stays float32 (already rounded).
         bool encoded = bf16 && shared is null;
         int valueBytes = encoded ? 2 : 4;
+        if (!request.WeightsTicket.IsEmpty)
+        {
+            if (shared is not null || !request.Weights.IsEmpty)
+                throw Invalid("weights_ticket is set but the request also carries weights or uses shared memory");
+            if (request.WeightsTicket.Length > 64)
+                throw Invalid($"weights_ticket has {request.WeightsTicket.Length} bytes, at most 64");
+            if (_weights is null) throw Refuse("this worker cannot fetch weights from the coordinator");
+            // Into a pooled array, given back with the request's weights after the compute (finally, below).
+            request.Weights = await _weights.FetchAsync(request.Step, request.WeightsTicket, cancellationToken);
+        }
         long expectedWeightBytes = shared is null ? (long)valueBytes * network.ParameterCount : 0;
         if (request.Weights.Length != expectedWeightBytes)
             throw Invalid(shared is null

@@ -52,6 +52,8 @@ public static class CoordinatorOptions
         new("--max-workers", "cluster:maxWorkers", "workers the registry holds at most; new addresses beyond are refused (default 256)", "N"),
         new("--forget-after", "cluster:forgetAfter", "forget a lost or refused worker silent this long, seconds (default 600)", "S"),
         new("--shared-memory", "cluster:sharedMemory", "directory for the same-host transport, or off (default /dev/shm)", "DIR|off"),
+        new("--weights-transfer", "cluster:weightsTransfer",
+            "how gRPC workers get each step's weights: fetch them from the coordinator (default) or receive them in the request", "fetch|push"),
         new("--bind-cpus", "cluster:bindCpus", "give each same-host worker CPUs of its own: auto or off", "auto|off"),
         new("--gradient-outlier-factor", "cluster:gradientOutlierFactor",
             "log a block whose gradient norm per shard exceeds X times the step's median (default 0: off)", "X"),

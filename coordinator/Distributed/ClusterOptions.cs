@@ -33,6 +33,11 @@ public sealed class ClusterOptions
     /// turns it off and every worker gets weights and gradients in its gRPC messages.
     /// </summary>
     public string? SharedMemoryRoot { get; init; } = SharedMemoryHost.DefaultRoot;
+    /// <summary>
+    /// gRPC workers fetch each step's weights from the coordinator (fetch, the default) or get them in the request body
+    /// (push); both give the same bits.
+    /// </summary>
+    public bool FetchWeights { get; init; } = true;
     /// <summary>Give each same-host worker CPUs of its own for its compute threads (auto) or leave them to the OS (off).</summary>
     public bool BindCpus { get; init; } = true;
     /// <summary>Log a block whose gradient norm per shard exceeds this multiple of the step's median (0: off).</summary>
@@ -84,6 +89,12 @@ public sealed class ClusterOptions
                 null or "auto" => true,
                 "off" => false,
                 var other => throw new UserInputException($"train: --bind-cpus must be auto or off, found '{other}'"),
+            },
+            FetchWeights = flags.Get("--weights-transfer") switch
+            {
+                null or "fetch" => true,
+                "push" => false,
+                var other => throw new UserInputException($"train: --weights-transfer must be fetch or push, found '{other}'"),
             },
             SharedMemoryRoot = flags.Get("--shared-memory") is { } root
                 ? root is "off" or "false" || root.Length == 0 ? null : root

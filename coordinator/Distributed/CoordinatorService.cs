@@ -14,7 +14,7 @@ using Grpc.Core;
 namespace DistTrain.Coordinator.Distributed;
 
 public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, EndOfRun? endOfRun = null, WorkerSessions? sessions = null,
-    CoordinatorSelf? self = null)
+    CoordinatorSelf? self = null, StepTransport? transport = null)
     : Protos.Coordinator.CoordinatorBase
 {
     public override async Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
@@ -55,6 +55,19 @@ public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, End
             ProtocolVersion = Protocol.Version, WorkerId = answer.WorkerId, CoordinatorRun = answer.CoordinatorRun,
             HeartbeatIntervalMs = (int)answer.HeartbeatInterval.TotalMilliseconds,
         };
+    }
+
+    /// <summary>
+    /// The weights of a request in flight, for the worker holding its ticket (the data plane's, not the machine's: no
+    /// event, no hop). A stale or unknown ticket gets FailedPrecondition, which fails that request like any other error.
+    /// </summary>
+    public override Task<FetchWeightsReply> FetchWeights(FetchWeightsRequest request, ServerCallContext context)
+    {
+        Protocol.Check(request.ProtocolVersion, "FetchWeights");
+        var weights = transport?.WeightsFor(request.Step, request.Ticket.Span)
+            ?? throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"no request of step {request.Step} in flight holds that ticket (the step ended, or the ticket is wrong)"));
+        return Task.FromResult(new FetchWeightsReply { ProtocolVersion = Protocol.Version, Step = request.Step, Weights = weights });
     }
 
     public override async Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)

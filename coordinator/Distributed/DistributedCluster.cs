@@ -7,6 +7,7 @@ using System.Net;
 using DistTrain.Coordinator.Control;
 using DistTrain.Core.Data;
 using DistTrain.Core.Training;
+using MessageLimits = DistTrain.Protos.MessageLimits;
 using DistTrain.Protos.Security;
 using DistTrain.Worker;
 using Microsoft.AspNetCore.Builder;
@@ -99,14 +100,15 @@ public sealed class DistributedCluster : IAsyncDisposable
         var sessions = new WorkerSessions();
         ClusterDriver? driver = null;
         void Post(ClusterEvent e) => driver!.Post(e);
-        var source = new StepTransport(parameterCount, connections, shared?.Weights, Post);
+        var source = new StepTransport(parameterCount, connections, shared?.Weights, Post, options.FetchWeights);
         var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, shared);
         driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
 
         var endOfRun = new EndOfRun();
         var self = new CoordinatorSelf();
         WebApplication server;
-        try { server = await StartServerAsync(options, driver, log, endOfRun, sessions, self); }
+        long weightsBytes = MessageLimits.RequestBytes(parameterCount, config.Training.BatchSize);
+        try { server = await StartServerAsync(options, driver, log, endOfRun, sessions, self, source, weightsBytes); }
         catch
         {
             shared?.Dispose();
@@ -131,7 +133,7 @@ public sealed class DistributedCluster : IAsyncDisposable
     }
 
     private static async Task<WebApplication> StartServerAsync(ClusterOptions options, ClusterDriver driver, ClusterLog log,
-        EndOfRun endOfRun, WorkerSessions sessions, CoordinatorSelf self)
+        EndOfRun endOfRun, WorkerSessions sessions, CoordinatorSelf self, StepTransport transport, long weightsBytes)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -154,11 +156,13 @@ public sealed class DistributedCluster : IAsyncDisposable
             ServerLimits.Apply(kestrel, MaxConnections, maxStreamsPerConnection: 100);
         });
         builder.Services.AddSingleton<HealthWatchLimit>();
-        builder.Services.AddSingleton(driver).AddSingleton(log).AddSingleton(endOfRun).AddSingleton(sessions).AddSingleton(self);
+        builder.Services.AddSingleton(driver).AddSingleton(log).AddSingleton(endOfRun).AddSingleton(sessions).AddSingleton(self)
+            .AddSingleton(transport);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = 64 * 1024;
-            grpc.MaxSendMessageSize = 64 * 1024;
+            // FetchWeights answers with a step's weights.
+            grpc.MaxSendMessageSize = MessageLimits.ToOption(Math.Max(64 * 1024, weightsBytes));
             grpc.Interceptors.Add<HealthWatchLimit>();
         });
         builder.Services.AddGrpcHealthChecks().AddCheck("coordinator", () =>

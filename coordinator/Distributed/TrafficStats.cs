@@ -20,13 +20,13 @@ public sealed class TrafficStats
     /// One request: gRPC bytes each way, and the bytes the worker read (weights) and wrote (gradient sums) through
     /// shared memory instead.
     /// </summary>
-    public void Add(string worker, long sent, long received, long sharedSent = 0, long sharedReceived = 0)
+    public void Add(string worker, long sent, long received, long sharedSent = 0, long sharedReceived = 0, bool request = true)
     {
         OnTraffic?.Invoke(sent, received);
         lock (_lock)
         {
             var (s, r, n) = _perWorker.GetValueOrDefault(worker);
-            _perWorker[worker] = (s + sent, r + received, n + 1);
+            _perWorker[worker] = (s + sent, r + received, n + (request ? 1 : 0));
             var (ss, sr) = _sharedPerWorker.GetValueOrDefault(worker);
             _sharedPerWorker[worker] = (ss + sharedSent, sr + sharedReceived);
         }

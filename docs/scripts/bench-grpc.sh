@@ -4,8 +4,8 @@
 # one line per run.
 #   docs/scripts/bench-grpc.sh CONFIG EPOCHS ROUNDS "DDP ARGS" [extra bench-distributed flags...]
 #   docs/scripts/bench-grpc.sh examples/fashion-mnist.json 4 5 "--hidden 256,128 --batch 128 --lr 0.001"
-#   WIRES="float32 bf16" docs/scripts/bench-grpc.sh examples/fashion-mnist.json 4 5 "--hidden 256,128 --batch 128 --lr 0.001"
-# WIRES (default float32) lists the --wire settings of the gRPC runs of each round.
+#   VARIANTS="--wire float32|--wire bf16|--weights-transfer push" docs/scripts/bench-grpc.sh examples/fashion-mnist.json 4 5 "--hidden 256,128 --batch 128 --lr 0.001"
+# VARIANTS ('|'-separated, default: none) are the extra bench-distributed flags of each round's gRPC runs.
 set -euo pipefail
 config=${1:-examples/lecture-mnist.json}
 epochs=${2:-10}
@@ -24,10 +24,10 @@ local_run() {
 }
 
 grpc_run() {
-  local wire=$1 port=$((20000 + RANDOM % 20000)) log
+  local variant=$1 port=$((20000 + RANDOM % 20000)) log
   log=$(mktemp)
   "${disttrain[@]}" bench-distributed --no-dashboard --config "$config" --epochs "$epochs" \
-    --listen "http://127.0.0.1:$port" --expect-workers 2 --shared-memory off --wire "$wire" "${extra[@]}" > "$log" 2>&1 &
+    --listen "http://127.0.0.1:$port" --expect-workers 2 --shared-memory off $variant "${extra[@]}" > "$log" 2>&1 &
   local coordinator=$!
   pids=("$coordinator")
   for w in 1 2; do
@@ -48,6 +48,8 @@ ddp_run() {
 
 for r in $(seq 1 "$rounds"); do
   echo "round $r local: $(local_run)"
-  for wire in ${WIRES:-float32}; do echo "round $r gRPC $wire: $(grpc_run "$wire")"; done
+  IFS='|' read -r -a variants <<< "${VARIANTS:-}"
+  [ ${#variants[@]} -eq 0 ] && variants=("")
+  for variant in "${variants[@]}"; do echo "round $r gRPC [$variant]: $(grpc_run "$variant")"; done
   echo "round $r DDP:   $(ddp_run)"
 done

@@ -113,9 +113,12 @@ public sealed class DistributedProcessTests : IDisposable
         var cpus = DistTrain.Core.Training.CpuAffinity.ProcessCpus;
         Assert.Equal(cpus.Count >= 2 ? [$"{cpus[0]}", $"{cpus[1]}"] : [$"{cpus[0]}", ProcessCpuList(cpus)], bound.Order());
         Assert.Equal(Math.Min(2, cpus.Count), CountOf(twoOutput, "compute threads bound to CPU"));
-        var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1], coordinatorArgs: ["--shared-memory", "off"]);
+        // gRPC workers fetch each step's weights from the coordinator (the default), or get them in the request.
+        var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1], coordinatorArgs: ["--shared-memory", "off"],
+            beforeWorkers: port => AssertFetchWithoutATicketIsRefused(port));
         Assert.Equal(local, twoGrpc);
         Assert.Equal(2, CountOf(grpcOutput, "weights and gradients over gRPC"));
+        Assert.Equal(local, TrainDistributed(even, "two-push", [1, 1], coordinatorArgs: ["--shared-memory", "off", "--weights-transfer", "push"]).Weights);
         Assert.All(_workers, w => Assert.Equal(ProcessCpuList(DistTrain.Core.Training.CpuAffinity.ProcessCpus), Assert.Single(ComputeThreadCpus(w.Id))));
         var (three, stepLog, output) = TrainDistributed(even, "three", [1, 2, 1],
             workerArgs: new() { [1] = ["--shared-memory", "false"] });
@@ -245,6 +248,25 @@ public sealed class DistributedProcessTests : IDisposable
             // Every step somebody read the weights.
             if (shared) Assert.True(fileTotal >= 4.0 * parameters / 1024 - 0.1, $"{fileTotal} KiB a step through shared memory");
             Assert.Matches(@"network wait: [\d.]+s of [\d.]+s step time = [\d.]+%", output);
+        }
+    }
+
+    /// <summary>
+    /// FetchWeights with tickets no request holds (none is in flight yet; one of the wrong length; one out of nothing) is
+    /// refused with FailedPrecondition and no weights.
+    /// </summary>
+    private static void AssertFetchWithoutATicketIsRefused(int port)
+    {
+        ProcessHarness.WaitForPort(port);
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        var client = new DistTrain.Protos.Coordinator.CoordinatorClient(channel);
+        foreach (var ticket in new[] { new byte[16], new byte[3], System.Security.Cryptography.RandomNumberGenerator.GetBytes(16) })
+        {
+            var e = Assert.Throws<Grpc.Core.RpcException>(() => client.FetchWeights(new DistTrain.Protos.FetchWeightsRequest
+            {
+                ProtocolVersion = DistTrain.Protos.Protocol.Version, Step = 0, Ticket = Google.Protobuf.ByteString.CopyFrom(ticket),
+            }, deadline: DateTime.UtcNow.AddSeconds(20)));
+            Assert.Equal(Grpc.Core.StatusCode.FailedPrecondition, e.StatusCode);
         }
     }
 

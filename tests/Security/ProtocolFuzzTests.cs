@@ -85,6 +85,11 @@ public sealed class ProtocolFuzzTests : IDisposable
             // An empty address never validates, so no mutant can make the coordinator call a host outside loopback.
             ("/disttrain.v1.Coordinator/Register", new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "", Cores = 2 }.ToByteArray()),
             ("/disttrain.v1.Coordinator/Heartbeat", new HeartbeatRequest { ProtocolVersion = Protocol.Version, WorkerId = "w1" }.ToByteArray()),
+            // A ticket no request holds: mutants of it must never get weights nor disturb the run.
+            ("/disttrain.v1.Coordinator/FetchWeights", new FetchWeightsRequest
+            {
+                ProtocolVersion = Protocol.Version, Step = 0, Ticket = ByteString.CopyFrom(new byte[16]),
+            }.ToByteArray()),
             ("/disttrain.v1.Worker/Status", new StatusRequest { ProtocolVersion = Protocol.Version }.ToByteArray()),
         ],
         [
