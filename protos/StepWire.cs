@@ -17,22 +17,24 @@ public static class StepWire
     private const int ReplyBlocksField = ComputeReply.BlocksFieldNumber;
     private const int BlockGradientField = BlockResult.GradientSumFieldNumber;
 
-    public static readonly Marshaller<ComputeRequest> RequestMarshaller = new(WriteRequest, ReadRequest);
-    public static readonly Marshaller<FetchWeightsReply> WeightsMarshaller = new(WriteWeights, ReadWeights);
+    public static readonly Marshaller<ComputeRequest> RequestMarshaller = new(Write,
+        context => ReadTopLevel(context, RequestWeightsField, ComputeRequest.Parser, (m, weights) => m.Weights = weights));
     public static readonly Marshaller<ComputeReply> ReplyMarshaller = new(WriteReply, ReadReply);
+    public static readonly Marshaller<FetchWeightsReply> WeightsMarshaller = new(Write,
+        context => ReadTopLevel(context, FetchWeightsReply.WeightsFieldNumber, FetchWeightsReply.Parser, (m, weights) => m.Weights = weights));
 
     /// <summary>The Coordinator service's FetchWeights, its reply's weights read into a pooled array.</summary>
     public static readonly Method<FetchWeightsRequest, FetchWeightsReply> FetchWeights =
         new(MethodType.Unary, "disttrain.v1.Coordinator", "FetchWeights",
-            new Marshaller<FetchWeightsRequest>((m, c) => { c.SetPayloadLength(m.CalculateSize()); m.WriteTo(c.GetBufferWriter()); c.Complete(); },
-                c => FetchWeightsRequest.Parser.ParseFrom(c.PayloadAsReadOnlySequence())),
+            new Marshaller<FetchWeightsRequest>(Write, context => FetchWeightsRequest.Parser.ParseFrom(context.PayloadAsReadOnlySequence())),
             WeightsMarshaller);
 
     /// <summary>The Worker service's ComputeGradients with the pooled marshallers (same service and method name).</summary>
     public static readonly Method<ComputeRequest, ComputeReply> ComputeGradients =
         new(MethodType.Unary, "disttrain.v1.Worker", "ComputeGradients", RequestMarshaller, ReplyMarshaller);
 
-    private static void WriteRequest(ComputeRequest message, SerializationContext context)
+    /// <summary>Protobuf straight into the transport's buffer (the wrapped arrays are copied once, there).</summary>
+    private static void Write<T>(T message, SerializationContext context) where T : IMessage
     {
         context.SetPayloadLength(message.CalculateSize());
         message.WriteTo(context.GetBufferWriter());
@@ -41,56 +43,40 @@ public static class StepWire
 
     private static void WriteReply(ComputeReply message, SerializationContext context)
     {
-        context.SetPayloadLength(message.CalculateSize());
-        message.WriteTo(context.GetBufferWriter());
-        context.Complete();
+        Write(message, context);
         // Written: the sums' arrays can serve the next reply.
         foreach (var block in message.Blocks) WireBuffers.Return(block.GradientSum);
     }
 
-    private static void WriteWeights(FetchWeightsReply message, SerializationContext context)
-    {
-        context.SetPayloadLength(message.CalculateSize());
-        message.WriteTo(context.GetBufferWriter());
-        context.Complete();
-    }
-
-    private static FetchWeightsReply ReadWeights(DeserializationContext context)
+    private static T ReadTopLevel<T>(DeserializationContext context, int field, MessageParser<T> parser, Action<T, ByteString> set)
+        where T : class, IMessage<T>
     {
         var payload = context.PayloadAsReadOnlySequence();
-        if (!TryRead<FetchWeightsReply>(payload, FetchWeightsReply.WeightsFieldNumber, out var rest, out var weights, nested: null, out _))
-            return FetchWeightsReply.Parser.ParseFrom(payload);
-        var message = FetchWeightsReply.Parser.ParseFrom(rest);
-        if (weights is not null) message.Weights = weights;
-        return message;
-    }
-
-    private static ComputeRequest ReadRequest(DeserializationContext context)
-    {
-        var payload = context.PayloadAsReadOnlySequence();
-        if (!TryRead<ComputeRequest>(payload, RequestWeightsField, out var rest, out var weights, nested: null, out _))
-            return ComputeRequest.Parser.ParseFrom(payload);
-        var message = ComputeRequest.Parser.ParseFrom(rest);
-        if (weights is not null) message.Weights = weights;
-        return message;
+        return TryReadBulk(payload, field, parser, set) ?? parser.ParseFrom(payload);
     }
 
     private static ComputeReply ReadReply(DeserializationContext context)
     {
         var payload = context.PayloadAsReadOnlySequence();
-        if (!TryRead(payload, ReplyBlocksField, out var rest, out _, ReadBlock, out var blocks))
+        if (!TryRead(payload, ReplyBlocksField, out var rest, out _,
+                block => TryReadBulk(block, BlockGradientField, BlockResult.Parser, (m, sum) => m.GradientSum = sum), out var blocks))
             return ComputeReply.Parser.ParseFrom(payload);
         var message = ComputeReply.Parser.ParseFrom(rest);
         message.Blocks.AddRange(blocks!);
         return message;
     }
 
-    private static BlockResult? ReadBlock(ReadOnlySequence<byte> payload)
+    /// <summary>
+    /// The message with its length-delimited field <paramref name="field"/> in a pooled array (when it is a float
+    /// vector worth pooling); null when the scan cannot follow the payload (the generated parser then decides).
+    /// </summary>
+    private static T? TryReadBulk<T>(ReadOnlySequence<byte> payload, int field, MessageParser<T> parser, Action<T, ByteString> set)
+        where T : class, IMessage<T>
     {
-        if (!TryRead<BlockResult>(payload, BlockGradientField, out var rest, out var gradient, nested: null, out _)) return null;
-        var block = BlockResult.Parser.ParseFrom(rest);
-        if (gradient is not null) block.GradientSum = gradient;
-        return block;
+        if (!TryRead<T>(payload, field, out var rest, out var bulk, nested: null, out _)) return null;
+        var message = parser.ParseFrom(rest);
+        if (bulk is not null) set(message, bulk);
+        return message;
     }
 
     /// <summary>

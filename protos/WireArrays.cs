@@ -41,7 +41,7 @@ public static class WireArrays
     }
 
     /// <summary>Exposes an unmanaged array as bytes for UnsafeWrap; pinning goes through a GC handle.</summary>
-    private sealed class ArrayBytes<T>(T[] array) : MemoryManager<byte> where T : unmanaged
+    internal class ArrayBytes<T>(T[] array) : MemoryManager<byte> where T : unmanaged
     {
         public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(array.AsSpan());
 

@@ -96,23 +96,10 @@ public static class WireBuffers
     }
 
     /// <summary>One rental's view of its array as bytes; it gives the array back at most once.</summary>
-    private sealed class Pooled(float[] array) : MemoryManager<byte>
+    private sealed class Pooled(float[] array) : WireArrays.ArrayBytes<float>(array)
     {
         private float[]? _array = array;
-        private readonly float[] _view = array;
 
         public float[]? Take() => Interlocked.Exchange(ref _array, null);
-
-        public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(_view.AsSpan());
-
-        public override unsafe MemoryHandle Pin(int elementIndex = 0)
-        {
-            var handle = GCHandle.Alloc(_view, GCHandleType.Pinned);
-            return new MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle);
-        }
-
-        public override void Unpin() { }
-
-        protected override void Dispose(bool disposing) { }
     }
 }

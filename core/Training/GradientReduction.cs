@@ -6,17 +6,11 @@ using System.Numerics.Tensors;
 
 namespace DistTrain.Core.Training;
 
+// The tree is summed in two places only: BlockTree (any tiling of aligned blocks: local mode's threads, a step's
+// workers, a worker's pieces) and PairwiseTreeReducer (the leaves of one block streamed through a stack, so a block of
+// 2^k shards needs k+1 buffers). The tests hold the definition above as a plain loop to check both against.
 public static class GradientReduction
 {
-    /// <summary>Reduces nodes[0..count) in place along the tree; the sum ends in nodes[0].</summary>
-    public static void ReduceInPlace(IReadOnlyList<float[]> nodes, int count, int length)
-    {
-        for (int stride = 1; stride < count; stride *= 2)
-            for (int i = 0; i + stride < count; i += 2 * stride)
-                TensorPrimitives.Add(nodes[i].AsSpan(0, length), nodes[i + stride].AsSpan(0, length),
-                    nodes[i].AsSpan(0, length));
-    }
-
     /// <summary>Largest power-of-two block size (in shards) that still gives at least <paramref name="minBlocks"/> blocks.</summary>
     public static int BlockSizeFor(int shardCount, int minBlocks)
     {
@@ -35,7 +29,7 @@ public static class GradientReduction
 
 /// <summary>
 /// Streams the leaves of one aligned block through the tree with a stack of partial sums (a binary counter), so a
-/// block of 2^k shards needs k+1 buffers instead of 2^k. Equal to <see cref="GradientReduction.ReduceInPlace"/>.
+/// block of 2^k shards needs k+1 buffers instead of 2^k; the same sums as <see cref="BlockTree"/> over single shards.
 /// </summary>
 public sealed class PairwiseTreeReducer
 {

@@ -19,6 +19,7 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
     private GradientRequest? _request;
     private GradientResult? _result;
     private int _blockSize, _blockCount, _nextBlock;
+    private readonly List<(int FirstShard, int ShardCount, float[] Sum)> _tiling = [];
 
     public LocalGradientSource(Network network, Dataset data, int threads, string executorName = "local")
     {
@@ -52,10 +53,15 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
         _request = null;
         _result = null;
 
-        GradientReduction.ReduceInPlace(_blockBuffers, _blockCount, _network.ParameterCount);
-        _blockBuffers[0].AsSpan(0, _network.ParameterCount).CopyTo(result.GradientSum);
+        // The blocks tile the batch: the same tree as a distributed step's (BlockTree), whoever computed them.
+        _tiling.Clear();
         for (int b = 0; b < _blockCount; b++)
-            result.Blocks.Add(new BlockRecord(b * _blockSize, Math.Min(_blockSize, shards - b * _blockSize), ExecutorName));
+        {
+            int first = b * _blockSize, count = Math.Min(_blockSize, shards - first);
+            _tiling.Add((first, count, _blockBuffers[b]));
+            result.Blocks.Add(new BlockRecord(first, count, ExecutorName));
+        }
+        BlockTree.Complete(_tiling, shards, _network.ParameterCount).AsSpan(0, _network.ParameterCount).CopyTo(result.GradientSum);
         return ValueTask.CompletedTask;
     }
 

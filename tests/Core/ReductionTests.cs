@@ -75,7 +75,7 @@ public class ReductionTests
         float[][] Leaves() => Enumerable.Range(0, leaves)
             .Select(l => Enumerable.Range(0, length).Select(i => (float)Math.Sin(l * 100 + i) * (l + 1) * 1e3f).ToArray()).ToArray();
         var tree = Leaves();
-        GradientReduction.ReduceInPlace(tree, leaves, length);
+        DistTrain.Tests.Core.ReferenceTree.ReduceInPlace(tree, leaves, length);
 
         foreach (int block in new[] { 1, 2, 4, 8, 16, 64 })
         {
@@ -95,7 +95,7 @@ public class ReductionTests
                 }
                 reducer.Finish();
             }
-            GradientReduction.ReduceInPlace(sums, blocks, length);
+            DistTrain.Tests.Core.ReferenceTree.ReduceInPlace(sums, blocks, length);
             Assert.Equal(tree[0].Select(BitConverter.SingleToInt32Bits), sums[0].Select(BitConverter.SingleToInt32Bits));
         }
     }

@@ -1,4 +1,4 @@
-// BlockTree against the reference GradientReduction.ReduceInPlace: any tiling of aligned blocks, however uneven,
+// BlockTree against the reference tree (ReferenceTree.ReduceInPlace): any tiling of aligned blocks, however uneven,
 // must give the bit-identical sum.
 using DistTrain.Core.Training;
 
@@ -16,7 +16,7 @@ public class BlockTreeTests
         var leaves = Enumerable.Range(0, shards)
             .Select(_ => Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 2e3 - 1e3)).ToArray()).ToArray();
         var reference = leaves.Select(l => (float[])l.Clone()).ToList();
-        GradientReduction.ReduceInPlace(reference, shards, length);
+        DistTrain.Tests.Core.ReferenceTree.ReduceInPlace(reference, shards, length);
 
         for (int trial = 0; trial < 20; trial++)
         {
