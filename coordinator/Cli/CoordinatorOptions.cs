@@ -53,7 +53,7 @@ public static class CoordinatorOptions
         new("--forget-after", "cluster:forgetAfter", "forget a lost or refused worker silent this long, seconds (default 600)", "S"),
         new("--shared-memory", "cluster:sharedMemory", "directory for the same-host transport, or off (default /dev/shm)", "DIR|off"),
         new("--weights-transfer", "cluster:weightsTransfer",
-            "how gRPC workers get each step's weights: fetch them from the coordinator (default) or receive them in the request", "fetch|push"),
+            "how gRPC workers get each step's weights: fetched from the coordinator, in the request, or auto (fetched above 768 KiB)", "auto|fetch|push"),
         new("--bind-cpus", "cluster:bindCpus", "give each same-host worker CPUs of its own: auto or off", "auto|off"),
         new("--gradient-outlier-factor", "cluster:gradientOutlierFactor",
             "log a block whose gradient norm per shard exceeds X times the step's median (default 0: off)", "X"),

@@ -34,10 +34,10 @@ public sealed class ClusterOptions
     /// </summary>
     public string? SharedMemoryRoot { get; init; } = SharedMemoryHost.DefaultRoot;
     /// <summary>
-    /// gRPC workers fetch each step's weights from the coordinator (fetch, the default) or get them in the request body
-    /// (push); both give the same bits.
+    /// How gRPC workers get each step's weights: fetched from the coordinator, in the request body, or (auto) fetched
+    /// when they are larger than a request can carry without waiting for HTTP/2 flow control. All give the same bits.
     /// </summary>
-    public bool FetchWeights { get; init; } = true;
+    public WeightsTransfer WeightsTransfer { get; init; } = WeightsTransfer.Auto;
     /// <summary>Give each same-host worker CPUs of its own for its compute threads (auto) or leave them to the OS (off).</summary>
     public bool BindCpus { get; init; } = true;
     /// <summary>Log a block whose gradient norm per shard exceeds this multiple of the step's median (0: off).</summary>
@@ -90,11 +90,12 @@ public sealed class ClusterOptions
                 "off" => false,
                 var other => throw new UserInputException($"train: --bind-cpus must be auto or off, found '{other}'"),
             },
-            FetchWeights = flags.Get("--weights-transfer") switch
+            WeightsTransfer = flags.Get("--weights-transfer") switch
             {
-                null or "fetch" => true,
-                "push" => false,
-                var other => throw new UserInputException($"train: --weights-transfer must be fetch or push, found '{other}'"),
+                null or "auto" => WeightsTransfer.Auto,
+                "fetch" => WeightsTransfer.Fetch,
+                "push" => WeightsTransfer.Push,
+                var other => throw new UserInputException($"train: --weights-transfer must be auto, fetch or push, found '{other}'"),
             },
             SharedMemoryRoot = flags.Get("--shared-memory") is { } root
                 ? root is "off" or "false" || root.Length == 0 ? null : root
@@ -110,4 +111,13 @@ public sealed class ClusterOptions
     public override string ToString() => InProcessWorkers > 0
         ? $"{InProcessWorkers} in-process worker(s) × {InProcessThreads} thread(s)"
         : string.Create(CultureInfo.InvariantCulture, $"{ExpectWorkers} remote worker(s) via {Listen}; {Security}");
+}
+
+/// <summary>How a gRPC worker gets a step's weights (ClusterOptions.WeightsTransfer).</summary>
+public enum WeightsTransfer
+{
+    /// <summary>Fetch when the encoded weights exceed <see cref="StepTransport.AutoFetchBytes"/>, else push.</summary>
+    Auto,
+    Fetch,
+    Push,
 }

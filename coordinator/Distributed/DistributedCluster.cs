@@ -100,7 +100,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         var sessions = new WorkerSessions();
         ClusterDriver? driver = null;
         void Post(ClusterEvent e) => driver!.Post(e);
-        var source = new StepTransport(parameterCount, connections, shared?.Weights, Post, options.FetchWeights);
+        var source = new StepTransport(parameterCount, connections, shared?.Weights, Post, options.WeightsTransfer);
         var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, shared);
         driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
 

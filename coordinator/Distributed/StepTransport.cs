@@ -51,17 +51,28 @@ public sealed class StepTransport : IStepTransport, IGradientSource
 
     /// <param name="sharedWeights">Where same-host workers read the weights (null: none use shared memory).</param>
     /// <param name="post">Where events go (the cluster's driver).</param>
-    /// <param name="fetchWeights">
-    /// gRPC workers fetch the weights (Coordinator.FetchWeights with a per-request ticket) instead of receiving them in
-    /// the request: the faster direction of .NET's HTTP/2. Off: the weights go in the request body.
+    /// <param name="weightsTransfer">
+    /// Whether gRPC workers fetch the weights (Coordinator.FetchWeights with a per-request ticket) instead of receiving
+    /// them in the request body; the response direction of .NET's HTTP/2 carries a megabyte in about half the time.
     /// </param>
     public StepTransport(int parameterCount, WorkerConnections connections, SharedWeights? sharedWeights, Action<ClusterEvent> post,
-        bool fetchWeights = false)
+        WeightsTransfer weightsTransfer = WeightsTransfer.Push)
     {
-        (_parameterCount, _connections, _sharedWeights, _post, _fetchWeights) = (parameterCount, connections, sharedWeights, post, fetchWeights);
+        (_parameterCount, _connections, _sharedWeights, _post, _weightsTransfer) = (parameterCount, connections, sharedWeights, post, weightsTransfer);
     }
 
-    private readonly bool _fetchWeights;
+    /// <summary>
+    /// Weights of at least this many bytes are fetched under WeightsTransfer.Auto: above a receiver's default HTTP/2
+    /// stream window (Kestrel's 768 KiB) a request body waits for a window update, and fetching is the faster path;
+    /// below it the fetch's extra round trip costs more than it saves (measured: docs/performance.md).
+    /// </summary>
+    public const int AutoFetchBytes = 768 * 1024;
+
+    private readonly WeightsTransfer _weightsTransfer;
+
+    /// <summary>Whether a gRPC worker fetches weights of <paramref name="bytes"/> bytes under <paramref name="mode"/>.</summary>
+    public static bool Fetches(WeightsTransfer mode, int bytes) =>
+        mode == WeightsTransfer.Fetch || (mode == WeightsTransfer.Auto && bytes >= AutoFetchBytes);
 
     /// <summary>Traffic and timing totals, for the distributed benchmark and the dashboard's byte counters.</summary>
     public TrafficStats Traffic { get; } = new();
@@ -265,7 +276,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         bool shared = worker.Slots is not null;
         bool indicesShared = shared && step.SharedIndices;
         // A gRPC worker fetches the weights with a ticket: they then travel in a reply, not in this request's body.
-        string? ticket = shared || !_fetchWeights ? null : Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes));
+        string? ticket = shared || !Fetches(_weightsTransfer, step.Weights.Length) ? null : Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes));
         if (ticket is not null) _tickets[ticket] = (step, send.WorkerId);
         try
         {

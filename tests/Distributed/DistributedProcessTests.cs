@@ -113,12 +113,14 @@ public sealed class DistributedProcessTests : IDisposable
         var cpus = DistTrain.Core.Training.CpuAffinity.ProcessCpus;
         Assert.Equal(cpus.Count >= 2 ? [$"{cpus[0]}", $"{cpus[1]}"] : [$"{cpus[0]}", ProcessCpuList(cpus)], bound.Order());
         Assert.Equal(Math.Min(2, cpus.Count), CountOf(twoOutput, "compute threads bound to CPU"));
-        // gRPC workers fetch each step's weights from the coordinator (the default), or get them in the request.
-        var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1], coordinatorArgs: ["--shared-memory", "off"],
+        // gRPC workers fetch each step's weights from the coordinator, or get them in the request (auto picks the
+        // request for a model this small).
+        var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1], coordinatorArgs: ["--shared-memory", "off", "--weights-transfer", "fetch"],
             beforeWorkers: port => AssertFetchWithoutATicketIsRefused(port));
         Assert.Equal(local, twoGrpc);
         Assert.Equal(2, CountOf(grpcOutput, "weights and gradients over gRPC"));
         Assert.Equal(local, TrainDistributed(even, "two-push", [1, 1], coordinatorArgs: ["--shared-memory", "off", "--weights-transfer", "push"]).Weights);
+        Assert.Equal(local, TrainDistributed(even, "two-auto", [1, 1], coordinatorArgs: ["--shared-memory", "off"]).Weights);
         Assert.All(_workers, w => Assert.Equal(ProcessCpuList(DistTrain.Core.Training.CpuAffinity.ProcessCpus), Assert.Single(ComputeThreadCpus(w.Id))));
         var (three, stepLog, output) = TrainDistributed(even, "three", [1, 2, 1],
             workerArgs: new() { [1] = ["--shared-memory", "false"] });
@@ -142,7 +144,7 @@ public sealed class DistributedProcessTests : IDisposable
         Assert.NotEqual(TrainLocal(uneven, "float32-local"), local); // the rounding is applied
         string[] grpc = ["--wire", "bf16", "--shared-memory", "off"];
         Assert.Equal(local, TrainDistributed(uneven, "bf16-one", [1], coordinatorArgs: grpc).Weights);
-        Assert.Equal(local, TrainDistributed(uneven, "bf16-two", [1, 2], coordinatorArgs: grpc).Weights);
+        Assert.Equal(local, TrainDistributed(uneven, "bf16-two", [1, 2], coordinatorArgs: [.. grpc, "--weights-transfer", "fetch"]).Weights);
         // Two workers through shared memory (float32 there, already rounded) and one over gRPC (bfloat16).
         var (mixed, _, output) = TrainDistributed(uneven, "bf16-three", [1, 2, 1], coordinatorArgs: ["--wire", "bf16"],
             workerArgs: new() { [1] = ["--shared-memory", "false"] });
