@@ -50,7 +50,6 @@ public static class DistributedBench
         await using var cluster = await DistributedCluster.StartAsync(options, config, network.ParameterCount, data,
             fingerprint, message => Console.Error.WriteLine(message));
         var timer = new StepTimer { SkipWarmup = config.Training.Epochs > 1, Traffic = cluster.Source.Traffic };
-        cluster.Source.Traffic.Monitor = new CommunicationMonitor(config.Training.Wire == "bf16");
         cluster.Source.Traffic.OnNotice = message => Console.Error.WriteLine($"notice: {message}");
         try
         {

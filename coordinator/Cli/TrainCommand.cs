@@ -73,10 +73,8 @@ public static class TrainCommand
             observers.AddRange(observability.Observers);
             if (cluster is not null)
             {
-                // The notice goes to the log and the dashboard's messages, like the trainer's own.
-                var notify = new CompositeObserver(observers.ToList());
-                cluster.Source.Traffic.Monitor = new CommunicationMonitor(config.Training.Wire == "bf16");
-                cluster.Source.Traffic.OnNotice = notify.OnMessage;
+                // The communication-bound notice goes to the log and the dashboard's messages, like the trainer's own.
+                cluster.Source.Traffic.OnNotice = new CompositeObserver(observers.ToList()).OnMessage;
             }
             if (cluster is not null && observability.Exporter is { } exporter)
                 cluster.Source.Traffic.OnTraffic = (sent, received) =>

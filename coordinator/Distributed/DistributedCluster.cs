@@ -101,6 +101,8 @@ public sealed class DistributedCluster : IAsyncDisposable
         ClusterDriver? driver = null;
         void Post(ClusterEvent e) => driver!.Post(e);
         var source = new StepTransport(parameterCount, connections, shared?.Weights, Post, options.WeightsTransfer);
+        // Every distributed run judges its steps' split; the command decides where the notice goes (OnNotice).
+        source.Traffic.Monitor = new CommunicationMonitor(config.StepOptions().Bf16Wire);
         var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, shared);
         driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
 

@@ -276,15 +276,17 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         bool shared = worker.Slots is not null;
         bool indicesShared = shared && step.SharedIndices;
         // A gRPC worker fetches the weights with a ticket: they then travel in a reply, not in this request's body.
-        string? ticket = shared || !Fetches(_weightsTransfer, step.Weights.Length) ? null : Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes));
-        if (ticket is not null) _tickets[ticket] = (step, send.WorkerId);
+        byte[]? ticket = shared || !Fetches(_weightsTransfer, step.Weights.Length)
+            ? null : System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes);
+        string? ticketKey = ticket is null ? null : Convert.ToHexString(ticket);
+        if (ticketKey is not null) _tickets[ticketKey] = (step, send.WorkerId);
         try
         {
             var message = new ComputeRequest
             {
                 ProtocolVersion = Protocol.Version, Step = send.Step, WeightsVersion = send.Step,
                 Weights = shared || ticket is not null ? Google.Protobuf.ByteString.Empty : step.Weights,
-                WeightsTicket = ticket is null ? Google.Protobuf.ByteString.Empty : Google.Protobuf.ByteString.CopyFrom(Convert.FromHexString(ticket)),
+                WeightsTicket = ticket is null ? Google.Protobuf.ByteString.Empty : Google.Protobuf.UnsafeByteOperations.UnsafeWrap(ticket),
                 BatchSize = plan.BatchSize, ShardSize = plan.ShardSize, SharedMemory = shared, ClaimPool = send.Pooled ? step.Pool : 0,
                 IndicesInSharedMemory = indicesShared,
                 Wire = step.Request.RoundToBf16 ? WirePrecision.Bfloat16 : WirePrecision.Float32,
@@ -331,7 +333,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         }
         finally
         {
-            if (ticket is not null) _tickets.TryRemove(ticket, out _);
+            if (ticketKey is not null) _tickets.TryRemove(ticketKey, out _);
         }
     }
 

@@ -50,7 +50,7 @@ public sealed class TrafficStats
         if (notice is not null) OnNotice?.Invoke(notice);
     }
 
-    /// <summary>Judges each step's split; null: no judgement (set before the first step).</summary>
+    /// <summary>Judges each step's split (the cluster sets it before the first step); null: no judgement.</summary>
     public Control.CommunicationMonitor? Monitor { get; set; }
 
     /// <summary>Called once, off the training thread's lock, when the monitor finds the run communication-bound.</summary>

@@ -61,20 +61,3 @@ public class CommunicationMonitorTests
         Assert.Contains("a larger batch", notice);
     }
 }
-
-public class WeightsTransferTests
-{
-    [Theory]
-    // The fashion example's float32 weights (918.5 KiB) are fetched; its bfloat16 ones (459 KiB) and the lecture
-    // example's (397.5 KiB) go in the request.
-    [InlineData(DistTrain.Coordinator.Distributed.WeightsTransfer.Auto, 4 * 235_146, true)]
-    [InlineData(DistTrain.Coordinator.Distributed.WeightsTransfer.Auto, 2 * 235_146, false)]
-    [InlineData(DistTrain.Coordinator.Distributed.WeightsTransfer.Auto, 4 * 101_770, false)]
-    [InlineData(DistTrain.Coordinator.Distributed.WeightsTransfer.Auto, 768 * 1024, true)]
-    [InlineData(DistTrain.Coordinator.Distributed.WeightsTransfer.Auto, 768 * 1024 - 1, false)]
-    [InlineData(DistTrain.Coordinator.Distributed.WeightsTransfer.Fetch, 400, true)]
-    [InlineData(DistTrain.Coordinator.Distributed.WeightsTransfer.Push, 4 << 20, false)]
-    public void AutoFetchesWeightsAboveAStreamWindowAndTheOthersDoAsTheySay(
-        DistTrain.Coordinator.Distributed.WeightsTransfer mode, int bytes, bool fetched) =>
-        Assert.Equal(fetched, DistTrain.Coordinator.Distributed.StepTransport.Fetches(mode, bytes));
-}
