@@ -51,6 +51,10 @@ public sealed class WorkerSession : IDisposable
     private string _binding = "not bound";
 
     private readonly CoordinatorWeights? _weights;
+    // The next step's weights, fetched with a request's next_weights_ticket while that request is computed.
+    private sealed record Prefetched(long Step, Task<Google.Protobuf.ByteString> Weights);
+    private Prefetched? _prefetched;
+    private readonly CancellationTokenSource _lifetime = new();
 
     /// <param name="weights">Where requests with a weights ticket get their weights (null: such requests are refused).</param>
     public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log, CoordinatorWeights? weights = null)
@@ -125,91 +129,34 @@ public sealed class WorkerSession : IDisposable
 
     private async Task<ComputeReply> ComputeAsync(ComputeRequest request, bool inline, CancellationToken cancellationToken)
     {
-        Protocol.Check(request.ProtocolVersion, "ComputeGradients");
-        var prepared = _prepared ?? throw Refuse("this worker has not been prepared (call Prepare first)");
+        var prepared = _prepared;
+        var work = StepRequestCheck.Check(request, prepared is null ? null
+            : new StepContext(prepared.Network.ParameterCount, prepared.Train.Count, prepared.Shared?.Slots.SlotCount,
+                prepared.Shared?.Weights.IndexCapacity ?? 0, _weights is not null));
+        if (work.Weights == WeightsSource.Fetch)
+        {
+            var early = await TakePrefetchedAsync(request.Step, cancellationToken);
+            // The next step's weights start on their way now; the coordinator answers once that step begins.
+            if (!request.NextWeightsTicket.IsEmpty) Prefetch(request.Step + 1, request.NextWeightsTicket);
+            // Into a pooled array, given back with the request's weights after the compute (ExecuteAsync's finally).
+            request.Weights = early ?? await _weights!.FetchAsync(request.Step, request.WeightsTicket, cancellationToken);
+            try { StepRequestCheck.CheckWeights(work, request.Weights.Length, prepared!.Network.ParameterCount); }
+            catch
+            {
+                WireBuffers.Return(request.Weights);
+                throw;
+            }
+        }
+        return await ExecuteAsync(request, work, prepared!, inline, cancellationToken);
+    }
+
+    /// <summary>Computes a checked request's blocks under the compute lock and builds its reply.</summary>
+    private async Task<ComputeReply> ExecuteAsync(ComputeRequest request, StepWork work, Prepared prepared, bool inline,
+        CancellationToken cancellationToken)
+    {
         var network = prepared.Network;
-        if (request.WeightsVersion != request.Step)
-            throw Refuse($"weights version {request.WeightsVersion} does not match step {request.Step}");
-        var shared = request.SharedMemory
-            ? prepared.Shared ?? throw Refuse("the request uses shared memory but this worker did not accept it in Prepare")
-            : null;
-        long pool = request.ClaimPool;
-        if (pool != 0 && shared is null)
-            throw Refuse("claim_pool needs the shared weights file, but the request does not use shared memory");
-        if (pool is < 0 or > SharedWeights.MaxPoolId)
-            throw Invalid($"claim_pool must be 0..{SharedWeights.MaxPoolId}, found {pool}");
-        if (request.Wire is not (WirePrecision.Float32 or WirePrecision.Bfloat16))
-            throw Invalid($"wire must be WIRE_PRECISION_FLOAT32 or WIRE_PRECISION_BFLOAT16, found {(int)request.Wire}");
-        bool bf16 = request.Wire == WirePrecision.Bfloat16;
-        // The 16-bit wire encodes what crosses the network; shared memory stays float32 (already rounded).
-        bool encoded = bf16 && shared is null;
-        int valueBytes = encoded ? 2 : 4;
-        if (!request.WeightsTicket.IsEmpty)
-        {
-            if (shared is not null || !request.Weights.IsEmpty)
-                throw Invalid("weights_ticket is set but the request also carries weights or uses shared memory");
-            if (request.WeightsTicket.Length > 64)
-                throw Invalid($"weights_ticket has {request.WeightsTicket.Length} bytes, at most 64");
-            if (_weights is null) throw Refuse("this worker cannot fetch weights from the coordinator");
-            // Into a pooled array, given back with the request's weights after the compute (finally, below).
-            request.Weights = await _weights.FetchAsync(request.Step, request.WeightsTicket, cancellationToken);
-        }
-        long expectedWeightBytes = shared is null ? (long)valueBytes * network.ParameterCount : 0;
-        if (request.Weights.Length != expectedWeightBytes)
-            throw Invalid(shared is null
-                ? $"weights has {request.Weights.Length} bytes, expected {expectedWeightBytes} ({network.ParameterCount} {(encoded ? "bfloat16" : "float32")})"
-                : $"weights has {request.Weights.Length} bytes but the request says they are in shared memory");
-        if (request.BatchSize < 1 || request.ShardSize < 1)
-            throw Invalid($"batch_size {request.BatchSize} and shard_size {request.ShardSize} must be ≥ 1");
-        if (request.BatchSize > prepared.Train.Count)
-            throw Invalid($"batch_size {request.BatchSize} exceeds the dataset's {prepared.Train.Count} samples");
-        var plan = new ShardPlan(request.BatchSize, request.ShardSize);
-        // A pool's blocks are small (their sums go to shared memory, not into the reply): up to one per shard.
-        int maxBlocks = pool != 0 ? plan.ShardCount : MessageLimits.MaxBlocksPerRequest(plan.ShardCount);
-        if (request.Blocks.Count == 0 || request.Blocks.Count > maxBlocks)
-            throw Invalid($"a request must name 1..{maxBlocks} blocks, found {request.Blocks.Count}");
-
-        bool sharedIndices = request.IndicesInSharedMemory;
-        if (sharedIndices && (shared is null || shared.Weights.IndexCapacity < plan.BatchSize))
-            throw Invalid(shared is null
-                ? "the request says its indices are in shared memory but it does not use shared memory"
-                : $"the shared weights file holds {shared.Weights.IndexCapacity} indices, fewer than batch_size {plan.BatchSize}");
-        // Indices from the request are checked here; indices in shared memory when their block is computed.
-        var batch = sharedIndices ? null : new int[plan.BatchSize];
-        var blocks = new List<(int First, int Count)>(request.Blocks.Count);
-        var covered = new bool[plan.ShardCount];
-        var slotUsed = shared is null ? null : new bool[shared.Slots.SlotCount];
-        foreach (var block in request.Blocks)
-        {
-            if (!GradientReduction.IsAlignedBlock(block.FirstShard, block.ShardCount, plan.ShardCount))
-                throw Invalid($"block [{block.FirstShard}, +{block.ShardCount}) is not an aligned block of {plan.ShardCount} shards");
-            for (int s = block.FirstShard; s < block.FirstShard + block.ShardCount; s++)
-            {
-                if (covered[s]) throw Invalid($"shard {s} is named by two blocks");
-                covered[s] = true;
-            }
-            var (start, length) = plan.Range(block.FirstShard, block.ShardCount);
-            if (batch is null)
-            {
-                if (!block.SampleIndices.IsEmpty)
-                    throw Invalid($"block at shard {block.FirstShard} carries indices but the request says they are in shared memory");
-            }
-            else
-            {
-                if (!WireArrays.TryReadInts(block.SampleIndices, out var indices) || indices.Length != length)
-                    throw Invalid($"block at shard {block.FirstShard} carries {block.SampleIndices.Length} index bytes, expected {4 * length}");
-                CheckIndices(indices, prepared.Train.Count);
-                indices.CopyTo(batch.AsSpan(start, length));
-            }
-            if (slotUsed is not null)
-            {
-                if ((uint)block.SharedSlot >= (uint)slotUsed.Length || slotUsed[block.SharedSlot])
-                    throw Invalid($"block at shard {block.FirstShard} names shared slot {block.SharedSlot}; slots are 0..{slotUsed.Length - 1}, each once");
-                slotUsed[block.SharedSlot] = true;
-            }
-            blocks.Add((block.FirstShard, block.ShardCount));
-        }
-
+        var shared = work.SharedMemory ? prepared.Shared! : null;
+        var (plan, blocks, batch, pool, bf16, encoded) = (work.Plan, work.Blocks, work.Batch, work.Pool, work.Bf16, work.Encoded);
         if (inline) _computeLock.Wait(cancellationToken);
         else await _computeLock.WaitAsync(cancellationToken);
         try
@@ -232,12 +179,12 @@ public sealed class WorkerSession : IDisposable
                 if (batch is not null) return;
                 var (start, length) = plan.Range(first, count);
                 var destination = positions.AsSpan(start, length);
-                if (!shared!.Weights.TryReadIndices(request.Step, start, destination))
+                if (!shared!.Weights.TryReadIndices(work.Step, start, destination))
                     throw new RpcException(new Status(StatusCode.Aborted,
-                        $"the shared weights file does not hold the indices of step {request.Step} (the coordinator moved on)"));
-                CheckIndices(destination, prepared.Train.Count);
+                        $"the shared weights file does not hold the indices of step {work.Step} (the coordinator moved on)"));
+                StepRequestCheck.CheckIndices(destination, prepared.Train.Count);
             }
-            Func<float[][]?> work = () =>
+            Func<float[][]?> compute = () =>
             {
                 var cpu = Environment.CpuUsage.TotalTime;
                 WeightsLoader? load = shared is null
@@ -246,18 +193,18 @@ public sealed class WorkerSession : IDisposable
                         : destination => MemoryMarshal.Cast<byte, float>(request.Weights.Span).CopyTo(destination)
                     : destination =>
                     {
-                        if (!shared.Weights.TryRead(request.Step, destination))
+                        if (!shared.Weights.TryRead(work.Step, destination))
                             throw new RpcException(new Status(StatusCode.Aborted,
-                                $"the shared weights file does not hold the weights of step {request.Step} (the coordinator moved on)"));
+                                $"the shared weights file does not hold the weights of step {work.Step} (the coordinator moved on)"));
                     };
                 float[][]? result = null;
                 if (pool == 0)
                 {
                     foreach (var (first, count) in blocks) LoadIndices(first, count);
                     result = _engine.Compute(network, prepared.Train, load, positions, plan, blocks, loss, correct, samples,
-                        reuseBuffers: shared is not null, request.Step, roundLeaves: bf16, keepShards: encoded);
+                        reuseBuffers: shared is not null, work.Step, roundLeaves: bf16, keepShards: encoded);
                     for (int i = 0; shared is not null && i < blocks.Count; i++)
-                        shared.Slots.Write(request.Blocks[i].SharedSlot, request.Step, blocks[i].First, blocks[i].Count, result[i]);
+                        shared.Slots.Write(work.Slots[i], work.Step, blocks[i].First, blocks[i].Count, result[i]);
                     computed.AsSpan().Fill(true);
                 }
                 else
@@ -268,19 +215,19 @@ public sealed class WorkerSession : IDisposable
                     {
                         LoadIndices(blocks[n].First, blocks[n].Count);
                         var sum = _engine.Compute(network, prepared.Train, load, positions, plan, [blocks[n]], loss, correct,
-                            samples, reuseBuffers: true, request.Step, roundLeaves: bf16)[0];
+                            samples, reuseBuffers: true, work.Step, roundLeaves: bf16)[0];
                         load = null; // loaded with the first block
-                        shared.Slots.Write(request.Blocks[n].SharedSlot, request.Step, blocks[n].First, blocks[n].Count, sum);
+                        shared.Slots.Write(work.Slots[n], work.Step, blocks[n].First, blocks[n].Count, sum);
                         computed[n] = true;
                     }
                 }
                 cpuSeconds = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds / _engine.Threads;
                 return result;
             };
-            var sums = inline ? work() : await _engine.RunOnComputeThread(work);
+            var sums = inline ? compute() : await _engine.RunOnComputeThread(compute);
             var reply = new ComputeReply
             {
-                ProtocolVersion = Protocol.Version, Step = request.Step, ComputeSeconds = clock.Elapsed.TotalSeconds,
+                ProtocolVersion = Protocol.Version, Step = work.Step, ComputeSeconds = clock.Elapsed.TotalSeconds,
                 ComputeCpuSeconds = cpuSeconds,
             };
             for (int i = 0; i < blocks.Count; i++)
@@ -319,19 +266,49 @@ public sealed class WorkerSession : IDisposable
         }
     }
 
+    /// <summary>
+    /// The weights of <paramref name="step"/> fetched early with the previous request's next-step ticket, or null when
+    /// there are none or that fetch failed (the caller fetches with its own ticket). Any other prefetch is discarded.
+    /// </summary>
+    private async Task<Google.Protobuf.ByteString?> TakePrefetchedAsync(long step, CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _prefetched, null) is not { } prefetched) return null;
+        if (prefetched.Step != step)
+        {
+            Discard(prefetched.Weights);
+            return null;
+        }
+        try { return await prefetched.Weights.WaitAsync(cancellationToken); }
+        catch (RpcException e)
+        {
+            _log.LogDebug("early fetch of step {Step}'s weights failed ({Detail}); fetching them with the request's ticket", step, e.Status.Detail);
+            return null;
+        }
+        catch (OperationCanceledException)
+        {
+            Discard(prefetched.Weights);
+            throw;
+        }
+    }
+
+    /// <summary>Starts fetching <paramref name="step"/>'s weights with a next-step ticket, replacing an unused prefetch.</summary>
+    private void Prefetch(long step, Google.Protobuf.ByteString ticket)
+    {
+        var fetch = _weights!.FetchAsync(step, ticket, _lifetime.Token);
+        if (Interlocked.Exchange(ref _prefetched, new Prefetched(step, fetch)) is { } replaced) Discard(replaced.Weights);
+    }
+
+    /// <summary>Gives an unused fetch's pooled weights back once it ends (and observes its failure).</summary>
+    private static void Discard(Task<Google.Protobuf.ByteString> fetch) =>
+        fetch.ContinueWith(t => { if (t.IsCompletedSuccessfully) WireBuffers.Return(t.Result); }, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
     /// <summary>A block's per-shard sums (already rounded) as bfloat16 vectors; their float arrays go back to the pool.</summary>
     private static Google.Protobuf.ByteString EncodeShards(IReadOnlyList<float[]> shards, int length)
     {
         var bytes = WireBuffers.EncodeBf16(shards, length);
         foreach (var shard in shards) WireBuffers.Return(shard);
         return bytes;
-    }
-
-    private static void CheckIndices(ReadOnlySpan<int> indices, int count)
-    {
-        foreach (int index in indices)
-            if ((uint)index >= (uint)count)
-                throw Invalid($"sample index {index} is outside the dataset's 0..{count - 1}");
     }
 
     public StatusReply Status(StatusRequest request)
@@ -443,8 +420,8 @@ public sealed class WorkerSession : IDisposable
         catch (JsonException e) { throw Invalid($"{field} is not valid JSON: {e.Message}"); }
     }
 
-    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
-    private static RpcException Refuse(string message) => new(new Status(StatusCode.FailedPrecondition, message));
+    private static RpcException Invalid(string message) => StepRequestCheck.Invalid(message);
+    private static RpcException Refuse(string message) => StepRequestCheck.Refuse(message);
 
     /// <summary>
     /// Stops the step link, waits (30 s at most) for a computation in progress, then releases the engine and unmaps
@@ -453,6 +430,8 @@ public sealed class WorkerSession : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _lifetime.Cancel();
+        if (Interlocked.Exchange(ref _prefetched, null) is { } prefetched) Discard(prefetched.Weights);
         var shared = _prepared?.Shared;
         shared?.Link?.Dispose();
         bool idle = _computeLock.Wait(TimeSpan.FromSeconds(30));
@@ -460,5 +439,6 @@ public sealed class WorkerSession : IDisposable
         if (idle) shared?.Dispose();
         _prepareLock.Dispose();
         _computeLock.Dispose();
+        _lifetime.Dispose();
     }
 }

@@ -87,6 +87,9 @@ public static class DistributedBench
                 : $"; through shared memory: weights and indices {PerStep(sharedSent)}, gradients {PerStep(sharedReceived)}";
             Console.WriteLine($"  {worker}: {requests} requests; per step in messages sent {PerStep(sent)}, received {PerStep(received)}{viaShared}");
         }
+        if (cluster.Source.WeightsFetches is { All: > 0 } fetches)
+            Console.WriteLine(string.Create(c,
+                $"weights fetched by the workers: {fetches.All}, {100.0 * fetches.Early / fetches.All:F1}% of them early (asked for before their step began)"));
         Console.WriteLine(string.Create(c,
             $"network wait: {traffic.NetworkWaitSeconds - timer.WaitBaseline:F2}s of {timer.Seconds:F2}s step time = {100 * (traffic.NetworkWaitSeconds - timer.WaitBaseline) / timer.Seconds:F1}%"));
         return 0;

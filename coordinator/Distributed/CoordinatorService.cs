@@ -59,15 +59,17 @@ public sealed class CoordinatorService(ClusterDriver driver, ClusterLog log, End
 
     /// <summary>
     /// The weights of a request in flight, for the worker holding its ticket (the data plane's, not the machine's: no
-    /// event, no hop). A stale or unknown ticket gets FailedPrecondition, which fails that request like any other error.
+    /// event, no hop); with a next-step ticket, once that step's requests go out. A stale, used or unknown ticket gets
+    /// FailedPrecondition, which fails that request like any other error (a worker fetching early falls back to its
+    /// request's own ticket).
     /// </summary>
-    public override Task<FetchWeightsReply> FetchWeights(FetchWeightsRequest request, ServerCallContext context)
+    public override async Task<FetchWeightsReply> FetchWeights(FetchWeightsRequest request, ServerCallContext context)
     {
         Protocol.Check(request.ProtocolVersion, "FetchWeights");
-        var weights = transport?.WeightsFor(request.Step, request.Ticket.Span)
+        var weights = (transport is null ? null : await transport.WeightsForAsync(request.Step, request.Ticket.Memory, context.CancellationToken))
             ?? throw new RpcException(new Status(StatusCode.FailedPrecondition,
-                $"no request of step {request.Step} in flight holds that ticket (the step ended, or the ticket is wrong)"));
-        return Task.FromResult(new FetchWeightsReply { ProtocolVersion = Protocol.Version, Step = request.Step, Weights = weights });
+                $"no request of step {request.Step} holds that ticket (the step ended or did not come to this worker, or the ticket is wrong or used)"));
+        return new FetchWeightsReply { ProtocolVersion = Protocol.Version, Step = request.Step, Weights = weights };
     }
 
     public override async Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)

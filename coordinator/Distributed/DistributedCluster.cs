@@ -191,6 +191,8 @@ public sealed class DistributedCluster : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _stopping.Cancel();
+        // Workers waiting for the next step's weights hear at once that none comes.
+        Source.Close();
         foreach (var worker in _workers)
         {
             using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))

@@ -37,6 +37,20 @@ public sealed class StepTransport : IStepTransport, IGradientSource
 
     private sealed record Received(SendRequest Request, ComputeReply Reply, SharedSlots? Slots);
 
+    /// <summary>
+    /// A ticket for the weights of a step not yet begun, handed out with a request of the step before it: the worker's
+    /// fetch with it waits here until that step's requests go out (Send), so the weights stream while the request
+    /// travels. Used once; dropped when the step it names ends or the transport closes.
+    /// </summary>
+    private sealed class Prefetch(long step, string workerId)
+    {
+        public long Step { get; } = step;
+        public string WorkerId { get; } = workerId;
+        // The step whose requests went out to this worker, or null: the step did not come to it.
+        public TaskCompletionSource<StepInHand?> Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int Claimed;
+    }
+
     private readonly int _parameterCount;
     private readonly WorkerConnections _connections;
     private readonly SharedWeights? _sharedWeights;
@@ -48,6 +62,9 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     private long _nextPool;
     // The weights tickets of the requests in flight (hex): a worker presents one to fetch the step's weights.
     private readonly ConcurrentDictionary<string, (StepInHand Step, string WorkerId)> _tickets = new();
+    // The tickets for the next step's weights (hex), at most one per request sent.
+    private readonly ConcurrentDictionary<string, Prefetch> _prefetches = new();
+    private volatile bool _closed;
 
     /// <param name="sharedWeights">Where same-host workers read the weights (null: none use shared memory).</param>
     /// <param name="post">Where events go (the cluster's driver).</param>
@@ -83,6 +100,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         var step = new StepInHand(request, result, EncodeWeights(request));
         if (Interlocked.CompareExchange(ref _step, step, null) is not null)
             throw new InvalidOperationException($"step {request.Step} started while another is in progress");
+        DropPrefetches(request.Step - 1);
         _post(new StepRequested(request.Step, request.Plan));
         await using (cancellationToken.Register(() => _post(new StepAbandoned(request.Step, "cancelled"))))
             await step.Done.Task.ConfigureAwait(false);
@@ -90,14 +108,62 @@ public sealed class StepTransport : IStepTransport, IGradientSource
 
     /// <summary>
     /// The weights of <paramref name="step"/> for the request that holds <paramref name="ticket"/>, while that request
-    /// is in flight; null otherwise (a wrong or stale ticket, another step). Counted as sent to that request's worker.
+    /// is in flight; or, for the next-step ticket of a request of the step before, once this step's requests go out to
+    /// that worker (waiting at most <see cref="PrefetchWait"/>). Null otherwise: a wrong, used or stale ticket, another
+    /// step, a step that did not come to that worker. Counted as sent to that worker.
     /// </summary>
-    public Google.Protobuf.ByteString? WeightsFor(long step, ReadOnlySpan<byte> ticket)
+    public async ValueTask<Google.Protobuf.ByteString?> WeightsForAsync(long step, ReadOnlyMemory<byte> ticket, CancellationToken cancellationToken)
     {
-        if (ticket.Length != TicketBytes || !_tickets.TryGetValue(Convert.ToHexString(ticket), out var holder)) return null;
-        if (holder.Step.Request.Step != step || !ReferenceEquals(Volatile.Read(ref _step), holder.Step)) return null;
-        Traffic.Add(holder.WorkerId, holder.Step.Weights.Length, 0, request: false);
-        return holder.Step.Weights;
+        if (ticket.Length != TicketBytes) return null;
+        string key = Convert.ToHexString(ticket.Span);
+        if (_tickets.TryGetValue(key, out var holder))
+            return Serve(holder.Step, step, holder.WorkerId);
+        if (!_prefetches.TryGetValue(key, out var prefetch) || prefetch.Step != step || Interlocked.Exchange(ref prefetch.Claimed, 1) != 0)
+            return null;
+        try
+        {
+            var ready = await prefetch.Ready.Task.WaitAsync(PrefetchWait, cancellationToken).ConfigureAwait(false);
+            return ready is null ? null : Serve(ready, step, prefetch.WorkerId, early: true);
+        }
+        catch (TimeoutException) { return null; }
+        finally { _prefetches.TryRemove(key, out _); }
+    }
+
+    /// <summary>How long a fetch of the next step's weights waits for that step to begin before it is refused.</summary>
+    public static readonly TimeSpan PrefetchWait = TimeSpan.FromSeconds(20);
+
+    /// <summary>The weights fetches answered early (with a next-step ticket), and all of them: for the benchmark.</summary>
+    public (long Early, long All) WeightsFetches => (Interlocked.Read(ref _earlyFetches), Interlocked.Read(ref _fetches));
+    private long _earlyFetches, _fetches;
+
+    private Google.Protobuf.ByteString? Serve(StepInHand holder, long step, string workerId, bool early = false)
+    {
+        if (holder.Request.Step != step || !ReferenceEquals(Volatile.Read(ref _step), holder)) return null;
+        Traffic.Add(workerId, holder.Weights.Length, 0, request: false);
+        Interlocked.Increment(ref _fetches);
+        if (early) Interlocked.Increment(ref _earlyFetches);
+        return holder.Weights;
+    }
+
+    /// <summary>Answers the waiting fetches of <paramref name="step"/>'s weights by <paramref name="workerId"/>.</summary>
+    private void ReleasePrefetches(StepInHand step, string workerId)
+    {
+        foreach (var prefetch in _prefetches.Values)
+            if (prefetch.Step == step.Request.Step && prefetch.WorkerId == workerId) prefetch.Ready.TrySetResult(step);
+    }
+
+    /// <summary>Refuses the fetches waiting for steps up to <paramref name="last"/> (ended, or not to come).</summary>
+    private void DropPrefetches(long last)
+    {
+        foreach (var (key, prefetch) in _prefetches)
+            if (prefetch.Step <= last && _prefetches.TryRemove(key, out _)) prefetch.Ready.TrySetResult(null);
+    }
+
+    /// <summary>Refuses every waiting fetch and every later one (the run is over): none holds the server open.</summary>
+    public void Close()
+    {
+        _closed = true;
+        DropPrefetches(long.MaxValue);
     }
 
     public const int TicketBytes = 16;
@@ -168,6 +234,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     public void Send(IReadOnlyList<SendRequest> requests)
     {
         var step = Current(requests[0].Step);
+        // The fetches already waiting for these weights go first: they stream while the requests travel.
+        foreach (var send in requests) ReleasePrefetches(step, send.WorkerId);
         foreach (var send in SendOrder(requests, r => _connections.CpusOf(r.WorkerId, r.Generation)))
         {
             if (!_connections.TryGet(send.WorkerId, send.Generation, out var connection))
@@ -252,6 +320,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     private Action Finish(StepInHand step, Exception? error)
     {
         Volatile.Write(ref _step, null);
+        DropPrefetches(step.Request.Step);
         var running = step.Running.Where(t => !t.IsCompleted).ToArray();
         void Done()
         {
@@ -280,6 +349,9 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             ? null : System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes);
         string? ticketKey = ticket is null ? null : Convert.ToHexString(ticket);
         if (ticketKey is not null) _tickets[ticketKey] = (step, send.WorkerId);
+        // And one for the next step's weights, which the worker may fetch (and wait for) at once.
+        byte[]? next = ticket is null || _closed ? null : System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes);
+        if (next is not null) _prefetches[Convert.ToHexString(next)] = new Prefetch(send.Step + 1, send.WorkerId);
         try
         {
             var message = new ComputeRequest
@@ -287,6 +359,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
                 ProtocolVersion = Protocol.Version, Step = send.Step, WeightsVersion = send.Step,
                 Weights = shared || ticket is not null ? Google.Protobuf.ByteString.Empty : step.Weights,
                 WeightsTicket = ticket is null ? Google.Protobuf.ByteString.Empty : Google.Protobuf.UnsafeByteOperations.UnsafeWrap(ticket),
+                NextWeightsTicket = next is null ? Google.Protobuf.ByteString.Empty : Google.Protobuf.UnsafeByteOperations.UnsafeWrap(next),
                 BatchSize = plan.BatchSize, ShardSize = plan.ShardSize, SharedMemory = shared, ClaimPool = send.Pooled ? step.Pool : 0,
                 IndicesInSharedMemory = indicesShared,
                 Wire = step.Request.RoundToBf16 ? WirePrecision.Bfloat16 : WirePrecision.Float32,

@@ -36,7 +36,7 @@ grpc_run() {
     pids+=("$!")
   done
   wait "$coordinator" || { cat "$log"; return 1; }
-  grep -E 'samples/s|step time|per step|network|communication' "$log" | tr '\n' ' '
+  grep -E 'samples/s|step time|per step|network|communication|early' "$log" | tr '\n' ' '
   echo
   rm -f "$log"
   wait || true

@@ -21,10 +21,11 @@ public sealed class ControlPlane
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<string> _log = [];
 
-    public ControlPlane(int parameterCount, SharedWeights? sharedWeights, ControlOptions? options = null)
+    public ControlPlane(int parameterCount, SharedWeights? sharedWeights, ControlOptions? options = null,
+        WeightsTransfer weightsTransfer = WeightsTransfer.Push)
     {
         ClusterDriver? driver = null;
-        Source = new StepTransport(parameterCount, Connections, sharedWeights, e => driver!.Post(e));
+        Source = new StepTransport(parameterCount, Connections, sharedWeights, e => driver!.Post(e), weightsTransfer);
         driver = new ClusterDriver(new ClusterStateMachine(options ?? new ControlOptions { SweepInterval = TimeSpan.Zero }, RunId),
             () => _clock.Elapsed, Source, new NoPreparation(), Write);
         Driver = driver;

@@ -199,13 +199,14 @@ public class StepTransportTests
     [InlineData("claims a core 10⁶× faster")]
     public async Task SpeedCountsComputeAsCpuTimeButTransferAsWallTime(string w1Case)
     {
-        // w1's request takes 300 ms longer. When the worker reports that time as compute that used no CPU (it waited
+        // w1's request takes a second longer. When the worker reports that time as compute that used no CPU (it waited
         // for a core another process held), w1 is as fast as w2 and keeps its share; when the time was not compute
         // (a slow link), w1 is measured slower and gets fewer shards next step. A report of waiting beyond the credit
         // limit (a CPU time a millionth of the compute) is not believed at all: w1 counts at its measured round trip,
         // as slow as the slow link. (Shares under such lies, replayed on a fake clock: MeasuredScenarioTests.)
-        // CPU seconds well above the in-process call's own overhead, so only the 300 ms decide.
-        const double cpu = 0.05, delay = 0.3;
+        // CPU seconds well above the in-process call's own overhead (also when other tests load the machine), and at
+        // least 1/8 (the credit limit) of the whole reported compute, so only the delay decides.
+        const double cpu = 0.2, delay = 1.0;
         ComputeReply Report(ComputeReply reply, double waited, double cpuSeconds)
         {
             var copy = reply.Clone();
