@@ -1,6 +1,7 @@
-// Computes the blocks of one request on all of the worker's threads: each block is cut into aligned pieces (so a
-// single large block still uses every core), threads claim pieces, and each block's pieces are joined along the
-// pairwise tree. The result is the block's subtree sum, bit-identical to computing it on one thread.
+// Computes the blocks of one request on all of the worker's threads, with the block engine local mode uses: each
+// block is cut into aligned pieces (so a single large block still uses every core), threads claim pieces, and each
+// block's pieces are joined along the pairwise tree. The result is the block's subtree sum, bit-identical to
+// computing it on one thread.
 using System.Numerics;
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
@@ -14,23 +15,11 @@ public delegate void WeightsLoader(Span<float> destination);
 
 public sealed class BlockComputeEngine : IDisposable
 {
-    private readonly ParallelRunner _runner;
-    private readonly ShardBlockComputer?[] _computers;
-    private readonly Action<int> _body;
-    private Network? _network;
-
-    // The request being computed (fields, so the per-thread body is one cached delegate).
+    // The engine local mode computes with too: the claim loop and the per-thread workspaces.
+    private readonly BlockEngine _blocks;
     private float[] _parameters = [];
-    private Dataset? _data;
-    private int[] _batch = [];
-    private long _step;
-    private ShardPlan _plan;
     private readonly List<(int First, int Count, float[] Sum)> _pieces = [];
     private readonly List<float[]> _pieceBuffers = [];
-    private double[] _loss = [];
-    private int[] _correct = [], _samples = [];
-    private int _nextPiece;
-    private bool _roundLeaves;
     private (int Start, int Count)[] _pieceRanges = [];
 
     // One long-lived thread drives every request: the GEMM's per-thread pack buffers and the workspaces stay warm,
@@ -40,9 +29,7 @@ public sealed class BlockComputeEngine : IDisposable
 
     public BlockComputeEngine(int threads)
     {
-        _runner = new ParallelRunner(threads);
-        _computers = new ShardBlockComputer?[threads];
-        _body = RunThread;
+        _blocks = new BlockEngine(threads);
         _driver = new Thread(() =>
         {
             foreach (var work in _queue.GetConsumingEnumerable()) work();
@@ -62,7 +49,7 @@ public sealed class BlockComputeEngine : IDisposable
         return done.Task;
     }
 
-    public int Threads => _runner.ThreadCount;
+    public int Threads => _blocks.Threads;
 
     private readonly object _bindLock = new();
     private IReadOnlyList<int>? _threadZeroCpus;
@@ -97,12 +84,12 @@ public sealed class BlockComputeEngine : IDisposable
             _bindVersion++;
         }
         var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        _runner.BindPoolThreads(For, errors.Enqueue);
+        _blocks.BindPoolThreads(For, errors.Enqueue);
         await RunOnComputeThread(() =>
         {
             if (!CpuAffinity.TryBindCurrentThread(For(0), out string error)) errors.Enqueue(error);
             // The pool threads bind at their next body: run an empty one so that their failures are known now.
-            _runner.Run(_ => { });
+            _blocks.Touch();
             return true;
         });
         if (errors.TryPeek(out string? first)) return $"not bound: {first}";
@@ -120,15 +107,12 @@ public sealed class BlockComputeEngine : IDisposable
         IReadOnlyList<(int First, int Count)> blocks, double[] shardLoss, int[] shardCorrect, int[] shardSamples,
         bool reuseBuffers, long step, bool roundLeaves = false, bool keepShards = false)
     {
-        _step = step;
-        _roundLeaves = roundLeaves;
         int requested = blocks.Sum(b => b.Count);
         // One thread: whole blocks (fewest buffers). More: pieces small enough for about two per thread. Shards kept
         // apart (the 16-bit wire sends each one): one shard per piece.
         int pieceSize = keepShards ? 1 : Threads == 1 ? int.MaxValue : GradientReduction.BlockSizeFor(requested, 2 * Threads);
         _pieces.Clear();
         var pieceRanges = new (int Start, int Count)[blocks.Count];
-        int maxPiece = 1;
         foreach (var (i, block) in blocks.Index())
         {
             int size = (int)Math.Min(pieceSize, BitOperations.RoundUpToPowerOf2((uint)block.Count));
@@ -141,12 +125,9 @@ public sealed class BlockComputeEngine : IDisposable
                 // pool, which gets them back once the reply is written. Sums the caller copies out before the next
                 // request (into shared memory) use the engine's own buffers.
                 _pieces.Add((first, count, reuseBuffers ? PieceBuffer(_pieces.Count, network.ParameterCount) : WireBuffers.Rent(network.ParameterCount)));
-                maxPiece = Math.Max(maxPiece, count);
             }
             pieceRanges[i].Count = _pieces.Count - pieceRanges[i].Start;
         }
-        EnsureComputers(network, Math.Min(plan.ShardSize, plan.BatchSize), maxPiece);
-
         // The weights arrive inside a received message or a shared file; the GEMM reads them many times per shard,
         // so they are copied once into a float array of the engine's (400 KB for the lecture model).
         if (loadWeights is not null)
@@ -156,11 +137,7 @@ public sealed class BlockComputeEngine : IDisposable
         }
         else if (_parameters.Length != network.ParameterCount)
             throw new InvalidOperationException("no weights were loaded for this network");
-        (_data, _batch, _plan) = (data, batch, plan);
-        (_loss, _correct, _samples) = (shardLoss, shardCorrect, shardSamples);
-        _nextPiece = -1;
-        try { _runner.Run(_body); }
-        finally { (_data, _batch) = (null, []); }
+        _blocks.Compute(network, data, _parameters, batch, plan, _pieces, shardLoss, shardCorrect, shardSamples, step, roundLeaves);
 
         var sums = new float[blocks.Count][];
         _pieceRanges = pieceRanges;
@@ -192,33 +169,11 @@ public sealed class BlockComputeEngine : IDisposable
         return _pieceBuffers[index];
     }
 
-    private void RunThread(int thread)
-    {
-        var computer = _computers[thread]!;
-        var parameters = _parameters;
-        int piece;
-        while ((piece = Interlocked.Increment(ref _nextPiece)) < _pieces.Count)
-        {
-            var (first, count, sum) = _pieces[piece];
-            computer.ComputeBlock(parameters, _data!, _batch, _plan, first, count, sum, _loss, _correct, _samples, _step, _roundLeaves);
-        }
-    }
-
-    private void EnsureComputers(Network network, int shardRows, int maxPiece)
-    {
-        if (!ReferenceEquals(network, _network)) Array.Clear(_computers);
-        _network = network;
-        for (int t = 0; t < _computers.Length; t++)
-            if (_computers[t] is not { } c || c.Workspace.MaxRows < shardRows || c.MaxShardsPerBlock < maxPiece)
-                _computers[t] = new ShardBlockComputer(network, Math.Max(shardRows, _computers[t]?.Workspace.MaxRows ?? 1),
-                    Math.Max(maxPiece, _computers[t]?.MaxShardsPerBlock ?? 1));
-    }
-
     public void Dispose()
     {
         _queue.CompleteAdding();
         _driver.Join();
         _queue.Dispose();
-        _runner.Dispose();
+        _blocks.Dispose();
     }
 }

@@ -2,8 +2,9 @@
 // and from the packed 16-bit form. NaN stays NaN (quiet, sign kept); ±∞ stays ±∞; a finite value rounds to ±∞ only
 // when it is beyond bfloat16's largest finite value, as IEEE rounding requires. Converting a rounded float to bf16
 // and back is exact, so a vector rounded once can cross the wire without changing.
-using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace DistTrain.Core.Kernels;
 
@@ -23,13 +24,14 @@ public static class BFloat16
     public static void RoundInPlace(Span<float> values)
     {
         var bits = MemoryMarshal.Cast<float, uint>(values);
+        ref uint x = ref MemoryMarshal.GetReference(bits);
         int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            var v = MemoryMarshal.Cast<uint, Vector<uint>>(bits);
-            for (int k = 0; k < v.Length; k++) v[k] = RoundVector(v[k]);
-            i = v.Length * Vector<uint>.Count;
-        }
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= bits.Length - 16; i += 16)
+                RoundVector(Vector512.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref x, (nuint)i);
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i <= bits.Length - 8; i += 8)
+                RoundVector(Vector256.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref x, (nuint)i);
         for (; i < bits.Length; i++) bits[i] = RoundBits(bits[i]);
     }
 
@@ -39,17 +41,23 @@ public static class BFloat16
         if (destination.Length < source.Length)
             throw new ArgumentException($"destination holds {destination.Length} values, source has {source.Length}", nameof(destination));
         var bits = MemoryMarshal.Cast<float, uint>(source);
+        ref uint x = ref MemoryMarshal.GetReference(bits);
+        ref ushort y = ref MemoryMarshal.GetReference(destination);
         int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            int n = Vector<uint>.Count;
-            for (; i <= bits.Length - 2 * n; i += 2 * n)
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= bits.Length - 32; i += 32)
             {
-                var low = RoundVector(new Vector<uint>(bits.Slice(i, n))) >> 16;
-                var high = RoundVector(new Vector<uint>(bits.Slice(i + n, n))) >> 16;
-                Vector.Narrow(low, high).CopyTo(destination.Slice(i, 2 * n));
+                var low = RoundVector(Vector512.LoadUnsafe(ref x, (nuint)i)) >>> 16;
+                var high = RoundVector(Vector512.LoadUnsafe(ref x, (nuint)(i + 16))) >>> 16;
+                Vector512.Narrow(low, high).StoreUnsafe(ref y, (nuint)i);
             }
-        }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i <= bits.Length - 16; i += 16)
+            {
+                var low = RoundVector(Vector256.LoadUnsafe(ref x, (nuint)i)) >>> 16;
+                var high = RoundVector(Vector256.LoadUnsafe(ref x, (nuint)(i + 8))) >>> 16;
+                Vector256.Narrow(low, high).StoreUnsafe(ref y, (nuint)i);
+            }
         for (; i < bits.Length; i++) destination[i] = (ushort)(RoundBits(bits[i]) >> 16);
     }
 
@@ -59,27 +67,44 @@ public static class BFloat16
         if (destination.Length < source.Length)
             throw new ArgumentException($"destination holds {destination.Length} values, source has {source.Length}", nameof(destination));
         var bits = MemoryMarshal.Cast<float, uint>(destination);
+        ref ushort x = ref MemoryMarshal.GetReference(source);
+        ref uint y = ref MemoryMarshal.GetReference(bits);
         int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            int n = Vector<ushort>.Count;
-            for (; i <= source.Length - n; i += n)
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= source.Length - 32; i += 32)
             {
-                Vector.Widen(new Vector<ushort>(source.Slice(i, n)), out var low, out var high);
-                (low << 16).CopyTo(bits.Slice(i, n / 2));
-                (high << 16).CopyTo(bits.Slice(i + n / 2, n / 2));
+                var (low, high) = Vector512.Widen(Vector512.LoadUnsafe(ref x, (nuint)i));
+                (low << 16).StoreUnsafe(ref y, (nuint)i);
+                (high << 16).StoreUnsafe(ref y, (nuint)(i + 16));
             }
-        }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i <= source.Length - 16; i += 16)
+            {
+                var (low, high) = Vector256.Widen(Vector256.LoadUnsafe(ref x, (nuint)i));
+                (low << 16).StoreUnsafe(ref y, (nuint)i);
+                (high << 16).StoreUnsafe(ref y, (nuint)(i + 8));
+            }
         for (; i < source.Length; i++) bits[i] = (uint)source[i] << 16;
     }
 
-    private static Vector<uint> RoundVector(Vector<uint> bits)
+    // RoundBits on every lane: quiet NaN, else add 0x7FFF plus the lowest kept bit and truncate.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<uint> RoundVector(Vector512<uint> bits)
     {
-        var exponent = new Vector<uint>(0x7F800000u);
-        var isNaN = Vector.BitwiseAnd(Vector.Equals(bits & exponent, exponent),
-            Vector.GreaterThan(bits & new Vector<uint>(0x007FFFFFu), Vector<uint>.Zero));
-        var rounded = (bits + new Vector<uint>(0x7FFFu) + ((bits >> 16) & Vector<uint>.One)) & new Vector<uint>(0xFFFF0000u);
-        var quiet = (bits | new Vector<uint>(0x00400000u)) & new Vector<uint>(0xFFFF0000u);
-        return Vector.ConditionalSelect(isNaN, quiet, rounded);
+        var exponent = Vector512.Create(0x7F800000u);
+        var isNaN = Vector512.Equals(bits & exponent, exponent) & Vector512.GreaterThan(bits & Vector512.Create(0x007FFFFFu), Vector512<uint>.Zero);
+        var rounded = (bits + Vector512.Create(0x7FFFu) + ((bits >>> 16) & Vector512<uint>.One)) & Vector512.Create(0xFFFF0000u);
+        var quiet = (bits | Vector512.Create(0x00400000u)) & Vector512.Create(0xFFFF0000u);
+        return Vector512.ConditionalSelect(isNaN, quiet, rounded);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> RoundVector(Vector256<uint> bits)
+    {
+        var exponent = Vector256.Create(0x7F800000u);
+        var isNaN = Vector256.Equals(bits & exponent, exponent) & Vector256.GreaterThan(bits & Vector256.Create(0x007FFFFFu), Vector256<uint>.Zero);
+        var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >>> 16) & Vector256<uint>.One)) & Vector256.Create(0xFFFF0000u);
+        var quiet = (bits | Vector256.Create(0x00400000u)) & Vector256.Create(0xFFFF0000u);
+        return Vector256.ConditionalSelect(isNaN, quiet, rounded);
     }
 }

@@ -1,5 +1,5 @@
-// Local mode's gradient source: the batch's shards are cut into aligned blocks that in-process threads claim one
-// at a time; each block is reduced on its thread and the block sums complete the same tree the coordinator uses.
+// Local mode's gradient source: the batch's shards are cut into aligned blocks that the block engine's threads claim
+// one at a time (the engine a worker computes with); the block sums complete the same tree the coordinator uses.
 using DistTrain.Core.Data;
 using DistTrain.Core.Model;
 
@@ -9,32 +9,22 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
 {
     private readonly Network _network;
     private readonly Dataset _data;
-    private readonly ParallelRunner _runner;
-    private readonly ShardBlockComputer?[] _computers;
+    private readonly BlockEngine _engine;
     private readonly List<float[]> _blockBuffers = [];
-    private readonly Action<int> _body;
-    private int _maxShardRows;
-
-    // The step being computed (fields, so the per-thread body is one cached delegate).
-    private GradientRequest? _request;
-    private GradientResult? _result;
-    private int _blockSize, _blockCount, _nextBlock;
     private readonly List<(int FirstShard, int ShardCount, float[] Sum)> _tiling = [];
 
     public LocalGradientSource(Network network, Dataset data, int threads, string executorName = "local")
     {
         _network = network;
         _data = data;
-        _runner = new ParallelRunner(threads);
-        _computers = new ShardBlockComputer?[threads];
-        _body = RunThread;
+        _engine = new BlockEngine(threads);
         ExecutorName = executorName;
     }
 
     public string ExecutorName { get; }
-    public int Threads => _runner.ThreadCount;
+    public int Threads => _engine.Threads;
     /// <summary>Bytes allocated on the helper threads (the calling thread is measured by the caller).</summary>
-    public long HelperThreadAllocatedBytes => _runner.PoolAllocatedBytes;
+    public long HelperThreadAllocatedBytes => _engine.HelperThreadAllocatedBytes;
 
     public ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
     {
@@ -43,54 +33,24 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
         int shards = plan.ShardCount;
         result.Reset(shards);
         // One block per thread is enough with one thread; with more, several blocks each balance uneven shards.
-        _blockSize = GradientReduction.BlockSizeFor(shards, Threads == 1 ? 1 : 2 * Threads);
-        _blockCount = (shards + _blockSize - 1) / _blockSize;
-        EnsureCapacity(Math.Min(plan.ShardSize, plan.BatchSize), _blockSize, _blockCount);
-        _request = request;
-        _result = result;
-        _nextBlock = -1;
-        _runner.Run(_body);
-        _request = null;
-        _result = null;
+        int blockSize = GradientReduction.BlockSizeFor(shards, Threads == 1 ? 1 : 2 * Threads);
+        int blockCount = (shards + blockSize - 1) / blockSize;
+        // Buffers grow to the largest count seen and are then reused: steady-state steps allocate nothing.
+        while (_blockBuffers.Count < blockCount) _blockBuffers.Add(new float[_network.ParameterCount]);
+        _tiling.Clear();
+        for (int b = 0; b < blockCount; b++)
+        {
+            int first = b * blockSize;
+            _tiling.Add((first, Math.Min(blockSize, shards - first), _blockBuffers[b]));
+        }
+        _engine.Compute(_network, _data, request.Parameters, request.BatchIndices, plan, _tiling,
+            result.ShardLoss, result.ShardCorrect, result.ShardSamples, request.Step, request.RoundToBf16);
 
         // The blocks tile the batch: the same tree as a distributed step's (BlockTree), whoever computed them.
-        _tiling.Clear();
-        for (int b = 0; b < _blockCount; b++)
-        {
-            int first = b * _blockSize, count = Math.Min(_blockSize, shards - first);
-            _tiling.Add((first, count, _blockBuffers[b]));
-            result.Blocks.Add(new BlockRecord(first, count, ExecutorName));
-        }
+        foreach (var (first, count, _) in _tiling) result.Blocks.Add(new BlockRecord(first, count, ExecutorName));
         BlockTree.Complete(_tiling, shards, _network.ParameterCount).AsSpan(0, _network.ParameterCount).CopyTo(result.GradientSum);
         return ValueTask.CompletedTask;
     }
 
-    private void RunThread(int thread)
-    {
-        var request = _request!;
-        var result = _result!;
-        var computer = _computers[thread]!;
-        int shards = request.Plan.ShardCount;
-        int block;
-        while ((block = Interlocked.Increment(ref _nextBlock)) < _blockCount)
-        {
-            int first = block * _blockSize;
-            computer.ComputeBlock(request.Parameters, _data, request.BatchIndices, request.Plan, first,
-                Math.Min(_blockSize, shards - first), _blockBuffers[block],
-                result.ShardLoss, result.ShardCorrect, result.ShardSamples, request.Step, request.RoundToBf16);
-        }
-    }
-
-    // Buffers grow to the largest shape seen and are then reused: steady-state steps allocate nothing.
-    private void EnsureCapacity(int shardRows, int blockSize, int blockCount)
-    {
-        for (int t = 0; t < _computers.Length; t++)
-            if (_computers[t] is not { } c || c.Workspace.MaxRows < shardRows || c.MaxShardsPerBlock < blockSize)
-                _computers[t] = new ShardBlockComputer(_network, Math.Max(shardRows, _maxShardRows),
-                    Math.Max(blockSize, _computers[t]?.MaxShardsPerBlock ?? 1));
-        _maxShardRows = Math.Max(_maxShardRows, shardRows);
-        while (_blockBuffers.Count < blockCount) _blockBuffers.Add(new float[_network.ParameterCount]);
-    }
-
-    public void Dispose() => _runner.Dispose();
+    public void Dispose() => _engine.Dispose();
 }
