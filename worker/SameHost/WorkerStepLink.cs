@@ -1,4 +1,4 @@
-// The worker's end of a same-host step link (protos/StepLink.cs): a dedicated thread reads ComputeGradients requests
+// The worker's end of a same-host step link (protos/SameHost/StepLink.cs): a dedicated thread reads ComputeGradients requests
 // from the coordinator's Unix-domain socket, computes each on itself (bound like the compute thread), and writes the
 // reply or the refusal back. Requests are validated exactly as over gRPC (the same WorkerSession code).
 using System.Net.Sockets;

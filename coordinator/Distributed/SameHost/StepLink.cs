@@ -1,4 +1,4 @@
-// The coordinator's end of a same-host step link (protos/StepLink.cs): ComputeGradients calls to one worker over a
+// The coordinator's end of a same-host step link (protos/SameHost/StepLink.cs): ComputeGradients calls to one worker over a
 // Unix-domain socket, matched to replies by call id. A dedicated thread reads the replies with blocking calls and
 // completes each call on that thread, so the step goes on without waiting for a thread-pool thread to wake.
 // While it waits, the thread is bound to the worker's CPUs (when the worker's compute threads are bound): the reply

@@ -1,4 +1,4 @@
-// The coordinator's side of the same-host transport (protos/SharedMemory.cs): a private directory (mode 0700) under
+// The coordinator's side of the same-host transport (protos/SameHost/SharedMemory.cs): a private directory (mode 0700) under
 // /dev/shm holding the weights file and one slot file per worker id, all stamped with one random nonce that Prepare
 // sends. Removed on dispose; directories left by a coordinator that was killed are removed by the next one.
 // It also hands each same-host worker CPUs of its own for its compute threads (when binding is on): two workers
