@@ -61,19 +61,18 @@ public static class StepRequestCheck
         bool bf16 = request.Wire == WirePrecision.Bfloat16;
         // The 16-bit wire encodes what crosses the network; shared memory stays float32 (already rounded).
         bool encoded = bf16 && !shared;
-        var source = shared ? WeightsSource.SharedMemory : request.WeightsTicket.IsEmpty ? WeightsSource.Request : WeightsSource.Fetch;
+        bool ticket = request.WeightsSourceCase == ComputeRequest.WeightsSourceOneofCase.WeightsTicket;
+        var source = shared ? WeightsSource.SharedMemory : ticket ? WeightsSource.Fetch : WeightsSource.Request;
         if (source == WeightsSource.Fetch)
         {
-            if (!request.Weights.IsEmpty)
-                throw Invalid("weights_ticket is set but the request also carries weights or uses shared memory");
             if (request.WeightsTicket.Length > MaxTicketBytes)
                 throw Invalid($"weights_ticket has {request.WeightsTicket.Length} bytes, at most {MaxTicketBytes}");
             if (request.NextWeightsTicket.Length > MaxTicketBytes)
                 throw Invalid($"next_weights_ticket has {request.NextWeightsTicket.Length} bytes, at most {MaxTicketBytes}");
             if (!context.CanFetch) throw Refuse("this worker cannot fetch weights from the coordinator");
         }
-        else if (!request.WeightsTicket.IsEmpty)
-            throw Invalid("weights_ticket is set but the request also carries weights or uses shared memory");
+        else if (ticket)
+            throw Invalid("weights_ticket is set but the request uses shared memory");
         else if (!request.NextWeightsTicket.IsEmpty)
             throw Invalid("next_weights_ticket is set but the request has no weights_ticket");
         var work0 = new StepWork(request.Step, default, [], null, pool, bf16, encoded, source, []);

@@ -357,13 +357,14 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             var message = new ComputeRequest
             {
                 ProtocolVersion = Protocol.Version, Step = send.Step, WeightsVersion = send.Step,
-                Weights = shared || ticket is not null ? Google.Protobuf.ByteString.Empty : step.Weights,
-                WeightsTicket = ticket is null ? Google.Protobuf.ByteString.Empty : Google.Protobuf.UnsafeByteOperations.UnsafeWrap(ticket),
                 NextWeightsTicket = next is null ? Google.Protobuf.ByteString.Empty : Google.Protobuf.UnsafeByteOperations.UnsafeWrap(next),
                 BatchSize = plan.BatchSize, ShardSize = plan.ShardSize, SharedMemory = shared, ClaimPool = send.Pooled ? step.Pool : 0,
                 IndicesInSharedMemory = indicesShared,
                 Wire = step.Request.RoundToBf16 ? WirePrecision.Bfloat16 : WirePrecision.Float32,
             };
+            // One source of weights (a oneof): a ticket to fetch them, the weights themselves, or neither (shared memory).
+            if (ticket is not null) message.WeightsTicket = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(ticket);
+            else if (!shared) message.Weights = step.Weights;
             foreach (var block in send.Blocks)
             {
                 var (start, length) = plan.Range(block.FirstShard, block.ShardCount);

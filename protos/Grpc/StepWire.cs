@@ -17,8 +17,7 @@ public static class StepWire
     private const int ReplyBlocksField = ComputeReply.BlocksFieldNumber;
     private const int BlockGradientField = BlockResult.GradientSumFieldNumber;
 
-    public static readonly Marshaller<ComputeRequest> RequestMarshaller = new(Write,
-        context => ReadTopLevel(context, RequestWeightsField, ComputeRequest.Parser, (m, weights) => m.Weights = weights));
+    public static readonly Marshaller<ComputeRequest> RequestMarshaller = new(Write, ReadRequest);
     public static readonly Marshaller<ComputeReply> ReplyMarshaller = new(WriteReply, ReadReply);
     public static readonly Marshaller<FetchWeightsReply> WeightsMarshaller = new(Write,
         context => ReadTopLevel(context, FetchWeightsReply.WeightsFieldNumber, FetchWeightsReply.Parser, (m, weights) => m.Weights = weights));
@@ -53,6 +52,27 @@ public static class StepWire
     {
         var payload = context.PayloadAsReadOnlySequence();
         return TryReadBulk(payload, field, parser, set) ?? parser.ParseFrom(payload);
+    }
+
+    /// <summary>
+    /// A request with its weights in a pooled array. weights and weights_ticket are one oneof, where the later field on
+    /// the wire wins: a payload with both (no coordinator sends one) is read by the generated parser, which knows the
+    /// order.
+    /// </summary>
+    private static ComputeRequest ReadRequest(DeserializationContext context)
+    {
+        var payload = context.PayloadAsReadOnlySequence();
+        bool both = false;
+        var message = TryReadBulk(payload, RequestWeightsField, ComputeRequest.Parser, (m, weights) =>
+        {
+            if (m.WeightsSourceCase == ComputeRequest.WeightsSourceOneofCase.WeightsTicket)
+            {
+                both = true;
+                WireBuffers.Return(weights);
+            }
+            else m.Weights = weights;
+        });
+        return message is null || both ? ComputeRequest.Parser.ParseFrom(payload) : message;
     }
 
     private static ComputeReply ReadReply(DeserializationContext context)

@@ -39,8 +39,8 @@ public class StepRequestCheckTests
         Assert.False(work.Bf16);
 
         var fetch = Valid();
-        fetch.Weights = ByteString.Empty;
         fetch.WeightsTicket = ByteString.CopyFrom(new byte[16]);
+        Assert.True(fetch.Weights.IsEmpty); // one source of weights: the ticket replaced them
         fetch.NextWeightsTicket = ByteString.CopyFrom(new byte[16]);
         fetch.Wire = WirePrecision.Bfloat16;
         work = StepRequestCheck.Check(fetch, Grpc);
@@ -49,7 +49,7 @@ public class StepRequestCheckTests
         Assert.Equal(2 * Parameters, work.WeightBytes(Parameters));
 
         var shared = Valid();
-        shared.Weights = ByteString.Empty;
+        shared.ClearWeightsSource();
         shared.SharedMemory = true;
         shared.IndicesInSharedMemory = true;
         shared.Wire = WirePrecision.Bfloat16;
@@ -72,7 +72,7 @@ public class StepRequestCheckTests
         { "shared not accepted", StatusCode.FailedPrecondition, "did not accept it in Prepare" },
         { "pool without shared", StatusCode.FailedPrecondition, "claim_pool needs the shared weights file" },
         { "wire", StatusCode.InvalidArgument, "wire must be" },
-        { "ticket and weights", StatusCode.InvalidArgument, "weights_ticket is set but the request also carries weights" },
+        { "ticket with shared memory", StatusCode.InvalidArgument, "weights_ticket is set but the request uses shared memory" },
         { "long ticket", StatusCode.InvalidArgument, "weights_ticket has 65 bytes, at most 64" },
         { "next ticket alone", StatusCode.InvalidArgument, "next_weights_ticket is set but the request has no weights_ticket" },
         { "cannot fetch", StatusCode.FailedPrecondition, "cannot fetch weights" },
@@ -100,14 +100,16 @@ public class StepRequestCheckTests
             case "shared not accepted": request.SharedMemory = true; break;
             case "pool without shared": request.ClaimPool = 1; break;
             case "wire": request.Wire = (WirePrecision)9; break;
-            case "ticket and weights": request.WeightsTicket = ByteString.CopyFrom(new byte[16]); break;
+            case "ticket with shared memory":
+                request.WeightsTicket = ByteString.CopyFrom(new byte[16]);
+                request.SharedMemory = true;
+                context = Shared;
+                break;
             case "long ticket":
-                request.Weights = ByteString.Empty;
                 request.WeightsTicket = ByteString.CopyFrom(new byte[65]);
                 break;
             case "next ticket alone": request.NextWeightsTicket = ByteString.CopyFrom(new byte[16]); break;
             case "cannot fetch":
-                request.Weights = ByteString.Empty;
                 request.WeightsTicket = ByteString.CopyFrom(new byte[16]);
                 context = Grpc with { CanFetch = false };
                 break;
@@ -130,7 +132,7 @@ public class StepRequestCheckTests
     public void SharedSlotsAreInRangeAndUsedOnce()
     {
         var request = Valid();
-        request.Weights = ByteString.Empty;
+        request.ClearWeightsSource();
         request.SharedMemory = true;
         request.Blocks[0].SharedSlot = 2;
         request.Blocks[1].SharedSlot = 2;

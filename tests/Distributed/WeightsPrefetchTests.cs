@@ -55,8 +55,7 @@ public class WeightsPrefetchTests
             weights ??= await transport().WeightsForAsync(request.Step, request.WeightsTicket.Memory, ct)
                 ?? throw new InvalidOperationException($"no weights for step {request.Step}");
             var copy = request.Clone();
-            copy.Weights = ByteString.CopyFrom(weights.Span);
-            copy.WeightsTicket = ByteString.Empty;
+            copy.Weights = ByteString.CopyFrom(weights.Span); // the oneof: no ticket any more
             copy.NextWeightsTicket = ByteString.Empty;
             lock (Steps)
             {

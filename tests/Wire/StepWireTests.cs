@@ -137,6 +137,22 @@ public class StepWireTests
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void WeightsAndATicketOnTheWireLeaveTheLaterOneAsTheGeneratedParserDoes(bool ticketLast)
+    {
+        // weights and weights_ticket are a oneof: whichever comes last is the request's source of weights.
+        var weights = new ComputeRequest { Weights = WireArrays.Wrap(Floats(10_000, 5)) }.ToByteArray();
+        var ticket = new ComputeRequest { Step = 3, WeightsTicket = ByteString.CopyFrom(new byte[16]) }.ToByteArray();
+        byte[] bytes = ticketLast ? [.. weights, .. ticket] : [.. ticket, .. weights];
+        var read = Deserialize(StepWire.RequestMarshaller, bytes);
+        Assert.Equal(ComputeRequest.Parser.ParseFrom(bytes), read);
+        Assert.Equal(ticketLast ? ComputeRequest.WeightsSourceOneofCase.WeightsTicket : ComputeRequest.WeightsSourceOneofCase.Weights,
+            read.WeightsSourceCase);
+        Assert.Equal(3, read.Step);
+    }
+
+    [Theory]
     [InlineData(new byte[] { 0x22, 0x80, 0x80, 0x04 })] // weights promising 64 KiB that are not there
     [InlineData(new byte[] { 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01 })] // an 11-byte varint
     [InlineData(new byte[] { 0x23 })] // a group
