@@ -4,6 +4,7 @@
 # only. Prints local mode and the distributed run for each rate, rounds alternating. Root only; every name starts
 # with "dtbn", addresses are inside 10.213.78.0/24, and everything is removed at exit, also on failure.
 #   docs/scripts/bench-netns.sh CONFIG EPOCHS "1gbit 10gbit" [rounds]
+#   EXTRA="--wire bf16" docs/scripts/bench-netns.sh CONFIG EPOCHS "1gbit" 3   (EXTRA: more bench-distributed flags)
 set -euo pipefail
 config=${1:-examples/lecture-mnist.json}
 epochs=${2:-40}
@@ -61,7 +62,7 @@ distributed_run() {
   local port=$((20000 + RANDOM % 20000)) log
   log=$(mktemp)
   "${disttrain[@]}" bench-distributed --no-dashboard --config "$config" --epochs "$epochs" \
-    --listen "http://$subnet.1:$port" --expect-workers "$workers" --shared-memory off > "$log" 2>&1 &
+    --listen "http://$subnet.1:$port" --expect-workers "$workers" --shared-memory off ${EXTRA:-} > "$log" 2>&1 &
   local coordinator=$!
   pids=("$coordinator")
   sleep 2
