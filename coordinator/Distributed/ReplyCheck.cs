@@ -37,8 +37,12 @@ internal static class ReplyCheck
                 return BlockVerdict.Invalid;
             finite &= double.IsFinite(block.ShardLoss[k]);
         }
-        if (!finite || !Clipping.AllFinite(gradient)) return BlockVerdict.NonFinite;
-        norm = Norm(gradient);
+        if (!finite) return BlockVerdict.NonFinite;
+        // One pass checks both: summed in double, the squares are finite exactly when every element is (a float squared
+        // cannot overflow a double, nor can a sum of 2³¹ of them).
+        double sum = Norm(gradient);
+        if (!double.IsFinite(sum)) return BlockVerdict.NonFinite;
+        norm = sum;
         return BlockVerdict.Valid;
     }
 

@@ -52,6 +52,29 @@ public class ReplyCheckTests
         Assert.Equal(BlockVerdict.NonFinite, Judge(Reply([loss, 0.5], [1, 1], [2, 1]), out _));
 
     [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public void ANonFiniteGradientElementIsNonFiniteWhereverItIs(float bad)
+    {
+        for (int at = 0; at < 3; at++)
+        {
+            float[] gradient = [1, -2, 2];
+            gradient[at] = bad;
+            Assert.Equal(BlockVerdict.NonFinite, Judge(Reply([0.5, 0.5], [1, 1], [2, 1], gradient), out double norm));
+            Assert.True(double.IsNaN(norm));
+        }
+    }
+
+    [Fact]
+    public void TheLargestFiniteGradientIsValidWithAFiniteNorm()
+    {
+        // The norm is summed in double, so it cannot overflow where every element is finite: one pass checks both.
+        Assert.Equal(BlockVerdict.Valid, Judge(Reply([0.5, 0.5], [1, 1], [2, 1], [float.MaxValue, -float.MaxValue, float.MaxValue]), out double norm));
+        Assert.Equal(Math.Sqrt(3) * float.MaxValue, norm, float.MaxValue * 1e-12);
+    }
+
+    [Theory]
     [InlineData(new[] { 3, 0 }, new[] { 2, 1 })] // correct > samples
     [InlineData(new[] { -1, 0 }, new[] { 2, 1 })] // correct < 0
     [InlineData(new[] { 0, 0 }, new[] { 2, 2 })] // samples other than assigned
