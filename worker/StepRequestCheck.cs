@@ -65,8 +65,8 @@ public static class StepRequestCheck
         var source = shared ? WeightsSource.SharedMemory : ticket ? WeightsSource.Fetch : WeightsSource.Request;
         if (source == WeightsSource.Fetch)
         {
-            if (request.WeightsTicket.Length > MaxTicketBytes)
-                throw Invalid($"weights_ticket has {request.WeightsTicket.Length} bytes, at most {MaxTicketBytes}");
+            if (request.WeightsTicket.Length is 0 or > MaxTicketBytes)
+                throw Invalid($"weights_ticket has {request.WeightsTicket.Length} bytes, expected 1..{MaxTicketBytes}");
             if (request.NextWeightsTicket.Length > MaxTicketBytes)
                 throw Invalid($"next_weights_ticket has {request.NextWeightsTicket.Length} bytes, at most {MaxTicketBytes}");
             if (!context.CanFetch) throw Refuse("this worker cannot fetch weights from the coordinator");

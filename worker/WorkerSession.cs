@@ -83,6 +83,7 @@ public sealed class WorkerSession : IDisposable
         await _prepareLock.WaitAsync(cancellationToken);
         try
         {
+            DropPrefetched();
             if (_prepared is { } current && current.ModelJson == request.ModelSpecJson &&
                 current.Fingerprint == request.DatasetFingerprint)
             {
@@ -135,9 +136,10 @@ public sealed class WorkerSession : IDisposable
                 prepared.Shared?.Weights.IndexCapacity ?? 0, _weights is not null));
         if (work.Weights == WeightsSource.Fetch)
         {
-            var early = await TakePrefetchedAsync(request.Step, cancellationToken);
-            // The next step's weights start on their way now; the coordinator answers once that step begins.
-            if (!request.NextWeightsTicket.IsEmpty) Prefetch(request.Step + 1, request.NextWeightsTicket);
+            var (early, ahead) = await TakePrefetchedAsync(request.Step, cancellationToken);
+            // The next step's weights start on their way now; the coordinator answers once that step begins. (Unless
+            // they already are: this is a second request of a step, and an earlier one asked for them.)
+            if (!request.NextWeightsTicket.IsEmpty && !ahead) Prefetch(request.Step + 1, request.NextWeightsTicket);
             // Into a pooled array, given back with the request's weights after the compute (ExecuteAsync's finally).
             request.Weights = early ?? await _weights!.FetchAsync(request.Step, request.WeightsTicket, cancellationToken);
             try { StepRequestCheck.CheckWeights(work, request.Weights.Length, prepared!.Network.ParameterCount); }
@@ -268,21 +270,27 @@ public sealed class WorkerSession : IDisposable
 
     /// <summary>
     /// The weights of <paramref name="step"/> fetched early with the previous request's next-step ticket, or null when
-    /// there are none or that fetch failed (the caller fetches with its own ticket). Any other prefetch is discarded.
+    /// there are none or that fetch failed (the caller fetches with its own ticket); Ahead when the fetch held is for a
+    /// later step (kept: it serves that step's request). A fetch for an earlier step is discarded.
     /// </summary>
-    private async Task<Google.Protobuf.ByteString?> TakePrefetchedAsync(long step, CancellationToken cancellationToken)
+    private async Task<(Google.Protobuf.ByteString? Weights, bool Ahead)> TakePrefetchedAsync(long step, CancellationToken cancellationToken)
     {
-        if (Interlocked.Exchange(ref _prefetched, null) is not { } prefetched) return null;
-        if (prefetched.Step != step)
+        if (Interlocked.Exchange(ref _prefetched, null) is not { } prefetched) return (null, false);
+        if (prefetched.Step > step)
+        {
+            if (Interlocked.CompareExchange(ref _prefetched, prefetched, null) is not null) Discard(prefetched.Weights);
+            return (null, true);
+        }
+        if (prefetched.Step < step)
         {
             Discard(prefetched.Weights);
-            return null;
+            return (null, false);
         }
-        try { return await prefetched.Weights.WaitAsync(cancellationToken); }
+        try { return (await prefetched.Weights.WaitAsync(cancellationToken), false); }
         catch (RpcException e)
         {
             _log.LogDebug("early fetch of step {Step}'s weights failed ({Detail}); fetching them with the request's ticket", step, e.Status.Detail);
-            return null;
+            return (null, false);
         }
         catch (OperationCanceledException)
         {
@@ -294,14 +302,26 @@ public sealed class WorkerSession : IDisposable
     /// <summary>Starts fetching <paramref name="step"/>'s weights with a next-step ticket, replacing an unused prefetch.</summary>
     private void Prefetch(long step, Google.Protobuf.ByteString ticket)
     {
-        var fetch = _weights!.FetchAsync(step, ticket, _lifetime.Token);
+        CancellationToken lifetime;
+        try { lifetime = _lifetime.Token; }
+        catch (ObjectDisposedException) { return; } // disposed meanwhile: no more fetches
+        var fetch = _weights!.FetchAsync(step, ticket, lifetime);
         if (Interlocked.Exchange(ref _prefetched, new Prefetched(step, fetch)) is { } replaced) Discard(replaced.Weights);
     }
 
-    /// <summary>Gives an unused fetch's pooled weights back once it ends (and observes its failure).</summary>
+    /// <summary>Drops the early fetch held (a new Prepare: it may be another run's, whose step numbers mean other weights).</summary>
+    private void DropPrefetched()
+    {
+        if (Interlocked.Exchange(ref _prefetched, null) is { } prefetched) Discard(prefetched.Weights);
+    }
+
+    /// <summary>Gives an unused fetch's pooled weights back once it ends, and observes its failure.</summary>
     private static void Discard(Task<Google.Protobuf.ByteString> fetch) =>
-        fetch.ContinueWith(t => { if (t.IsCompletedSuccessfully) WireBuffers.Return(t.Result); }, CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        fetch.ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully) WireBuffers.Return(t.Result);
+            else _ = t.Exception;
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>A block's per-shard sums (already rounded) as bfloat16 vectors; their float arrays go back to the pool.</summary>
     private static Google.Protobuf.ByteString EncodeShards(IReadOnlyList<float[]> shards, int length)
@@ -431,7 +451,7 @@ public sealed class WorkerSession : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _lifetime.Cancel();
-        if (Interlocked.Exchange(ref _prefetched, null) is { } prefetched) Discard(prefetched.Weights);
+        DropPrefetched();
         var shared = _prepared?.Shared;
         shared?.Link?.Dispose();
         bool idle = _computeLock.Wait(TimeSpan.FromSeconds(30));

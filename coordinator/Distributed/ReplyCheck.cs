@@ -40,9 +40,9 @@ internal static class ReplyCheck
         if (!finite) return BlockVerdict.NonFinite;
         // One pass checks both: summed in double, the squares are finite exactly when every element is (a float squared
         // cannot overflow a double, nor can a sum of 2³¹ of them).
-        double sum = Norm(gradient);
-        if (!double.IsFinite(sum)) return BlockVerdict.NonFinite;
-        norm = sum;
+        double measured = Norm(gradient);
+        if (!double.IsFinite(measured)) return BlockVerdict.NonFinite;
+        norm = measured;
         return BlockVerdict.Valid;
     }
 

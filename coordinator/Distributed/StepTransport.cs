@@ -315,7 +315,9 @@ public sealed class StepTransport : IStepTransport, IGradientSource
 
     /// <summary>
     /// Hands the step back once its requests have settled: a request the step no longer needed (a pool member still
-    /// busy) was cancelled, and none may outlive the step whose weights it may still be sending.
+    /// busy) was cancelled, and none may outlive the step whose weights it may still be sending. (An early fetch's
+    /// reply still being written may then read weights the optimizer is changing; only a request the step no longer
+    /// waits for can be computing on them, and its reply is ignored.)
     /// </summary>
     private Action Finish(StepInHand step, Exception? error)
     {
@@ -351,7 +353,13 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         if (ticketKey is not null) _tickets[ticketKey] = (step, send.WorkerId);
         // And one for the next step's weights, which the worker may fetch (and wait for) at once.
         byte[]? next = ticket is null || _closed ? null : System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes);
-        if (next is not null) _prefetches[Convert.ToHexString(next)] = new Prefetch(send.Step + 1, send.WorkerId);
+        if (next is not null)
+        {
+            string key = Convert.ToHexString(next);
+            _prefetches[key] = new Prefetch(send.Step + 1, send.WorkerId);
+            // Closed meanwhile: nothing will drop it at a step's end any more.
+            if (_closed && _prefetches.TryRemove(key, out var late)) late.Ready.TrySetResult(null);
+        }
         try
         {
             var message = new ComputeRequest

@@ -32,6 +32,9 @@ public static class BFloat16
         else if (Vector256.IsHardwareAccelerated)
             for (; i <= bits.Length - 8; i += 8)
                 RoundVector(Vector256.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref x, (nuint)i);
+        else if (Vector128.IsHardwareAccelerated)
+            for (; i <= bits.Length - 4; i += 4)
+                RoundVector(Vector128.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref x, (nuint)i);
         for (; i < bits.Length; i++) bits[i] = RoundBits(bits[i]);
     }
 
@@ -57,6 +60,13 @@ public static class BFloat16
                 var low = RoundVector(Vector256.LoadUnsafe(ref x, (nuint)i)) >>> 16;
                 var high = RoundVector(Vector256.LoadUnsafe(ref x, (nuint)(i + 8))) >>> 16;
                 Vector256.Narrow(low, high).StoreUnsafe(ref y, (nuint)i);
+            }
+        else if (Vector128.IsHardwareAccelerated)
+            for (; i <= bits.Length - 8; i += 8)
+            {
+                var low = RoundVector(Vector128.LoadUnsafe(ref x, (nuint)i)) >>> 16;
+                var high = RoundVector(Vector128.LoadUnsafe(ref x, (nuint)(i + 4))) >>> 16;
+                Vector128.Narrow(low, high).StoreUnsafe(ref y, (nuint)i);
             }
         for (; i < bits.Length; i++) destination[i] = (ushort)(RoundBits(bits[i]) >> 16);
     }
@@ -84,6 +94,13 @@ public static class BFloat16
                 (low << 16).StoreUnsafe(ref y, (nuint)i);
                 (high << 16).StoreUnsafe(ref y, (nuint)(i + 8));
             }
+        else if (Vector128.IsHardwareAccelerated)
+            for (; i <= source.Length - 8; i += 8)
+            {
+                var (low, high) = Vector128.Widen(Vector128.LoadUnsafe(ref x, (nuint)i));
+                (low << 16).StoreUnsafe(ref y, (nuint)i);
+                (high << 16).StoreUnsafe(ref y, (nuint)(i + 4));
+            }
         for (; i < source.Length; i++) bits[i] = (uint)source[i] << 16;
     }
 
@@ -96,6 +113,16 @@ public static class BFloat16
         var rounded = (bits + Vector512.Create(0x7FFFu) + ((bits >>> 16) & Vector512<uint>.One)) & Vector512.Create(0xFFFF0000u);
         var quiet = (bits | Vector512.Create(0x00400000u)) & Vector512.Create(0xFFFF0000u);
         return Vector512.ConditionalSelect(isNaN, quiet, rounded);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<uint> RoundVector(Vector128<uint> bits)
+    {
+        var exponent = Vector128.Create(0x7F800000u);
+        var isNaN = Vector128.Equals(bits & exponent, exponent) & Vector128.GreaterThan(bits & Vector128.Create(0x007FFFFFu), Vector128<uint>.Zero);
+        var rounded = (bits + Vector128.Create(0x7FFFu) + ((bits >>> 16) & Vector128<uint>.One)) & Vector128.Create(0xFFFF0000u);
+        var quiet = (bits | Vector128.Create(0x00400000u)) & Vector128.Create(0xFFFF0000u);
+        return Vector128.ConditionalSelect(isNaN, quiet, rounded);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

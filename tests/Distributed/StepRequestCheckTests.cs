@@ -73,7 +73,8 @@ public class StepRequestCheckTests
         { "pool without shared", StatusCode.FailedPrecondition, "claim_pool needs the shared weights file" },
         { "wire", StatusCode.InvalidArgument, "wire must be" },
         { "ticket with shared memory", StatusCode.InvalidArgument, "weights_ticket is set but the request uses shared memory" },
-        { "long ticket", StatusCode.InvalidArgument, "weights_ticket has 65 bytes, at most 64" },
+        { "long ticket", StatusCode.InvalidArgument, "weights_ticket has 65 bytes, expected 1..64" },
+        { "empty ticket", StatusCode.InvalidArgument, "weights_ticket has 0 bytes, expected 1..64" },
         { "next ticket alone", StatusCode.InvalidArgument, "next_weights_ticket is set but the request has no weights_ticket" },
         { "cannot fetch", StatusCode.FailedPrecondition, "cannot fetch weights" },
         { "short weights", StatusCode.InvalidArgument, "weights has 39 bytes, expected 40 (10 float32)" },
@@ -108,6 +109,7 @@ public class StepRequestCheckTests
             case "long ticket":
                 request.WeightsTicket = ByteString.CopyFrom(new byte[65]);
                 break;
+            case "empty ticket": request.WeightsTicket = ByteString.Empty; break;
             case "next ticket alone": request.NextWeightsTicket = ByteString.CopyFrom(new byte[16]); break;
             case "cannot fetch":
                 request.WeightsTicket = ByteString.CopyFrom(new byte[16]);

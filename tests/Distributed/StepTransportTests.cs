@@ -31,7 +31,7 @@ public class StepTransportTests
     /// </summary>
     private sealed class SessionClient(WorkerSession session, Func<ComputeReply, ComputeReply>? tamper = null,
         TimeSpan delay = default, List<ComputeRequest>? requests = null, Task? gate = null,
-        TaskCompletionSource? replied = null) : IWorkerClient
+        TaskCompletionSource? replied = null, System.Runtime.CompilerServices.StrongBox<double>? delayed = null) : IWorkerClient
     {
         public int Calls;
         public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken ct) =>
@@ -42,7 +42,10 @@ public class StepTransportTests
         {
             Interlocked.Increment(ref Calls);
             if (requests is not null) lock (requests) requests.Add(request.Clone());
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             if (delay > TimeSpan.Zero) await Task.Delay(delay, ct);
+            // How long the delay really took (a loaded machine fires timers late), for a tamper to report.
+            if (delayed is not null) delayed.Value = clock.Elapsed.TotalSeconds;
             if (gate is not null) await gate.WaitAsync(ct);
             var reply = await session.ComputeAsync(request, ct);
             reply = tamper is null ? reply : tamper(reply);
@@ -140,7 +143,7 @@ public class StepTransportTests
     private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, ControlPlane Cluster)> RunStepAsync(
         Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1,
         SharedMemoryHost? shared = null, bool link = false, string? lateWorker = null, List<ComputeRequest>? requests = null,
-        int steps = 1)
+        int steps = 1, System.Runtime.CompilerServices.StrongBox<double>? delayedW1 = null)
     {
         // lateWorker: its requests start only after the other worker's first reply (it then finds the pool empty).
         var firstReplied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -163,7 +166,8 @@ public class StepTransportTests
             bool late = lateWorker == entry.WorkerId;
             Task? gate = late ? firstReplied.Task : null;
             var replied = lateWorker is not null && !late ? firstReplied : null;
-            IWorkerClient client = new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero, requests, gate, replied);
+            IWorkerClient client = new SessionClient(session, tamper, sessions.Count == 1 ? delayW1 : TimeSpan.Zero, requests, gate, replied,
+                sessions.Count == 1 ? delayedW1 : null);
             if (link)
             {
                 Assert.True(prepared.StepLink, prepared.SharedMemoryNote);
@@ -205,21 +209,25 @@ public class StepTransportTests
         // limit (a CPU time a millionth of the compute) is not believed at all: w1 counts at its measured round trip,
         // as slow as the slow link. (Shares under such lies, replayed on a fake clock: MeasuredScenarioTests.)
         // CPU seconds well above the in-process call's own overhead (also when other tests load the machine), and at
-        // least 1/8 (the credit limit) of the whole reported compute, so only the delay decides.
+        // least 1/8 (the credit limit) of the whole reported compute, so only the delay decides. The wait w1 reports is
+        // the delay as it really ran: on a loaded machine the timer fires late, and what w1 does not report as compute
+        // counts, rightly, as transfer.
         const double cpu = 0.2, delay = 1.0;
+        var delayed = new System.Runtime.CompilerServices.StrongBox<double>();
         ComputeReply Report(ComputeReply reply, double waited, double cpuSeconds)
         {
             var copy = reply.Clone();
-            (copy.ComputeSeconds, copy.ComputeCpuSeconds) = (reply.ComputeSeconds + waited, cpuSeconds);
+            (copy.ComputeSeconds, copy.ComputeCpuSeconds) = (reply.ComputeSeconds + (double.IsNaN(waited) ? delayed.Value : waited), cpuSeconds);
             return copy;
         }
         var (waited, w1Cpu) = w1Case switch
         {
-            "waited for a core" => (delay, cpu),
+            "waited for a core" => (double.NaN, cpu), // the measured delay, below
             "slow link" => (0.0, cpu),
             _ => (delay, (cpu + delay) * 1e-6),
         };
-        var (_, _, _, cluster) = await RunStepAsync(r => Report(r, waited, w1Cpu), r => Report(r, 0, cpu), TimeSpan.FromSeconds(delay));
+        var (_, _, _, cluster) = await RunStepAsync(r => Report(r, waited, w1Cpu), r => Report(r, 0, cpu), TimeSpan.FromSeconds(delay),
+            delayedW1: delayed);
         double w1 = cluster.Worker("w1").SamplesPerSecond, w2 = cluster.Worker("w2").SamplesPerSecond;
         if (w1Case == "waited for a core") Assert.InRange(w1 / w2, 0.5, 2);
         else Assert.True(w1 < w2 / 3, $"w1 {w1:F0} samples/s, w2 {w2:F0} samples/s");
