@@ -2,15 +2,10 @@
 // (Internal, Unknown, Cancelled from a connection torn down mid-call): the worker keeps retrying and registers again
 // instead of exiting, while a refusal (FailedPrecondition) still stops it with exit code 1 and the reason.
 using System.Collections.Concurrent;
-using System.Net;
 using DistTrain.Protos;
 using DistTrain.Tests.Distributed;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace DistTrain.Tests.Fault;
 
@@ -51,15 +46,8 @@ public sealed class WorkerReconnectTests : IDisposable
 
     private static async Task<(WebApplication App, int Port)> HostAsync(ScriptedCoordinator coordinator)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpc();
-        builder.Services.AddSingleton(coordinator);
-        var app = builder.Build();
-        app.MapGrpcService<ScriptedCoordinator>();
-        await app.StartAsync();
-        return (app, new Uri(app.Urls.First()).Port);
+        var (app, url) = await Infrastructure.LoopbackGrpcServer.StartAsync(coordinator);
+        return (app, new Uri(url).Port);
     }
 
     [Fact]

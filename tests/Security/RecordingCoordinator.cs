@@ -1,14 +1,9 @@
 // A stand-in coordinator in the test process, behind the shared token like a real one: it registers workers and keeps
 // the session secret each sent, so a test can call a worker exactly as its coordinator would (or leave the secret out).
-using System.Net;
 using DistTrain.Protos;
 using DistTrain.Protos.Security;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace DistTrain.Tests.Security;
 
@@ -25,17 +20,8 @@ public sealed class RecordingCoordinator : Protos.Coordinator.CoordinatorBase, I
     public static async Task<RecordingCoordinator> StartAsync(string token)
     {
         var coordinator = new RecordingCoordinator();
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpc();
-        builder.Services.AddSingleton(coordinator);
-        var app = builder.Build();
-        new NodeSecurity(SharedToken.Parse(token, "test"), null).Protect(app, _ => { });
-        app.MapGrpcService<RecordingCoordinator>();
-        await app.StartAsync();
-        coordinator._app = app;
-        coordinator.Url = $"http://127.0.0.1:{new Uri(app.Urls.First()).Port}";
+        (coordinator._app, coordinator.Url) = await Infrastructure.LoopbackGrpcServer.StartAsync(coordinator,
+            app => new NodeSecurity(SharedToken.Parse(token, "test"), null).Protect(app, _ => { }));
         return coordinator;
     }
 
