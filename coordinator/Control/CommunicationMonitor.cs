@@ -35,7 +35,7 @@ public sealed class CommunicationMonitor
         _said = true;
         string help = _bf16
             ? "a larger batch (more compute per byte) or fewer workers per coordinator link would help"
-            : "a larger batch (more compute per byte), --wire bf16 (half the bytes) or fewer workers per coordinator link would help";
+            : "a larger batch (more compute per byte), --wire bf16 (half the bytes when each worker computes one shard a step) or fewer workers per coordinator link would help";
         return $"communication-bound: over the last {Window} steps the slowest worker computed a median " +
             $"{1000 * Median(_compute):F2} ms of a {1000 * Median(_step):F2} ms step; {100 * share:F0}% of the step is spent " +
             $"outside compute (transfer, serialisation, scheduling); {help}";
