@@ -29,7 +29,9 @@ public sealed record StepWork(long Step, ShardPlan Plan, IReadOnlyList<(int Firs
     public bool SharedMemory => Weights == WeightsSource.SharedMemory;
 
     /// <summary>The bytes the weights take on the wire: one float32 or bfloat16 value per parameter.</summary>
-    public long WeightBytes(int parameterCount) => (Encoded ? 2L : 4L) * parameterCount;
+    public long WeightBytes(int parameterCount) => WeightBytes(Encoded, parameterCount);
+
+    internal static long WeightBytes(bool encoded, int parameterCount) => (encoded ? 2L : 4L) * parameterCount;
 }
 
 public static class StepRequestCheck
@@ -75,8 +77,7 @@ public static class StepRequestCheck
             throw Invalid("weights_ticket is set but the request uses shared memory");
         else if (!request.NextWeightsTicket.IsEmpty)
             throw Invalid("next_weights_ticket is set but the request has no weights_ticket");
-        var work0 = new StepWork(request.Step, default, [], null, pool, bf16, encoded, source, []);
-        if (source == WeightsSource.Request) CheckWeights(work0, request.Weights.Length, context.ParameterCount);
+        if (source == WeightsSource.Request) CheckWeights(encoded, request.Weights.Length, context.ParameterCount);
         else if (source == WeightsSource.SharedMemory && !request.Weights.IsEmpty)
             throw Invalid($"weights has {request.Weights.Length} bytes but the request says they are in shared memory");
         if (request.BatchSize < 1 || request.ShardSize < 1)
@@ -130,15 +131,17 @@ public static class StepRequestCheck
             }
             blocks.Add((block.FirstShard, block.ShardCount));
         }
-        return work0 with { Plan = plan, Blocks = blocks, Batch = batch, Slots = slots };
+        return new StepWork(request.Step, plan, blocks, batch, pool, bf16, encoded, source, slots);
     }
 
     /// <summary>Checks the length of weights that came in the request or from a fetch.</summary>
-    public static void CheckWeights(StepWork work, int bytes, int parameterCount)
+    public static void CheckWeights(StepWork work, int bytes, int parameterCount) => CheckWeights(work.Encoded, bytes, parameterCount);
+
+    private static void CheckWeights(bool encoded, int bytes, int parameterCount)
     {
-        long expected = work.WeightBytes(parameterCount);
+        long expected = StepWork.WeightBytes(encoded, parameterCount);
         if (bytes != expected)
-            throw Invalid($"weights has {bytes} bytes, expected {expected} ({parameterCount} {(work.Encoded ? "bfloat16" : "float32")})");
+            throw Invalid($"weights has {bytes} bytes, expected {expected} ({parameterCount} {(encoded ? "bfloat16" : "float32")})");
     }
 
     /// <summary>Every index inside the dataset.</summary>

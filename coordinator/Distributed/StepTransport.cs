@@ -80,8 +80,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
 
     /// <summary>
     /// Weights of at least this many bytes are fetched under WeightsTransfer.Auto: above a receiver's default HTTP/2
-    /// stream window (Kestrel's 768 KiB) a request body waits for a window update, and fetching is the faster path;
-    /// below it the fetch's extra round trip costs more than it saves (measured: docs/performance.md).
+    /// stream window (Kestrel's 768 KiB) a request body waits for a window update, and fetching (early) is the faster
+    /// path; below it, fetching measured no faster than sending them in the request (docs/performance.md).
     /// </summary>
     public const int AutoFetchBytes = 768 * 1024;
 
@@ -100,7 +100,6 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         var step = new StepInHand(request, result, EncodeWeights(request));
         if (Interlocked.CompareExchange(ref _step, step, null) is not null)
             throw new InvalidOperationException($"step {request.Step} started while another is in progress");
-        DropPrefetches(request.Step - 1);
         _post(new StepRequested(request.Step, request.Plan));
         await using (cancellationToken.Register(() => _post(new StepAbandoned(request.Step, "cancelled"))))
             await step.Done.Task.ConfigureAwait(false);
