@@ -22,6 +22,10 @@ public sealed class WorkerSession : IDisposable
         public SharedMemoryOffer? Offer { get; init; }
         public string SharedNote { get; init; } = "";
         public string CpuBinding { get; init; } = "not bound";
+        /// <summary>The TCP step link, when the coordinator offered one, shared memory was not taken and it connected.</summary>
+        public WorkerStepLink? TcpLink { get; init; }
+        public TcpLinkOffer? TcpOffer { get; init; }
+        public string TcpNote { get; init; } = "";
     }
 
     private sealed record SharedFiles(SharedWeights Weights, SharedSlots Slots) : IDisposable
@@ -88,11 +92,10 @@ public sealed class WorkerSession : IDisposable
                 current.Fingerprint == request.DatasetFingerprint)
             {
                 // A link that closed meanwhile is connected again (the coordinator may have dropped it).
-                if (Equals(current.Offer, request.SharedMemory) && current.Shared?.Link?.IsOpen != false)
-                    return Reply(current, true, "already prepared");
-                // Same model and data, new coordinator files (it restarted): only the shared memory changes.
-                var renewed = current with { Shared = null, Offer = null };
-                renewed = await AttachSharedAsync(renewed, request.SharedMemory, request.WorkerId, cancellationToken);
+                if (LinksCurrent(current, request)) return Reply(current, true, "already prepared");
+                // Same model and data, new coordinator files or links (it restarted): only those change.
+                var renewed = current with { Shared = null, Offer = null, TcpLink = null, TcpOffer = null };
+                renewed = await AttachSharedAsync(renewed, request, cancellationToken);
                 return Reply(renewed, true, "already prepared");
             }
             Network network;
@@ -105,8 +108,7 @@ public sealed class WorkerSession : IDisposable
             try { network.CheckCompatible(data.Split.Train); }
             catch (UserInputException e) { throw Refuse($"the model does not fit the data: {e.Message}"); }
             var prepared = await AttachSharedAsync(
-                new Prepared(request.ModelSpecJson, request.DatasetFingerprint, network, data.Split.Train),
-                request.SharedMemory, request.WorkerId, cancellationToken);
+                new Prepared(request.ModelSpecJson, request.DatasetFingerprint, network, data.Split.Train), request, cancellationToken);
             _log.LogInformation("prepared {Model} ({Parameters} parameters) on {Samples} samples from {Source}",
                 modelSpec.Describe(), network.ParameterCount, data.Split.Train.Count, data.Source);
             return Reply(prepared, true, data.Source);
@@ -348,15 +350,27 @@ public sealed class WorkerSession : IDisposable
         ProtocolVersion = Protocol.Version, DataPresent = present, ParameterCount = prepared.Network.ParameterCount,
         DataSource = source, SharedMemory = prepared.Shared is not null, SharedMemoryNote = prepared.SharedNote,
         CpuBinding = prepared.CpuBinding, StepLink = prepared.Shared?.Link is not null,
+        TcpLink = prepared.TcpLink is not null, TcpLinkNote = prepared.TcpNote,
     };
+
+    /// <summary>
+    /// Whether what <paramref name="prepared"/> holds answers <paramref name="request"/>'s offers: the same files with
+    /// their link open (or none), and the same TCP link offer connected (unless shared memory made it moot).
+    /// </summary>
+    private static bool LinksCurrent(Prepared prepared, PrepareRequest request) =>
+        Equals(prepared.Offer, request.SharedMemory) && prepared.Shared?.Link?.IsOpen != false &&
+        (prepared.Shared is not null || request.TcpLink is null
+            ? prepared.TcpOffer is null
+            : Equals(prepared.TcpOffer, request.TcpLink) && prepared.TcpLink?.IsOpen == true);
 
     /// <summary>
     /// Opens the offered files (when offered and allowed) and makes <paramref name="prepared"/> current. The files
     /// it replaces are closed under the compute lock, so no running computation still reads them.
     /// </summary>
-    private async Task<Prepared> AttachSharedAsync(Prepared prepared, SharedMemoryOffer? offer, string workerId,
-        CancellationToken cancellationToken)
+    private async Task<Prepared> AttachSharedAsync(Prepared prepared, PrepareRequest request, CancellationToken cancellationToken)
     {
+        var offer = request.SharedMemory;
+        string workerId = request.WorkerId;
         string note = "";
         SharedFiles? shared = null;
         if (offer is null) note = "not offered";
@@ -390,9 +404,27 @@ public sealed class WorkerSession : IDisposable
             _boundTo = _binding.StartsWith("not bound:", StringComparison.Ordinal) ? [] : cpus;
             _log.LogInformation("compute threads {Binding}", _binding);
         }
-        prepared = prepared with { Shared = shared, Offer = offer, SharedNote = note, CpuBinding = _binding };
+        // Not on this machine's shared memory: the steps come over the TCP link when one was offered and connects.
+        WorkerStepLink? tcp = null;
+        string tcpNote = "";
+        if (shared is null && request.TcpLink is { } tcpOffer)
+        {
+            try { tcp = ConnectTcp(tcpOffer, workerId); }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or RpcException or UriFormatException)
+            {
+                tcpNote = $"TCP step link not connected ({(e is RpcException r ? r.Status.Detail : e.Message)}); steps over gRPC";
+                _log.LogWarning("{Note}", tcpNote);
+            }
+        }
+        prepared = prepared with
+        {
+            Shared = shared, Offer = offer, SharedNote = note, CpuBinding = _binding,
+            TcpLink = tcp, TcpOffer = shared is null ? request.TcpLink : null, TcpNote = tcpNote,
+        };
         var previous = _prepared;
         _prepared = prepared;
+        // A link it replaces is closed (its thread ends with it); one in the middle of a step finishes that step first.
+        if (previous?.TcpLink is { } oldTcp && !ReferenceEquals(oldTcp, tcp)) oldTcp.Dispose();
         if (previous?.Shared is { } old && !ReferenceEquals(old, shared))
         {
             // Uncancellable: the previous files must be closed even when this Prepare's caller gave up.
@@ -403,6 +435,17 @@ public sealed class WorkerSession : IDisposable
         if (shared is not null) _log.LogInformation("weights and gradients go through shared memory ({Path})", offer!.WeightsPath);
         else if (offer is not null) _log.LogInformation("shared memory not used: {Why}", note);
         return prepared;
+    }
+
+    /// <summary>Connects the offered TCP step link to the host this worker registered with.</summary>
+    private WorkerStepLink ConnectTcp(TcpLinkOffer offer, string workerId)
+    {
+        if (offer.Port is < 1 or > 65535) throw Invalid($"tcp_link.port must be 1..65535, found {offer.Port}");
+        if (offer.Nonce.Length != 16) throw Invalid($"tcp_link.nonce has {offer.Nonce.Length} bytes, expected 16");
+        string host = new Uri(_options.Coordinator).IdnHost.Trim('[', ']');
+        var link = WorkerStepLink.ConnectTcp(host, offer.Port, offer.Nonce.Span, workerId, ComputeOnLink, _options.MaxMessageBytes, _log);
+        _log.LogInformation("steps over the TCP step link to {Host}:{Port}", host, offer.Port);
+        return link;
     }
 
     private static SharedFiles OpenShared(SharedMemoryOffer offer, int parameterCount, string root, string workerId)
@@ -454,6 +497,7 @@ public sealed class WorkerSession : IDisposable
         DropPrefetched();
         var shared = _prepared?.Shared;
         shared?.Link?.Dispose();
+        _prepared?.TcpLink?.Dispose();
         bool idle = _computeLock.Wait(TimeSpan.FromSeconds(30));
         _engine.Dispose();
         if (idle) shared?.Dispose();

@@ -38,6 +38,13 @@ public sealed class ClusterOptions
     /// when they are larger than a request can carry without waiting for HTTP/2 flow control. All give the same bits.
     /// </summary>
     public WeightsTransfer WeightsTransfer { get; init; } = WeightsTransfer.Auto;
+    /// <summary>
+    /// Offer workers outside the shared memory a TCP step link (TcpLinkHost) for their steps instead of gRPC calls;
+    /// off with TLS, which the link does not speak, or with --tcp-link off.
+    /// </summary>
+    public bool TcpLink { get; init; } = true;
+    /// <summary>The TCP step link's port (0: any free port; workers learn it in Prepare).</summary>
+    public int TcpLinkPort { get; init; }
     /// <summary>Give each same-host worker CPUs of its own for its compute threads (auto) or leave them to the OS (off).</summary>
     public bool BindCpus { get; init; } = true;
     /// <summary>Log a block whose gradient norm per shard exceeds this multiple of the step's median (0: off).</summary>
@@ -97,6 +104,15 @@ public sealed class ClusterOptions
                 "push" => WeightsTransfer.Push,
                 var other => throw new UserInputException($"train: --weights-transfer must be auto, fetch or push, found '{other}'"),
             },
+            TcpLink = flags.Get("--tcp-link") switch
+            {
+                null or "auto" => !security.ServesTls,
+                "off" => false,
+                var other => throw new UserInputException($"train: --tcp-link must be auto or off, found '{other}'"),
+            },
+            TcpLinkPort = flags.GetInt("--tcp-link-port", 0) is { } port
+                ? port <= 65535 ? port : throw new UserInputException($"train: --tcp-link-port must be 0..65535, found {port}")
+                : 0,
             SharedMemoryRoot = flags.Get("--shared-memory") is { } root
                 ? root is "off" or "false" || root.Length == 0 ? null : root
                 : SharedMemoryHost.DefaultRoot,

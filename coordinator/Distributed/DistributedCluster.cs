@@ -31,6 +31,7 @@ public sealed class DistributedCluster : IAsyncDisposable
     private readonly WorkerPreparer _preparer;
     private readonly Task _ticks;
     private readonly SharedMemoryHost? _shared;
+    private TcpLinkHost? _tcp;
     private readonly ClusterOptions _options;
     private readonly ClusterLog _log;
     private (RunOutcome Outcome, string Detail)? _outcome;
@@ -94,6 +95,18 @@ public sealed class DistributedCluster : IAsyncDisposable
             log.Write($"same-host transport off ({e.Message}); every worker gets weights and gradients over gRPC");
             shared = null;
         }
+        TcpLinkHost? tcp = null;
+        if (options.TcpLink)
+        {
+            try { tcp = TcpLinkHost.Create(options.Listen, options.TcpLinkPort, MessageLimits.ToOption(MessageLimits.ReplyBytes(parameterCount, slots)), log.Write); }
+            catch
+            {
+                shared?.Dispose();
+                throw;
+            }
+        }
+        else if (options.Security.ServesTls && options.InProcessWorkers == 0)
+            log.Write("TCP step link off (it does not speak TLS): workers outside the shared memory get their steps over gRPC");
         string runId = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
         var machine = new ClusterStateMachine(ControlOptionsFrom(options), runId);
         var connections = new WorkerConnections();
@@ -103,7 +116,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         var source = new StepTransport(parameterCount, connections, shared?.Weights, Post, options.WeightsTransfer);
         // Every distributed run judges its steps' split; the command decides where the notice goes (OnNotice).
         source.Traffic.Monitor = new CommunicationMonitor(config.StepOptions().Bf16Wire);
-        var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, shared);
+        var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, shared, tcp);
         driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
 
         var endOfRun = new EndOfRun();
@@ -114,9 +127,10 @@ public sealed class DistributedCluster : IAsyncDisposable
         catch
         {
             shared?.Dispose();
+            tcp?.Dispose();
             throw;
         }
-        var cluster = new DistributedCluster(server, driver, source, connections, sessions, preparer, shared, options, log, endOfRun);
+        var cluster = new DistributedCluster(server, driver, source, connections, sessions, preparer, shared, options, log, endOfRun) { _tcp = tcp };
         var listen = new Uri(options.Listen);
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
@@ -215,6 +229,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         await _server.DisposeAsync();
         _connections.Dispose();
         _shared?.Dispose();
+        _tcp?.Dispose();
         _stopping.Dispose();
     }
 }

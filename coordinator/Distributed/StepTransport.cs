@@ -345,8 +345,9 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         var plan = step.Request.Plan;
         bool shared = worker.Slots is not null;
         bool indicesShared = shared && step.SharedIndices;
-        // A gRPC worker fetches the weights with a ticket: they then travel in a reply, not in this request's body.
-        byte[]? ticket = shared || !Fetches(_weightsTransfer, step.Weights.Length)
+        // A gRPC worker fetches the weights with a ticket: they then travel in a reply, not in this request's body. (Over
+        // a TCP step link they go in the request: nothing there waits for flow control.)
+        byte[]? ticket = shared || worker.TcpLink || !Fetches(_weightsTransfer, step.Weights.Length)
             ? null : System.Security.Cryptography.RandomNumberGenerator.GetBytes(TicketBytes);
         string? ticketKey = ticket is null ? null : Convert.ToHexString(ticket);
         if (ticketKey is not null) _tickets[ticketKey] = (step, send.WorkerId);

@@ -5,8 +5,9 @@ using DistTrain.Protos;
 
 namespace DistTrain.Coordinator.Distributed;
 
+/// <param name="TcpLink">Its steps travel over a TCP step link: the weights always go in the request (a fetch would be a gRPC call).</param>
 public sealed record WorkerConnection(string WorkerId, long Generation, IWorkerClient Client, SharedSlots? Slots = null,
-    IReadOnlyList<int>? Cpus = null);
+    IReadOnlyList<int>? Cpus = null, bool TcpLink = false);
 
 public sealed class WorkerConnections : IDisposable
 {

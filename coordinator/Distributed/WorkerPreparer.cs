@@ -1,4 +1,4 @@
-// Carries out the machine's Prepare commands: Prepare (model, data spec, fingerprint, the same-host offer), streaming
+// Carries out the machine's Prepare commands: Prepare (model, data spec, fingerprint, the same-host and TCP link offers), streaming
 // the dataset once when a worker lacks it, then Prepare again; the outcome goes back as an event (prepared, refused,
 // unreachable) and a prepared worker's connection into WorkerConnections. Disconnect closes a life's connection.
 using System.Text.Json;
@@ -12,7 +12,8 @@ namespace DistTrain.Coordinator.Distributed;
 
 public sealed class WorkerPreparer(
     ClusterOptions options, TrainingConfig config, int parameterCount, DataSplit data, string fingerprint,
-    WorkerConnections connections, WorkerSessions sessions, Action<ClusterEvent> post, ClusterLog log, SharedMemoryHost? shared = null)
+    WorkerConnections connections, WorkerSessions sessions, Action<ClusterEvent> post, ClusterLog log, SharedMemoryHost? shared = null,
+    TcpLinkHost? tcp = null)
     : IWorkerPreparation, IAsyncDisposable
 {
     private readonly Lazy<byte[]> _payload = new(() => DatasetCodec.Encode(data));
@@ -44,12 +45,13 @@ public sealed class WorkerPreparer(
             (SharedMemoryOffer Offer, SharedSlots Slots)? offer = null;
             try { offer = shared?.ForWorker(worker.WorkerId, worker.Cores); }
             catch (IOException e) { log.Write($"worker {worker.WorkerId}: no shared memory offered: {e.Message}"); }
-            var reply = await PrepareOnceAsync(client, worker, offer?.Offer, cancellationToken);
+            var tcpOffer = tcp?.OfferFor(worker.WorkerId);
+            var reply = await PrepareOnceAsync(client, worker, offer?.Offer, tcpOffer, cancellationToken);
             if (!reply.DataPresent)
             {
                 log.Write($"worker {worker.WorkerId} lacks the data; sending it ({_payload.Value.Length / 1048576.0:F1} MiB)");
                 await client.SendDatasetAsync(fingerprint, _payload.Value, DateTime.UtcNow + options.DatasetTimeout, cancellationToken);
-                reply = await PrepareOnceAsync(client, worker, offer?.Offer, cancellationToken);
+                reply = await PrepareOnceAsync(client, worker, offer?.Offer, tcpOffer, cancellationToken);
                 if (!reply.DataPresent)
                 {
                     post(new WorkerRefused(worker.WorkerId, worker.Generation, "it did not keep the dataset it was sent"));
@@ -67,13 +69,16 @@ public sealed class WorkerPreparer(
             // Where its compute threads run, when it bound them as offered (requests to it go last from a thread on them).
             var cpus = slots is not null && reply.CpuBinding.StartsWith("bound", StringComparison.Ordinal) ? offer!.Value.Offer.ComputeCpus.ToList() : null;
             link?.WaitOnCpus(cpus ?? []);
+            var tcpLink = slots is null && reply.TcpLink ? tcp?.LinkOf(worker.WorkerId) : null;
             connections.Add(new WorkerConnection(worker.WorkerId, worker.Generation,
-                link is null ? client : new SameHostWorkerClient(client, link), slots, cpus));
+                (link ?? tcpLink) is { } stepLink ? new LinkedWorkerClient(client, stepLink) : client, slots, cpus, tcpLink is not null));
             handedOver = true;
+            string unshared = offer is null ? "" : $" (shared memory not used: {PeerText.Printable(reply.SharedMemoryNote)})";
             string transport = slots is not null
                 ? $"weights and gradients through shared memory, steps over {(link is null ? "gRPC" : "the same-host link")}; compute threads {reply.CpuBinding}"
-                : offer is null ? "weights and gradients over gRPC"
-                : $"weights and gradients over gRPC (shared memory not used: {PeerText.Printable(reply.SharedMemoryNote)})";
+                : tcpLink is not null ? $"weights and gradients over the TCP step link{unshared}"
+                : tcpOffer is not null ? $"weights and gradients over gRPC{unshared}; {(reply.TcpLink ? "its TCP step link closed" : PeerText.Printable(reply.TcpLinkNote))}"
+                : $"weights and gradients over gRPC{unshared}";
             post(new WorkerPrepared(worker.WorkerId, worker.Generation, slots is not null, $"data: {PeerText.Printable(reply.DataSource)}; {transport}"));
         }
         catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
@@ -93,12 +98,13 @@ public sealed class WorkerPreparer(
     }
 
     private async Task<PrepareReply> PrepareOnceAsync(IWorkerClient client, PrepareWorker worker, SharedMemoryOffer? offer,
-        CancellationToken cancellationToken)
+        TcpLinkOffer? tcpOffer, CancellationToken cancellationToken)
     {
         var reply = await client.PrepareAsync(new PrepareRequest
         {
             ProtocolVersion = Protocol.Version, ModelSpecJson = _modelJson, DataSpecJson = _dataJson,
             DatasetFingerprint = fingerprint, MaxRequestBytes = _requestBytes, WorkerId = worker.WorkerId, SharedMemory = offer,
+            TcpLink = tcpOffer,
         }, DateTime.UtcNow + options.PrepareTimeout, cancellationToken);
         if (reply.ProtocolVersion != Protocol.Version)
             throw new RpcException(new Status(StatusCode.FailedPrecondition,

@@ -43,7 +43,12 @@ public static class StepWire
     private static void WriteReply(ComputeReply message, SerializationContext context)
     {
         Write(message, context);
-        // Written: the sums' arrays can serve the next reply.
+        ReturnSums(message);
+    }
+
+    /// <summary>After a reply is written: its sums' pooled arrays can serve the next reply.</summary>
+    public static void ReturnSums(ComputeReply message)
+    {
         foreach (var block in message.Blocks) WireBuffers.Return(block.GradientSum);
     }
 
@@ -59,9 +64,11 @@ public static class StepWire
     /// the wire wins: a payload with both (no coordinator sends one) is read by the generated parser, which knows the
     /// order.
     /// </summary>
-    private static ComputeRequest ReadRequest(DeserializationContext context)
+    private static ComputeRequest ReadRequest(DeserializationContext context) => ParseRequest(context.PayloadAsReadOnlySequence());
+
+    /// <summary>A request read as the gRPC marshaller reads it (its weights in a pooled array), from any carrier.</summary>
+    public static ComputeRequest ParseRequest(ReadOnlySequence<byte> payload)
     {
-        var payload = context.PayloadAsReadOnlySequence();
         bool both = false;
         var message = TryReadBulk(payload, RequestWeightsField, ComputeRequest.Parser, (m, weights) =>
         {
@@ -75,9 +82,11 @@ public static class StepWire
         return message is null || both ? ComputeRequest.Parser.ParseFrom(payload) : message;
     }
 
-    private static ComputeReply ReadReply(DeserializationContext context)
+    private static ComputeReply ReadReply(DeserializationContext context) => ParseReply(context.PayloadAsReadOnlySequence());
+
+    /// <summary>A reply read as the gRPC marshaller reads it (each gradient sum in a pooled array), from any carrier.</summary>
+    public static ComputeReply ParseReply(ReadOnlySequence<byte> payload)
     {
-        var payload = context.PayloadAsReadOnlySequence();
         if (!TryRead(payload, ReplyBlocksField, out var rest, out _,
                 block => TryReadBulk(block, BlockGradientField, BlockResult.Parser, (m, sum) => m.GradientSum = sum), out var blocks))
             return ComputeReply.Parser.ParseFrom(payload);

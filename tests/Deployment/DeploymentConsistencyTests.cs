@@ -138,7 +138,7 @@ public sealed partial class DeploymentConsistencyTests
         Assert.Contains("COPY examples/ ./examples/", dockerfile);
         foreach (var service in Services(CoordinatorDll))
             Assert.True(File.Exists(Path.Combine(Root, service.Command[service.Command.ToList().IndexOf("--config") + 1].Replace("/app/", ""))));
-        foreach (var port in new[] { "5100", "5101", "8080" }) Assert.Matches($@"EXPOSE .*\b{port}\b", dockerfile);
+        foreach (var port in new[] { "5100", "5101", "5102", "8080" }) Assert.Matches($@"EXPOSE .*\b{port}\b", dockerfile);
         string ignore = File.ReadAllText(Path.Combine(Root, ".dockerignore"));
         Assert.Contains("secrets/", ignore);
     }

@@ -31,8 +31,9 @@ public sealed class DockerComposeTests(ITestOutputHelper log)
         string token = dir.Write("disttrain_token", SecureCluster.NewToken() + "\n");
         // Mounted as it is, so the image's non-root user must be able to read it.
         File.SetUnixFileMode(token, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        int coordinatorPort = ProcessHarness.FreePort(), dashboardPort = ProcessHarness.FreePort();
+        int coordinatorPort = ProcessHarness.FreePort(), dashboardPort = ProcessHarness.FreePort(), linkPort = ProcessHarness.FreePort();
         while (dashboardPort == coordinatorPort) dashboardPort = ProcessHarness.FreePort();
+        while (linkPort == coordinatorPort || linkPort == dashboardPort) linkPort = ProcessHarness.FreePort();
         var variables = new Dictionary<string, string>
         {
             ["WORKERS"] = Workers.ToString(),
@@ -41,6 +42,7 @@ public sealed class DockerComposeTests(ITestOutputHelper log)
             ["FASHION_MNIST_DIR"] = DataSpec.DefaultIdxDirectory,
             ["COORDINATOR_PORT"] = coordinatorPort.ToString(),
             ["DASHBOARD_PORT"] = dashboardPort.ToString(),
+            ["TCP_LINK_PORT"] = linkPort.ToString(),
         };
         byte[] local = TrainLocal(variables, dir.File("local.safetensors"));
         Lap(clock, "local mode");
@@ -63,6 +65,8 @@ public sealed class DockerComposeTests(ITestOutputHelper log)
         string report = $"containers:\n  {string.Join("\n  ", containers)}\ncompose up:\n{Tail(output)}";
 
         Assert.Contains($"{Workers} worker(s) ready", output);
+        // Each worker container has its own /dev/shm: its steps go over a TCP step link to the coordinator's container.
+        Assert.True(Workers == System.Text.RegularExpressions.Regex.Count(output, "weights and gradients over the TCP step link"), report);
         byte[] distributed = project.CopyFrom("coordinator", "/checkpoints/final.safetensors", dir.Path);
         Assert.True(local.AsSpan().SequenceEqual(distributed), $"the weights differ from local mode's\n{report}");
         string? status = dashboard.GetAwaiter().GetResult();

@@ -90,7 +90,8 @@ public sealed class DistributedProcessTests : IDisposable
         string path = Path.Combine(_dir, model + ".json");
         File.WriteAllText(path, config.ToJsonString());
         var local = TrainLocal(path, model + "-local");
-        Assert.Equal(local, TrainDistributed(path, model + "-one", [1], coordinatorArgs: ["--shared-memory", "off"]).Weights);
+        // One worker with gRPC calls, two over TCP step links.
+        Assert.Equal(local, TrainDistributed(path, model + "-one", [1], coordinatorArgs: ["--shared-memory", "off", "--tcp-link", "off"]).Weights);
         Assert.Equal(local, TrainDistributed(path, model + "-two", [1, 1], coordinatorArgs: ["--shared-memory", "off"]).Weights);
         var (three, _, output) = TrainDistributed(path, model + "-three", [1, 2, 1], workerArgs: new() { [1] = ["--shared-memory", "false"] });
         Assert.Equal(local, three);
@@ -113,21 +114,28 @@ public sealed class DistributedProcessTests : IDisposable
         var cpus = DistTrain.Core.Training.CpuAffinity.ProcessCpus;
         Assert.Equal(cpus.Count >= 2 ? [$"{cpus[0]}", $"{cpus[1]}"] : [$"{cpus[0]}", ProcessCpuList(cpus)], bound.Order());
         Assert.Equal(Math.Min(2, cpus.Count), CountOf(twoOutput, "compute threads bound to CPU"));
-        // gRPC workers fetch each step's weights from the coordinator, or get them in the request (auto picks the
-        // request for a model this small).
-        var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1], coordinatorArgs: ["--shared-memory", "off", "--weights-transfer", "fetch"],
+        // With gRPC calls (--tcp-link off), workers fetch each step's weights from the coordinator, or get them in the
+        // request (auto picks the request for a model this small).
+        var (twoGrpc, _, grpcOutput) = TrainDistributed(even, "two-grpc", [1, 1],
+            coordinatorArgs: ["--shared-memory", "off", "--tcp-link", "off", "--weights-transfer", "fetch"],
             beforeWorkers: port => AssertFetchWithoutATicketIsRefused(port));
         Assert.Equal(local, twoGrpc);
         Assert.Equal(2, CountOf(grpcOutput, "weights and gradients over gRPC"));
-        Assert.Equal(local, TrainDistributed(even, "two-push", [1, 1], coordinatorArgs: ["--shared-memory", "off", "--weights-transfer", "push"]).Weights);
-        Assert.Equal(local, TrainDistributed(even, "two-auto", [1, 1], coordinatorArgs: ["--shared-memory", "off"]).Weights);
+        Assert.Equal(local, TrainDistributed(even, "two-push", [1, 1],
+            coordinatorArgs: ["--shared-memory", "off", "--tcp-link", "off", "--weights-transfer", "push"]).Weights);
+        Assert.Equal(local, TrainDistributed(even, "two-auto", [1, 1], coordinatorArgs: ["--shared-memory", "off", "--tcp-link", "off"]).Weights);
+        // By default, workers outside the shared memory get their steps over TCP step links (weights in the request,
+        // whatever --weights-transfer says).
+        var (twoTcp, _, tcpOutput) = TrainDistributed(even, "two-tcp", [1, 1], coordinatorArgs: ["--shared-memory", "off", "--weights-transfer", "fetch"]);
+        Assert.Equal(local, twoTcp);
+        Assert.Equal(2, CountOf(tcpOutput, "weights and gradients over the TCP step link"));
         Assert.All(_workers, w => Assert.Equal(ProcessCpuList(DistTrain.Core.Training.CpuAffinity.ProcessCpus), Assert.Single(ComputeThreadCpus(w.Id))));
         var (three, stepLog, output) = TrainDistributed(even, "three", [1, 2, 1],
             workerArgs: new() { [1] = ["--shared-memory", "false"] });
         Assert.Equal(local, three);
         Assert.Contains("w3", output);
         Assert.Equal(2, CountOf(output, "weights and gradients through shared memory"));
-        Assert.Contains("shared memory not used: turned off on this worker", output);
+        Assert.Contains("weights and gradients over the TCP step link (shared memory not used: turned off on this worker", output);
         AssertEpochsCoverDataset(stepLog, samples: 650, epochs: 3, workers: 3);
 
         // Shards of 7 leave a short last shard and uneven, truncated last blocks.
@@ -142,10 +150,10 @@ public sealed class DistributedProcessTests : IDisposable
         string uneven = WriteConfig("bf16.json", samples: 500, batch: 100, shard: 7, epochs: 2);
         var local = TrainLocal(uneven, "bf16-local", "--wire", "bf16");
         Assert.NotEqual(TrainLocal(uneven, "float32-local"), local); // the rounding is applied
-        string[] grpc = ["--wire", "bf16", "--shared-memory", "off"];
-        Assert.Equal(local, TrainDistributed(uneven, "bf16-one", [1], coordinatorArgs: grpc).Weights);
-        Assert.Equal(local, TrainDistributed(uneven, "bf16-two", [1, 2], coordinatorArgs: [.. grpc, "--weights-transfer", "fetch"]).Weights);
-        // Two workers through shared memory (float32 there, already rounded) and one over gRPC (bfloat16).
+        string[] unshared = ["--wire", "bf16", "--shared-memory", "off"];
+        Assert.Equal(local, TrainDistributed(uneven, "bf16-one", [1], coordinatorArgs: unshared).Weights);
+        Assert.Equal(local, TrainDistributed(uneven, "bf16-two", [1, 2], coordinatorArgs: [.. unshared, "--tcp-link", "off", "--weights-transfer", "fetch"]).Weights);
+        // Two workers through shared memory (float32 there, already rounded) and one over a TCP step link (bfloat16).
         var (mixed, _, output) = TrainDistributed(uneven, "bf16-three", [1, 2, 1], coordinatorArgs: ["--wire", "bf16"],
             workerArgs: new() { [1] = ["--shared-memory", "false"] });
         Assert.Equal(local, mixed);

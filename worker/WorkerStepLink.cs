@@ -1,6 +1,7 @@
-// The worker's end of a same-host step link (protos/SameHost/StepLink.cs): a dedicated thread reads ComputeGradients requests
-// from the coordinator's Unix-domain socket, computes each on itself (bound like the compute thread), and writes the
-// reply or the refusal back. Requests are validated exactly as over gRPC (the same WorkerSession code).
+// The worker's end of a step link (protos/StepLink.cs): a dedicated thread reads ComputeGradients requests from the
+// coordinator's Unix-domain socket (same host) or TCP connection (TcpLinkOffer), computes each on itself (bound like the
+// compute thread), and writes the reply or the refusal back. Requests are read (weights into a pooled array) and
+// validated exactly as over gRPC (StepWire, the same WorkerSession code).
 using System.Net.Sockets;
 using DistTrain.Protos;
 using Google.Protobuf;
@@ -25,14 +26,45 @@ public sealed class WorkerStepLink : IDisposable
         new Thread(Serve) { IsBackground = true, Name = "disttrain-link" }.Start();
     }
 
-    /// <summary>Connects, proves <paramref name="nonce"/> and <paramref name="workerId"/>, and waits (10 s) for the answer.</summary>
+    /// <summary>Connects to the Unix-domain socket at <paramref name="path"/> and says hello (see <see cref="Hello"/>).</summary>
     public static WorkerStepLink Connect(string path, ReadOnlySpan<byte> nonce, string workerId,
         Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try { socket.Connect(new UnixDomainSocketEndPoint(path)); }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return Hello(socket, nonce, workerId, compute, maxRequestBytes, log);
+    }
+
+    /// <summary>Connects over TCP to <paramref name="host"/>:<paramref name="port"/> (10 s at most) and says hello.</summary>
+    public static WorkerStepLink ConnectTcp(string host, int port, ReadOnlySpan<byte> nonce, string workerId,
+        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            socket.Connect(new UnixDomainSocketEndPoint(path));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try { socket.ConnectAsync(host, port, timeout.Token).AsTask().GetAwaiter().GetResult(); }
+            catch (OperationCanceledException) { throw new IOException($"no connection to {host}:{port} within 10 s"); }
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return Hello(socket, nonce, workerId, compute, maxRequestBytes, log);
+    }
+
+    /// <summary>Proves <paramref name="nonce"/> and <paramref name="workerId"/>, and waits (10 s) for the answer.</summary>
+    private static WorkerStepLink Hello(Socket socket, ReadOnlySpan<byte> nonce, string workerId,
+        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
+    {
+        try
+        {
             var id = System.Text.Encoding.UTF8.GetBytes(workerId);
             var hello = new byte[nonce.Length + id.Length];
             nonce.CopyTo(hello);
@@ -67,7 +99,7 @@ public sealed class WorkerStepLink : IDisposable
                 ComputeReply reply;
                 try
                 {
-                    reply = _compute(ComputeRequest.Parser.ParseFrom(buffer, 0, length));
+                    reply = _compute(StepWire.ParseRequest(new System.Buffers.ReadOnlySequence<byte>(buffer, 0, length)));
                 }
                 catch (InvalidProtocolBufferException e)
                 {
@@ -86,7 +118,8 @@ public sealed class WorkerStepLink : IDisposable
                     StepFrames.WriteError(_socket, id, StatusCode.Internal, $"ComputeGradients failed on the worker: {e.Message}");
                     continue;
                 }
-                StepFrames.Write(_socket, id, StepFrames.Reply, reply);
+                try { StepFrames.Write(_socket, id, StepFrames.Reply, reply); }
+                finally { StepWire.ReturnSums(reply); }
             }
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)

@@ -1,8 +1,10 @@
-// Frames of the same-host step link: the ComputeGradients request and reply of a worker on the coordinator's machine,
-// sent over a Unix-domain socket in the coordinator's shared-memory directory and read by dedicated threads with
-// blocking calls. Over gRPC each step's call passes through a chain of thread-pool hand-offs on both sides (HTTP/2
-// frame loops, stream dispatch, continuations), and on an idle machine each hand-off waits for a thread to wake:
-// about 2 ms per round trip on the 2-core test VM, 10% of a lecture-model step. Here a step costs two wake-ups.
+// Frames of a step link: the ComputeGradients request and reply of one worker, sent over one socket and read by
+// dedicated threads with blocking calls — a Unix-domain socket in the coordinator's shared-memory directory for a
+// worker on its machine (weights and sums then stay in shared memory), or a TCP connection for any other worker
+// (weights and sums inside the messages). Over gRPC each step's call passes through a chain of thread-pool hand-offs
+// on both sides (HTTP/2 frame loops, stream dispatch, continuations, 16 KiB frames through pipes), and on an idle
+// machine each hand-off waits for a thread to wake: about 2 ms per small round trip on the 2-core test VM, and ~2 ms
+// more per megabyte carried. Here a step costs two wake-ups and one copy of each payload into the socket.
 // The messages are the same protobuf messages with the same validation; only their carrier differs.
 //
 // Frame: int32 payload length, int64 call id, byte kind, payload (all little-endian).
@@ -49,11 +51,15 @@ public static class StepFrames
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
     }
 
-    /// <summary>One whole frame as bytes, for a sender that may write it later (on another thread).</summary>
-    public static byte[] Frame(long id, byte kind, IMessage message)
+    /// <summary>
+    /// One whole frame in an array of ArrayPool.Shared (its first <paramref name="length"/> bytes), for a sender that
+    /// may write it later (on another thread) and then returns the array.
+    /// </summary>
+    public static byte[] RentFrame(long id, byte kind, IMessage message, out int length)
     {
         int size = message.CalculateSize();
-        var frame = new byte[HeaderBytes + size];
+        length = HeaderBytes + size;
+        var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
         message.WriteTo(frame.AsSpan(HeaderBytes, size));
         BinaryPrimitives.WriteInt32LittleEndian(frame, size);
         BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);

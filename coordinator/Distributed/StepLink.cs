@@ -1,11 +1,13 @@
-// The coordinator's end of a same-host step link (protos/SameHost/StepLink.cs): ComputeGradients calls to one worker over a
-// Unix-domain socket, matched to replies by call id. A dedicated thread reads the replies with blocking calls and
+// The coordinator's end of a step link (protos/StepLink.cs): ComputeGradients calls to one worker over a Unix-domain
+// socket (same host) or a TCP connection (TcpLinkHost), matched to replies by call id. A dedicated thread reads the replies with blocking calls and
 // completes each call on that thread, so the step goes on without waiting for a thread-pool thread to wake.
 // While it waits, the thread is bound to the worker's CPUs (when the worker's compute threads are bound): the reply
 // wakes it where the worker has just finished, not behind another worker's computation on a busy CPU.
 // Sending never blocks the caller (the control plane's driver): a request goes out at once when the socket can take
 // it, and otherwise waits in a backlog that a writer thread sends — a worker that stopped reading (SIGSTOP) fills its
-// socket's buffer within a few hundred steps, and a blocking write would then hold up every other worker too.
+// socket's buffer within a few hundred steps, and a blocking write would then hold up every other worker too. A
+// request carrying the weights (TCP) is larger than a socket takes at once, so it always goes through the writer.
+// Replies are read as the gRPC path reads them (StepWire): each gradient sum lands in a pooled array.
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using DistTrain.Core.Training;
@@ -21,7 +23,7 @@ public sealed class StepLink : IDisposable
     /// <summary>Frames up to this size go out inline when the socket is writable (it then has room for them).</summary>
     private const int InlineFrameBytes = 16 << 10;
     private readonly object _sendLock = new();
-    private readonly Queue<(long Id, byte[] Frame)> _backlog = new();
+    private readonly Queue<(long Id, byte[] Frame, int Length)> _backlog = new();
     private bool _writerSending;
     private Thread? _writer;
     private readonly ConcurrentDictionary<long, TaskCompletionSource<ComputeReply>> _pending = new();
@@ -65,7 +67,8 @@ public sealed class StepLink : IDisposable
         {
             try
             {
-                Send(id, StepFrames.Frame(id, StepFrames.Request, request));
+                var frame = StepFrames.RentFrame(id, StepFrames.Request, request, out int length);
+                Send(id, frame, length);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
             {
@@ -79,16 +82,17 @@ public sealed class StepLink : IDisposable
     /// Writes the frame now when nothing is queued before it and the socket is writable (a Unix socket is writable
     /// while three quarters of its buffer are free, more than a small frame needs); otherwise queues it for the writer.
     /// </summary>
-    private void Send(long id, byte[] frame)
+    private void Send(long id, byte[] frame, int length)
     {
         lock (_sendLock)
         {
-            if (_backlog.Count == 0 && !_writerSending && frame.Length <= InlineFrameBytes && _socket.Poll(0, SelectMode.SelectWrite))
+            if (_backlog.Count == 0 && !_writerSending && length <= InlineFrameBytes && _socket.Poll(0, SelectMode.SelectWrite))
             {
-                StepFrames.SendAll(_socket, frame);
+                try { StepFrames.SendAll(_socket, frame.AsSpan(0, length)); }
+                finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
                 return;
             }
-            _backlog.Enqueue((id, frame));
+            _backlog.Enqueue((id, frame, length));
             if (_writer is null)
             {
                 _writer = new Thread(WriteBacklog) { IsBackground = true, Name = $"disttrain-link-send-{WorkerId}" };
@@ -105,20 +109,21 @@ public sealed class StepLink : IDisposable
         {
             while (true)
             {
-                byte[] frame;
+                (long Id, byte[] Frame, int Length) next;
                 lock (_sendLock)
                 {
                     _writerSending = false;
                     while (_closed is null && (_backlog.Count == 0 || !_pending.ContainsKey(_backlog.Peek().Id)))
                     {
-                        if (_backlog.Count > 0) _backlog.Dequeue();
+                        if (_backlog.Count > 0) System.Buffers.ArrayPool<byte>.Shared.Return(_backlog.Dequeue().Frame);
                         else Monitor.Wait(_sendLock);
                     }
                     if (_closed is not null) return;
-                    frame = _backlog.Dequeue().Frame;
+                    next = _backlog.Dequeue();
                     _writerSending = true;
                 }
-                StepFrames.SendAll(_socket, frame);
+                try { StepFrames.SendAll(_socket, next.Frame.AsSpan(0, next.Length)); }
+                finally { System.Buffers.ArrayPool<byte>.Shared.Return(next.Frame); }
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
@@ -157,7 +162,7 @@ public sealed class StepLink : IDisposable
                 if (kind == StepFrames.Reply)
                 {
                     ComputeReply reply;
-                    try { reply = ComputeReply.Parser.ParseFrom(buffer, 0, length); }
+                    try { reply = StepWire.ParseReply(new System.Buffers.ReadOnlySequence<byte>(buffer, 0, length)); }
                     catch (InvalidProtocolBufferException e)
                     {
                         call.TrySetException(new RpcException(new Status(StatusCode.Internal, $"malformed reply: {e.Message}")));
@@ -192,8 +197,8 @@ public sealed class StepLink : IDisposable
     public void Dispose() => Close($"the step link to {WorkerId} was closed by the coordinator");
 }
 
-/// <summary>A same-host worker: Prepare and the dataset over gRPC, every step over the step link.</summary>
-public sealed class SameHostWorkerClient(IWorkerClient grpc, StepLink link) : IWorkerClient
+/// <summary>A worker with a step link: Prepare and the dataset over gRPC, every step over the link.</summary>
+public sealed class LinkedWorkerClient(IWorkerClient grpc, StepLink link) : IWorkerClient
 {
     public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken cancellationToken) =>
         grpc.PrepareAsync(request, deadline, cancellationToken);

@@ -1,0 +1,175 @@
+// The coordinator's side of the TCP step link (protos/StepLink.cs), for workers that do not share its memory (other
+// machines, other containers, or same-host workers with --shared-memory off). Prepare offers each worker this
+// listener's port and a random nonce of its own; the worker connects to the host it registered with, proves the nonce
+// and its id in a hello, and from then on its ComputeGradients requests and replies travel over that connection
+// (StepLink), weights and gradient sums inside the messages, while Prepare, the dataset, heartbeats and the run's end
+// stay on gRPC. Bounds against a peer that lies or stalls: a hello is at most 16 + 256 bytes and must arrive within
+// the hello timeout; at most 64 connections wait to say hello at once (more are closed at once); a nonce admits only
+// the worker it was made for, compared in constant time.
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using DistTrain.Protos;
+using Google.Protobuf;
+
+namespace DistTrain.Coordinator.Distributed;
+
+public sealed class TcpLinkHost : IDisposable
+{
+    public const int NonceBytes = 16;
+    private const int MaxWorkerIdBytes = 256;
+    private const int MaxPendingHellos = 64;
+    private readonly Socket _listener;
+    private readonly Dictionary<string, byte[]> _nonces = [];
+    private readonly Dictionary<string, StepLink> _links = [];
+    private readonly int _maxReplyBytes;
+    private readonly TimeSpan _helloTimeout;
+    private readonly Action<string> _log;
+    private readonly CancellationTokenSource _stopping = new();
+    private int _pendingHellos;
+    private bool _disposed;
+
+    /// <summary>Listens on <paramref name="endpoint"/> (port 0: any free one); replies larger than <paramref name="maxReplyBytes"/> close a link.</summary>
+    public TcpLinkHost(IPEndPoint endpoint, int maxReplyBytes, Action<string> log, TimeSpan? helloTimeout = null)
+    {
+        _maxReplyBytes = maxReplyBytes;
+        _log = log;
+        _helloTimeout = helloTimeout ?? TimeSpan.FromSeconds(10);
+        _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any)) _listener.DualMode = true;
+            _listener.Bind(endpoint);
+            _listener.Listen(64);
+        }
+        catch
+        {
+            _listener.Dispose();
+            throw;
+        }
+        Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+        new Thread(AcceptLinks) { IsBackground = true, Name = "disttrain-tcp-link-accept" }.Start();
+    }
+
+    /// <summary>
+    /// A listener on the interface the coordinator's gRPC server listens on (<paramref name="listenUrl"/>'s host: an
+    /// address, localhost, or any other name for every interface) at <paramref name="port"/>.
+    /// </summary>
+    public static TcpLinkHost Create(string listenUrl, int port, int maxReplyBytes, Action<string> log)
+    {
+        var host = new Uri(listenUrl).Host.Trim('[', ']');
+        // Every interface: both families where the machine has IPv6, else IPv4 (a container may have IPv6 off).
+        IPAddress[] candidates = IPAddress.TryParse(host, out var ip) ? [ip]
+            : host == "localhost" ? [IPAddress.Loopback]
+            : Socket.OSSupportsIPv6 ? [IPAddress.IPv6Any, IPAddress.Any] : [IPAddress.Any];
+        for (int i = 0; ; i++)
+        {
+            try { return new TcpLinkHost(new IPEndPoint(candidates[i], port), maxReplyBytes, log); }
+            catch (SocketException e) when (i + 1 < candidates.Length && e.SocketErrorCode != SocketError.AddressAlreadyInUse) { }
+            catch (SocketException e)
+            {
+                throw new Core.UserInputException($"train: cannot listen for TCP step links on {candidates[i]} port {port} (--tcp-link-port): {e.Message}");
+            }
+        }
+    }
+
+    public int Port { get; }
+
+    /// <summary>The offer for <paramref name="workerId"/>: this port and its nonce (made once per id, kept when it rejoins).</summary>
+    public TcpLinkOffer OfferFor(string workerId)
+    {
+        lock (_links)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_nonces.TryGetValue(workerId, out var nonce)) _nonces[workerId] = nonce = RandomNumberGenerator.GetBytes(NonceBytes);
+            return new TcpLinkOffer { Port = Port, Nonce = ByteString.CopyFrom(nonce) };
+        }
+    }
+
+    /// <summary>The open link of <paramref name="workerId"/>, if it connected.</summary>
+    public StepLink? LinkOf(string workerId)
+    {
+        lock (_links) return _links.TryGetValue(workerId, out var link) && link.IsOpen ? link : null;
+    }
+
+    private void AcceptLinks()
+    {
+        while (true)
+        {
+            Socket connection;
+            try { connection = _listener.Accept(); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
+            if (Interlocked.Increment(ref _pendingHellos) > MaxPendingHellos)
+            {
+                Interlocked.Decrement(ref _pendingHellos);
+                connection.Dispose();
+                continue;
+            }
+            _ = AdmitAsync(connection);
+        }
+    }
+
+    /// <summary>Reads the hello (nonce + worker id) within the timeout, checks both, answers, and keeps the link.</summary>
+    private async Task AdmitAsync(Socket connection)
+    {
+        string? endpoint = null;
+        try
+        {
+            endpoint = connection.RemoteEndPoint?.ToString();
+            connection.NoDelay = true;
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            timeout.CancelAfter(_helloTimeout);
+            var header = new byte[StepFrames.HeaderBytes];
+            await ReceiveAllAsync(connection, header, timeout.Token).ConfigureAwait(false);
+            int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            if (header[12] != StepFrames.Hello || length <= NonceBytes || length > NonceBytes + MaxWorkerIdBytes)
+                throw new IOException($"its first frame is not a hello of {NonceBytes + 1}..{NonceBytes + MaxWorkerIdBytes} bytes");
+            var hello = new byte[length];
+            await ReceiveAllAsync(connection, hello, timeout.Token).ConfigureAwait(false);
+            string workerId = System.Text.Encoding.UTF8.GetString(hello, NonceBytes, length - NonceBytes);
+            StepLink? old;
+            lock (_links)
+            {
+                if (_disposed) throw new ObjectDisposedException(nameof(TcpLinkHost));
+                if (!_nonces.TryGetValue(workerId, out var nonce) || !CryptographicOperations.FixedTimeEquals(nonce, hello.AsSpan(0, NonceBytes)))
+                    throw new IOException($"its hello did not carry the nonce offered to worker '{PeerText.Printable(workerId, 64)}'");
+                _links.Remove(workerId, out old);
+                _links[workerId] = new StepLink(connection, workerId, _maxReplyBytes);
+            }
+            old?.Dispose();
+            StepFrames.Write(connection, 0, StepFrames.Hello, ReadOnlySpan<byte>.Empty);
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            if (!_stopping.IsCancellationRequested)
+                _log($"a TCP step link from {endpoint ?? "?"} was refused: {(e is OperationCanceledException ? $"no hello within {_helloTimeout.TotalSeconds:0.#} s" : e.Message)}");
+            connection.Dispose();
+        }
+        finally { Interlocked.Decrement(ref _pendingHellos); }
+    }
+
+    private static async Task ReceiveAllAsync(Socket socket, Memory<byte> data, CancellationToken cancellationToken)
+    {
+        while (!data.IsEmpty)
+        {
+            int read = await socket.ReceiveAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (read == 0) throw new IOException("it closed the connection before its hello");
+            data = data[read..];
+        }
+    }
+
+    /// <summary>Stops listening and closes every link (their pending calls fail as Unavailable).</summary>
+    public void Dispose()
+    {
+        lock (_links)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _stopping.Cancel();
+            _listener.Dispose();
+            foreach (var link in _links.Values) link.Dispose();
+            _links.Clear();
+        }
+    }
+}

@@ -1,0 +1,214 @@
+// The TCP step link on its own: a worker prepared with the offer connects to the host it registered with and its
+// steps (weights in the request, gradient sums in the reply) compute exactly as over gRPC; only a peer with the
+// nonce offered to that worker id gets a link; a hello that is not one, too large, or never sent is refused without
+// holding up other workers; a prepared worker keeps its link and reconnects when it closed; pending calls fail as
+// Unavailable the moment the worker's end goes.
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using DistTrain.Coordinator.Distributed;
+using DistTrain.Core.Data;
+using DistTrain.Core.Model;
+using DistTrain.Core.Training;
+using DistTrain.Protos;
+using DistTrain.Worker;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace DistTrain.Tests.Distributed;
+
+public sealed class TcpLinkTests : IDisposable
+{
+    private static readonly DataSpec Data = new() { Format = "blobs", Samples = 200, Classes = 3, Features = 5, Seed = 3 };
+    private static readonly ModelSpec Model = new()
+    {
+        Inputs = 5, Layers = [new() { Type = "linear", Units = 37 }, new() { Type = "relu" }, new() { Type = "linear", Units = 3 }],
+    };
+    private readonly List<string> _refusals = [];
+    private readonly TcpLinkHost _host;
+    private readonly WorkerSession _session;
+
+    public TcpLinkTests()
+    {
+        _host = new TcpLinkHost(new IPEndPoint(IPAddress.Loopback, 0), 1 << 20, Refused, TimeSpan.FromMilliseconds(400));
+        var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 1, SharedMemory = false };
+        _session = new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance), NullLogger<WorkerSession>.Instance);
+    }
+
+    private void Refused(string message)
+    {
+        lock (_refusals) _refusals.Add(message);
+    }
+
+    private Task<PrepareReply> PrepareAsync() => _session.PrepareAsync(new PrepareRequest
+    {
+        ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
+        DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
+        DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = "w1",
+        TcpLink = _host.OfferFor("w1"),
+    }, default);
+
+    private static ComputeRequest Request(long step, float[] weights, int[] indices) => new()
+    {
+        ProtocolVersion = Protocol.Version, Step = step, WeightsVersion = step, BatchSize = indices.Length, ShardSize = 3,
+        Weights = ByteString.CopyFrom(MemoryMarshal.AsBytes(weights.AsSpan())),
+        Blocks = { new BlockRange { FirstShard = 0, ShardCount = (indices.Length + 2) / 3, SampleIndices = WireArrays.Copy(indices) } },
+    };
+
+    [Fact]
+    public async Task StepsComputeOverTheLinkExactlyAsOverGrpcAndBadRequestsAreRefused()
+    {
+        var reply = await PrepareAsync();
+        Assert.True(reply.TcpLink, reply.TcpLinkNote);
+        var link = _host.LinkOf("w1") ?? throw new InvalidOperationException("the coordinator has no link for w1");
+        int parameters = new Network(Model).ParameterCount;
+        var weights = new Network(Model).CreateParameters(1);
+        int[] indices = [3, 1, 4, 1, 5, 9, 2, 6];
+        var overLink = await link.ComputeAsync(Request(0, weights, indices), DateTime.UtcNow.AddSeconds(30), default);
+        var direct = await _session.ComputeAsync(Request(0, weights, indices), default);
+        Assert.Equal(0, overLink.Step);
+        var block = Assert.Single(overLink.Blocks);
+        Assert.Equal(4 * parameters, block.GradientSum.Length);
+        Assert.Contains(MemoryMarshal.Cast<byte, float>(block.GradientSum.Span).ToArray(), g => g != 0);
+        Assert.Equal(direct.Blocks[0].GradientSum.ToByteArray(), block.GradientSum.ToByteArray());
+        Assert.Equal(direct.Blocks[0].ShardLoss, block.ShardLoss);
+        Assert.Equal([3, 3, 2], block.ShardSamples);
+
+        var outside = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, weights, [3, 1, 400]), DateTime.UtcNow.AddSeconds(30), default));
+        Assert.Equal(StatusCode.InvalidArgument, outside.StatusCode);
+        Assert.Contains("sample index 400", outside.Status.Detail);
+        var shortWeights = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, weights[..^1], [3]), DateTime.UtcNow.AddSeconds(30), default));
+        Assert.Equal(StatusCode.InvalidArgument, shortWeights.StatusCode);
+        // The link still serves after refusals.
+        Assert.Equal(1, (await link.ComputeAsync(Request(1, weights, [2]), DateTime.UtcNow.AddSeconds(30), default)).Step);
+    }
+
+    [Fact]
+    public async Task APreparedWorkerKeepsItsLinkAndConnectsAgainWhenItClosed()
+    {
+        Assert.True((await PrepareAsync()).TcpLink);
+        var first = _host.LinkOf("w1")!;
+        Assert.True((await PrepareAsync()).TcpLink);
+        Assert.Same(first, _host.LinkOf("w1"));
+        // The coordinator drops the link (as when its reader failed): the next Prepare connects a new one.
+        first.Dispose();
+        Assert.Null(_host.LinkOf("w1"));
+        Assert.True((await PrepareAsync()).TcpLink);
+        var second = _host.LinkOf("w1");
+        Assert.NotNull(second);
+        Assert.NotSame(first, second);
+        var weights = new Network(Model).CreateParameters(2);
+        Assert.Equal(5, (await second.ComputeAsync(Request(5, weights, [7]), DateTime.UtcNow.AddSeconds(30), default)).Step);
+    }
+
+    private Socket Connect()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
+        socket.Connect(IPAddress.Loopback, _host.Port);
+        return socket;
+    }
+
+    /// <summary>True when the coordinator closed the connection without answering.</summary>
+    private static bool ClosedUnanswered(Socket socket)
+    {
+        var buffer = new byte[16];
+        try { return !StepFrames.Read(socket, ref buffer, buffer.Length, out _, out _, out _); }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { return true; }
+    }
+
+    [Theory]
+    [InlineData("no nonce")]
+    [InlineData("another worker's nonce")]
+    [InlineData("unknown worker")]
+    public void OnlyAPeerWithTheNonceOfferedToItsIdGetsALink(string wrong)
+    {
+        var offer = _host.OfferFor("w1");
+        var other = _host.OfferFor("w2");
+        Assert.NotEqual(offer.Nonce, other.Nonce);
+        using var socket = Connect();
+        var nonce = wrong switch
+        {
+            "no nonce" => new byte[TcpLinkHost.NonceBytes],
+            "another worker's nonce" => other.Nonce.ToByteArray(),
+            _ => offer.Nonce.ToByteArray(),
+        };
+        var id = System.Text.Encoding.UTF8.GetBytes(wrong == "unknown worker" ? "w9" : "w1");
+        StepFrames.Write(socket, 0, StepFrames.Hello, [.. nonce, .. id]);
+        Assert.True(ClosedUnanswered(socket));
+        Assert.Null(_host.LinkOf("w1"));
+        Assert.Null(_host.LinkOf("w9"));
+        lock (_refusals) Assert.Contains(_refusals, r => r.Contains("did not carry the nonce offered to worker", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(StepFrames.Hello, 1 << 30)] // a gigabyte hello: refused from its header, nothing allocated
+    [InlineData(StepFrames.Hello, TcpLinkHost.NonceBytes)] // a nonce and no worker id
+    [InlineData(StepFrames.Request, 40)] // a request before any hello
+    public void AFirstFrameThatIsNotAHelloOfTheRightSizeIsRefused(byte kind, int length)
+    {
+        _host.OfferFor("w1");
+        using var socket = Connect();
+        var header = new byte[StepFrames.HeaderBytes];
+        BinaryPrimitives.WriteInt32LittleEndian(header, length);
+        header[12] = kind;
+        socket.Send(header);
+        Assert.True(ClosedUnanswered(socket));
+        Assert.Null(_host.LinkOf("w1"));
+    }
+
+    [Fact]
+    public async Task AConnectionThatNeverSaysHelloIsClosedAtTheTimeoutWithoutHoldingUpOthers()
+    {
+        using var silent = Connect();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // A real worker connects meanwhile and gets its link at once.
+        Assert.True((await PrepareAsync()).TcpLink);
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(400), $"the worker waited {clock.Elapsed} behind a silent connection");
+        Assert.True(ClosedUnanswered(silent));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"closed after {clock.Elapsed}");
+        lock (_refusals) Assert.Contains(_refusals, r => r.Contains("no hello within 0.4 s", StringComparison.Ordinal));
+        Assert.NotNull(_host.LinkOf("w1"));
+    }
+
+    [Fact]
+    public async Task APendingCallFailsAsUnavailableTheMomentTheWorkerGoes()
+    {
+        var offer = _host.OfferFor("w1");
+        var worker = Connect();
+        StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
+        var buffer = new byte[16];
+        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out byte kind, out _));
+        Assert.Equal(StepFrames.Hello, kind);
+        var link = _host.LinkOf("w1")!;
+        var pending = link.ComputeAsync(Request(0, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        worker.Shutdown(SocketShutdown.Both);
+        worker.Close();
+        var gone = await Assert.ThrowsAsync<RpcException>(() => pending);
+        Assert.Equal(StatusCode.Unavailable, gone.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+        Assert.Null(_host.LinkOf("w1"));
+    }
+
+    [Fact]
+    public void TheHostListensWhereTheCoordinatorDoes()
+    {
+        using var loopback = TcpLinkHost.Create("http://127.0.0.1:5100", 0, 1 << 20, _ => { });
+        using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            socket.Connect(IPAddress.Loopback, loopback.Port);
+        using var any = TcpLinkHost.Create("http://some-host:5100", 0, 1 << 20, _ => { });
+        using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            socket.Connect(IPAddress.Loopback, any.Port); // IPv4 reaches the dual-mode wildcard
+        var taken = Assert.Throws<DistTrain.Core.UserInputException>(() => TcpLinkHost.Create("http://127.0.0.1:5100", loopback.Port, 1 << 20, _ => { }));
+        Assert.Contains("--tcp-link-port", taken.Message);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _host.Dispose();
+    }
+}
