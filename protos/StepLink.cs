@@ -75,6 +75,35 @@ public static class StepFrames
         SendAll(socket, frame.AsSpan(0, HeaderBytes + length));
     }
 
+    /// <summary>
+    /// A request frame as <see cref="RentFrame"/> writes it, except that weights of 64 KiB or more are not copied in:
+    /// the rented array holds the header and every other field, and <paramref name="tail"/> is the weights field's
+    /// value, to be sent right after it (the field comes last on the wire, which protobuf allows). The sender then
+    /// reads the weights where they are; the caller keeps them unchanged until it has sent them or given up the call.
+    /// </summary>
+    public static byte[] RentRequestFrame(long id, ComputeRequest request, out int length, out ReadOnlyMemory<byte> tail)
+    {
+        tail = ReadOnlyMemory<byte>.Empty;
+        if (request.WeightsSourceCase != ComputeRequest.WeightsSourceOneofCase.Weights || request.Weights.Length < 64 << 10)
+            return RentFrame(id, Request, request, out length);
+        var head = request.Clone();
+        head.ClearWeightsSource();
+        int headBytes = head.CalculateSize();
+        int weightsBytes = request.Weights.Length;
+        int prefix = 1 + CodedOutputStream.ComputeLengthSize(weightsBytes);
+        length = HeaderBytes + headBytes + prefix;
+        var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+        head.WriteTo(frame.AsSpan(HeaderBytes, headBytes));
+        var field = frame.AsSpan(HeaderBytes + headBytes, prefix);
+        field[0] = (byte)WireFormat.MakeTag(ComputeRequest.WeightsFieldNumber, WireFormat.WireType.LengthDelimited);
+        for (int i = 1, value = weightsBytes; i < prefix; i++, value >>= 7) field[i] = (byte)(i < prefix - 1 ? (value & 0x7F) | 0x80 : value);
+        BinaryPrimitives.WriteInt32LittleEndian(frame, headBytes + prefix + weightsBytes);
+        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
+        frame[12] = Request;
+        tail = request.Weights.Memory;
+        return frame;
+    }
+
     public static void WriteError(Socket socket, long id, Grpc.Core.StatusCode code, string detail)
     {
         var text = System.Text.Encoding.UTF8.GetBytes(detail);

@@ -81,6 +81,18 @@ public static class WireBuffers
         if (pooled.Take() is { } array) Return(array);
     }
 
+    /// <summary>
+    /// The rented array that <paramref name="bytes"/> wraps whole, when it holds exactly <paramref name="length"/>
+    /// floats: the caller owns it from now on (Return on the ByteString then gives nothing back). Null for any other.
+    /// </summary>
+    public static float[]? Take(ByteString bytes, int length)
+    {
+        if (bytes.Length != 4L * length || !MemoryMarshal.TryGetMemoryManager(bytes.Memory, out Pooled? pooled) ||
+            pooled.Length != length)
+            return null;
+        return pooled.Take();
+    }
+
     /// <summary>Gives back a rented array the caller no longer uses (and holds no ByteString of).</summary>
     public static void Return(float[] array)
     {
@@ -99,6 +111,8 @@ public static class WireBuffers
     private sealed class Pooled(float[] array) : WireArrays.ArrayBytes<float>(array)
     {
         private float[]? _array = array;
+
+        public int Length { get; } = array.Length;
 
         public float[]? Take() => Interlocked.Exchange(ref _array, null);
     }

@@ -6,7 +6,8 @@
 // Sending never blocks the caller (the control plane's driver): a request goes out at once when the socket can take
 // it, and otherwise waits in a backlog that a writer thread sends — a worker that stopped reading (SIGSTOP) fills its
 // socket's buffer within a few hundred steps, and a blocking write would then hold up every other worker too. A
-// request carrying the weights (TCP) is larger than a socket takes at once, so it always goes through the writer.
+// request carrying the weights (TCP) is larger than a socket takes at once, so it always goes through the writer,
+// which sends the weights from where the step holds them (StepFrames.RentRequestFrame: no copy per worker).
 // Replies are read as the gRPC path reads them (StepWire): each gradient sum lands in a pooled array.
 using System.Collections.Concurrent;
 using System.Net.Sockets;
@@ -23,7 +24,7 @@ public sealed class StepLink : IDisposable
     /// <summary>Frames up to this size go out inline when the socket is writable (it then has room for them).</summary>
     private const int InlineFrameBytes = 16 << 10;
     private readonly object _sendLock = new();
-    private readonly Queue<(long Id, byte[] Frame, int Length)> _backlog = new();
+    private readonly Queue<(long Id, byte[] Frame, int Length, ReadOnlyMemory<byte> Tail)> _backlog = new();
     private bool _writerSending;
     private Thread? _writer;
     private readonly ConcurrentDictionary<long, TaskCompletionSource<ComputeReply>> _pending = new();
@@ -67,8 +68,8 @@ public sealed class StepLink : IDisposable
         {
             try
             {
-                var frame = StepFrames.RentFrame(id, StepFrames.Request, request, out int length);
-                Send(id, frame, length);
+                var frame = StepFrames.RentRequestFrame(id, request, out int length, out var tail);
+                Send(id, frame, length, tail);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
             {
@@ -82,17 +83,17 @@ public sealed class StepLink : IDisposable
     /// Writes the frame now when nothing is queued before it and the socket is writable (a Unix socket is writable
     /// while three quarters of its buffer are free, more than a small frame needs); otherwise queues it for the writer.
     /// </summary>
-    private void Send(long id, byte[] frame, int length)
+    private void Send(long id, byte[] frame, int length, ReadOnlyMemory<byte> tail)
     {
         lock (_sendLock)
         {
-            if (_backlog.Count == 0 && !_writerSending && length <= InlineFrameBytes && _socket.Poll(0, SelectMode.SelectWrite))
+            if (_backlog.Count == 0 && !_writerSending && length <= InlineFrameBytes && tail.IsEmpty && _socket.Poll(0, SelectMode.SelectWrite))
             {
                 try { StepFrames.SendAll(_socket, frame.AsSpan(0, length)); }
                 finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
                 return;
             }
-            _backlog.Enqueue((id, frame, length));
+            _backlog.Enqueue((id, frame, length, tail));
             if (_writer is null)
             {
                 _writer = new Thread(WriteBacklog) { IsBackground = true, Name = $"disttrain-link-send-{WorkerId}" };
@@ -109,7 +110,7 @@ public sealed class StepLink : IDisposable
         {
             while (true)
             {
-                (long Id, byte[] Frame, int Length) next;
+                (long Id, byte[] Frame, int Length, ReadOnlyMemory<byte> Tail) next;
                 lock (_sendLock)
                 {
                     _writerSending = false;
@@ -122,7 +123,13 @@ public sealed class StepLink : IDisposable
                     next = _backlog.Dequeue();
                     _writerSending = true;
                 }
-                try { StepFrames.SendAll(_socket, next.Frame.AsSpan(0, next.Length)); }
+                try
+                {
+                    StepFrames.SendAll(_socket, next.Frame.AsSpan(0, next.Length));
+                    // The weights, from where the step holds them (a call given up meanwhile may get a torn copy,
+                    // whose reply nobody reads).
+                    StepFrames.SendAll(_socket, next.Tail.Span);
+                }
                 finally { System.Buffers.ArrayPool<byte>.Shared.Return(next.Frame); }
             }
         }

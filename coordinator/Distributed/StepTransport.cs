@@ -267,7 +267,14 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             var block = reply.Blocks[i];
             if (!ReplyCheck.TryGradient(block, send.Blocks[i], send.Step, received.Slots, _parameterCount, out var gradient))
                 throw new InvalidOperationException($"block {send.Blocks[i]} of step {send.Step} was accepted but is unreadable");
-            gradient.CopyTo(_buffers[b]);
+            // A sum read into a pooled array of its own (over gRPC or a TCP link) becomes the block's buffer, and the
+            // buffer goes to the pool for the next reply: no copy. One in shared memory (or unpooled) is copied.
+            if (WireBuffers.Take(block.GradientSum, _parameterCount) is { } taken)
+            {
+                WireBuffers.Return(_buffers[b]);
+                _buffers[b] = taken;
+            }
+            else gradient.CopyTo(_buffers[b]);
             for (int k = 0; k < block.ShardCount; k++)
             {
                 int shard = block.FirstShard + k;

@@ -93,11 +93,16 @@ public sealed class TcpLinkTests : IDisposable
         var first = _host.LinkOf("w1")!;
         Assert.True((await PrepareAsync()).TcpLink);
         Assert.Same(first, _host.LinkOf("w1"));
-        // The coordinator drops the link (as when its reader failed): the next Prepare connects a new one.
+        // The coordinator drops the link (as when its reader failed): once the worker has seen it close (its reader
+        // hears the end of the stream), a Prepare connects a new one.
         first.Dispose();
         Assert.Null(_host.LinkOf("w1"));
-        Assert.True((await PrepareAsync()).TcpLink);
-        var second = _host.LinkOf("w1");
+        StepLink? second = null;
+        for (var until = DateTime.UtcNow.AddSeconds(10); second is null && DateTime.UtcNow < until; await Task.Delay(20))
+        {
+            Assert.True((await PrepareAsync()).TcpLink);
+            second = _host.LinkOf("w1");
+        }
         Assert.NotNull(second);
         Assert.NotSame(first, second);
         var weights = new Network(Model).CreateParameters(2);

@@ -54,6 +54,30 @@ public class StepWireTests
         },
     };
 
+    [Theory]
+    [InlineData(16_383)] // below 64 KiB: one whole frame
+    [InlineData(16_384)] // 64 KiB: header and fields in the frame, the weights sent after it
+    [InlineData(40_003)]
+    [InlineData(4_194_304)] // 16 MiB: a four-byte length prefix
+    public void ALinkRequestFrameWithItsWeightsSentApartReadsAsTheRequest(int parameters)
+    {
+        var request = Request(parameters);
+        request.NextWeightsTicket = ByteString.CopyFrom(new byte[16]);
+        var frame = StepFrames.RentRequestFrame(42, request, out int length, out var tail);
+        Assert.Equal(parameters >= 16_384, !tail.IsEmpty);
+        byte[] wire = [.. frame.AsSpan(0, length), .. tail.Span];
+        System.Buffers.ArrayPool<byte>.Shared.Return(frame);
+        Assert.Equal(request.CalculateSize(), wire.Length - StepFrames.HeaderBytes);
+        Assert.Equal(wire.Length - StepFrames.HeaderBytes, System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(wire));
+        Assert.Equal(42, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(wire.AsSpan(4)));
+        Assert.Equal(StepFrames.Request, wire[12]);
+        var payload = wire.AsMemory(StepFrames.HeaderBytes);
+        Assert.Equal(request, ComputeRequest.Parser.ParseFrom(payload.Span));
+        var read = StepWire.ParseRequest(new System.Buffers.ReadOnlySequence<byte>(payload));
+        Assert.Equal(request, read);
+        WireBuffers.Return(read.Weights);
+    }
+
     private static ComputeReply Reply(int parameters) => new()
     {
         ProtocolVersion = Protocol.Version, Step = 7, ComputeSeconds = 0.25, ComputeCpuSeconds = 0.125,
