@@ -99,7 +99,8 @@ public sealed class WorkerStepLink : IDisposable
                 ComputeReply reply;
                 try
                 {
-                    reply = _compute(StepWire.ParseRequest(new System.Buffers.ReadOnlySequence<byte>(buffer, 0, length)));
+                    // The weights stay in the read buffer: the request is computed before the next frame is read.
+                    reply = _compute(StepWire.ParseRequestInPlace(buffer.AsMemory(0, length)));
                 }
                 catch (InvalidProtocolBufferException e)
                 {

@@ -56,7 +56,7 @@ public static class StepWire
         where T : class, IMessage<T>
     {
         var payload = context.PayloadAsReadOnlySequence();
-        return TryReadBulk(payload, field, parser, set) ?? parser.ParseFrom(payload);
+        return TryReadBulk(payload, field, parser, inPlace: false, set) ?? parser.ParseFrom(payload);
     }
 
     /// <summary>
@@ -67,10 +67,20 @@ public static class StepWire
     private static ComputeRequest ReadRequest(DeserializationContext context) => ParseRequest(context.PayloadAsReadOnlySequence());
 
     /// <summary>A request read as the gRPC marshaller reads it (its weights in a pooled array), from any carrier.</summary>
-    public static ComputeRequest ParseRequest(ReadOnlySequence<byte> payload)
+    public static ComputeRequest ParseRequest(ReadOnlySequence<byte> payload) => ParseRequest(payload, inPlace: false);
+
+    /// <summary>
+    /// A request whose weights are not copied: they wrap their bytes in <paramref name="payload"/>, so the request is
+    /// good only while the caller keeps that buffer unchanged (a step link computing each request before it reads
+    /// the next).
+    /// </summary>
+    public static ComputeRequest ParseRequestInPlace(ReadOnlyMemory<byte> payload) =>
+        ParseRequest(new ReadOnlySequence<byte>(payload), inPlace: true);
+
+    private static ComputeRequest ParseRequest(ReadOnlySequence<byte> payload, bool inPlace)
     {
         bool both = false;
-        var message = TryReadBulk(payload, RequestWeightsField, ComputeRequest.Parser, (m, weights) =>
+        var message = TryReadBulk(payload, RequestWeightsField, ComputeRequest.Parser, inPlace, (m, weights) =>
         {
             if (m.WeightsSourceCase == ComputeRequest.WeightsSourceOneofCase.WeightsTicket)
             {
@@ -88,7 +98,7 @@ public static class StepWire
     public static ComputeReply ParseReply(ReadOnlySequence<byte> payload)
     {
         if (!TryRead(payload, ReplyBlocksField, out var rest, out _,
-                block => TryReadBulk(block, BlockGradientField, BlockResult.Parser, (m, sum) => m.GradientSum = sum), out var blocks))
+                block => TryReadBulk(block, BlockGradientField, BlockResult.Parser, inPlace: false, (m, sum) => m.GradientSum = sum), out var blocks))
             return ComputeReply.Parser.ParseFrom(payload);
         var message = ComputeReply.Parser.ParseFrom(rest);
         message.Blocks.AddRange(blocks!);
@@ -99,10 +109,10 @@ public static class StepWire
     /// The message with its length-delimited field <paramref name="field"/> in a pooled array (when it is a float
     /// vector worth pooling); null when the scan cannot follow the payload (the generated parser then decides).
     /// </summary>
-    private static T? TryReadBulk<T>(ReadOnlySequence<byte> payload, int field, MessageParser<T> parser, Action<T, ByteString> set)
-        where T : class, IMessage<T>
+    private static T? TryReadBulk<T>(ReadOnlySequence<byte> payload, int field, MessageParser<T> parser, bool inPlace,
+        Action<T, ByteString> set) where T : class, IMessage<T>
     {
-        if (!TryRead<T>(payload, field, out var rest, out var bulk, nested: null, out _)) return null;
+        if (!TryRead<T>(payload, field, out var rest, out var bulk, nested: null, out _, inPlace)) return null;
         var message = parser.ParseFrom(rest);
         if (bulk is not null) set(message, bulk);
         return message;
@@ -115,7 +125,7 @@ public static class StepWire
     /// order. False when the payload is not a sequence of fields this scan can follow.
     /// </summary>
     private static bool TryRead<T>(ReadOnlySequence<byte> payload, int field, out byte[] rest, out ByteString? bulk,
-        Func<ReadOnlySequence<byte>, T?>? nested, out List<T>? messages) where T : class
+        Func<ReadOnlySequence<byte>, T?>? nested, out List<T>? messages, bool inPlace = false) where T : class
     {
         (rest, bulk, messages) = ([], null, nested is null ? null : []);
         var reader = new SequenceReader<byte>(payload);
@@ -153,7 +163,7 @@ public static class StepWire
                         {
                             // Last one wins, as protobuf merges a repeated scalar field.
                             WireBuffers.Return(bulk);
-                            bulk = WireBuffers.Copy(value);
+                            bulk = inPlace && value.IsSingleSegment ? UnsafeByteOperations.UnsafeWrap(value.First) : WireBuffers.Copy(value);
                         }
                         continue;
                     }

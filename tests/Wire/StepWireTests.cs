@@ -76,6 +76,10 @@ public class StepWireTests
         var read = StepWire.ParseRequest(new System.Buffers.ReadOnlySequence<byte>(payload));
         Assert.Equal(request, read);
         WireBuffers.Return(read.Weights);
+        // In place (a link's reader): the same request, its weights the payload's own bytes.
+        var inPlace = StepWire.ParseRequestInPlace(payload);
+        Assert.Equal(request, inPlace);
+        Assert.True(payload.Span.Overlaps(inPlace.Weights.Span));
     }
 
     private static ComputeReply Reply(int parameters) => new()
