@@ -37,6 +37,7 @@ grpc_run() {
   done
   wait "$coordinator" || { cat "$log"; return 1; }
   grep -E 'samples/s|step time|per step|network|communication|early' "$log" | tr '\n' ' '
+  echo -n "TCP step links: $(grep -c 'over the TCP step link' "$log" || true)"
   echo
   rm -f "$log"
   wait || true

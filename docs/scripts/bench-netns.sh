@@ -73,6 +73,7 @@ distributed_run() {
   done
   wait "$coordinator" || { cat "$log"; return 1; }
   grep -E 'samples/s|step time|per step|network wait' "$log" | tr '\n' ' '
+  echo -n "TCP step links: $(grep -c 'over the TCP step link' "$log" || true)"
   echo
   rm -f "$log"
 }
