@@ -14,6 +14,47 @@ using Google.Protobuf;
 
 namespace DistTrain.Protos;
 
+/// <summary>
+/// One step link's bytes: a socket read and written directly, or (a TCP link of a node with TLS) a TLS stream over
+/// it. One thread may read while another writes.
+/// </summary>
+public sealed class StepConnection(Socket socket, Stream? tls = null) : IDisposable
+{
+    public Socket Socket { get; } = socket;
+    public bool IsTls => tls is not null;
+
+    public void Send(ReadOnlySpan<byte> data)
+    {
+        if (tls is not null) tls.Write(data);
+        else while (!data.IsEmpty) data = data[Socket.Send(data)..];
+    }
+
+    public int Receive(Span<byte> data) => tls is not null ? tls.Read(data) : Socket.Receive(data);
+
+    /// <summary>
+    /// Waits until the socket has data, with poll(POLLIN) rather than in recv: a thread blocked in recv on a Unix
+    /// socket also wakes each time the peer consumes what this end sent (write space), which here is every step, on
+    /// the CPU where the peer starts computing; poll filters those wake-ups in the kernel. Not with a receive timeout
+    /// (recv enforces it), nor over TLS (decrypted bytes may already wait in the stream).
+    /// </summary>
+    public void WaitReadable()
+    {
+        if (tls is null && Socket.ReceiveTimeout == 0) Socket.Poll(-1, SelectMode.SelectRead);
+    }
+
+    /// <summary>True when a write would not block: the socket has room and no TLS record is in the way.</summary>
+    public bool CanWriteNow => tls is null && Socket.Poll(0, SelectMode.SelectWrite);
+
+    public void Dispose()
+    {
+        try { tls?.Dispose(); }
+        catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        Socket.Dispose();
+    }
+
+    public static implicit operator StepConnection(Socket socket) => new(socket);
+}
+
 public static class StepFrames
 {
     public const int HeaderBytes = 13;
@@ -28,7 +69,7 @@ public static class StepFrames
     /// Sends one frame in one write, so the peer wakes once for it (a header written apart from its payload woke the
     /// reader twice); callers serialize their sends.
     /// </summary>
-    public static void Write(Socket socket, long id, byte kind, ReadOnlySpan<byte> payload)
+    public static void Write(StepConnection socket, long id, byte kind, ReadOnlySpan<byte> payload)
     {
         var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(HeaderBytes + payload.Length);
         try
@@ -39,7 +80,7 @@ public static class StepFrames
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
     }
 
-    public static void Write(Socket socket, long id, byte kind, IMessage message)
+    public static void Write(StepConnection socket, long id, byte kind, IMessage message)
     {
         int size = message.CalculateSize();
         var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(HeaderBytes + size);
@@ -67,7 +108,7 @@ public static class StepFrames
         return frame;
     }
 
-    private static void SendFrame(Socket socket, byte[] frame, long id, byte kind, int length)
+    private static void SendFrame(StepConnection socket, byte[] frame, long id, byte kind, int length)
     {
         BinaryPrimitives.WriteInt32LittleEndian(frame, length);
         BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
@@ -104,7 +145,7 @@ public static class StepFrames
         return frame;
     }
 
-    public static void WriteError(Socket socket, long id, Grpc.Core.StatusCode code, string detail)
+    public static void WriteError(StepConnection socket, long id, Grpc.Core.StatusCode code, string detail)
     {
         var text = System.Text.Encoding.UTF8.GetBytes(detail);
         var payload = new byte[4 + text.Length];
@@ -122,17 +163,13 @@ public static class StepFrames
     /// Reads one frame into <paramref name="buffer"/> (grown as needed, up to <paramref name="maxPayload"/>).
     /// Returns false at the end of the stream; throws IOException for a frame over the limit or a cut stream.
     /// </summary>
-    public static bool Read(Socket socket, ref byte[] buffer, int maxPayload, out long id, out byte kind, out int length)
+    public static bool Read(StepConnection socket, ref byte[] buffer, int maxPayload, out long id, out byte kind, out int length)
     {
         Span<byte> header = stackalloc byte[HeaderBytes];
         id = 0;
         kind = 0;
         length = 0;
-        // Wait for data with poll(POLLIN) rather than in recv: a thread blocked in recv on a Unix socket also wakes
-        // each time the peer consumes what this end sent (write space), which here is every step, on the CPU where
-        // the peer starts computing. Poll filters those wake-ups in the kernel. (With a receive timeout set, as
-        // during the hello, recv keeps enforcing it.)
-        if (socket.ReceiveTimeout == 0) socket.Poll(-1, SelectMode.SelectRead);
+        socket.WaitReadable();
         if (!ReceiveAll(socket, header, allowEnd: true)) return false;
         length = BinaryPrimitives.ReadInt32LittleEndian(header);
         id = BinaryPrimitives.ReadInt64LittleEndian(header[4..]);
@@ -144,12 +181,9 @@ public static class StepFrames
         return true;
     }
 
-    public static void SendAll(Socket socket, ReadOnlySpan<byte> data)
-    {
-        while (!data.IsEmpty) data = data[socket.Send(data)..];
-    }
+    public static void SendAll(StepConnection socket, ReadOnlySpan<byte> data) => socket.Send(data);
 
-    private static bool ReceiveAll(Socket socket, Span<byte> data, bool allowEnd)
+    private static bool ReceiveAll(StepConnection socket, Span<byte> data, bool allowEnd)
     {
         bool first = true;
         while (!data.IsEmpty)

@@ -55,14 +55,17 @@ public sealed class WorkerSession : IDisposable
     private string _binding = "not bound";
 
     private readonly CoordinatorWeights? _weights;
+    private readonly Protos.Security.NodeSecurity? _security;
     // The next step's weights, fetched with a request's next_weights_ticket while that request is computed.
     private sealed record Prefetched(long Step, Task<Google.Protobuf.ByteString> Weights);
     private Prefetched? _prefetched;
     private readonly CancellationTokenSource _lifetime = new();
 
     /// <param name="weights">Where requests with a weights ticket get their weights (null: such requests are refused).</param>
-    public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log, CoordinatorWeights? weights = null)
+    public WorkerSession(WorkerOptions options, DatasetStore store, ILogger<WorkerSession> log, CoordinatorWeights? weights = null,
+        Protos.Security.NodeSecurity? security = null)
     {
+        _security = security;
         _options = options;
         _store = store;
         _log = log;
@@ -442,9 +445,13 @@ public sealed class WorkerSession : IDisposable
     {
         if (offer.Port is < 1 or > 65535) throw Invalid($"tcp_link.port must be 1..65535, found {offer.Port}");
         if (offer.Nonce.Length != 16) throw Invalid($"tcp_link.nonce has {offer.Nonce.Length} bytes, expected 16");
-        string host = new Uri(_options.Coordinator).IdnHost.Trim('[', ']');
-        var link = WorkerStepLink.ConnectTcp(host, offer.Port, offer.Nonce.Span, workerId, ComputeOnLink, _options.MaxMessageBytes, _log);
-        _log.LogInformation("steps over the TCP step link to {Host}:{Port}", host, offer.Port);
+        var coordinator = new Uri(_options.Coordinator);
+        string host = coordinator.IdnHost.Trim('[', ']');
+        // TLS exactly when the coordinator's gRPC is TLS, its certificate verified as there.
+        var tls = coordinator.Scheme != Uri.UriSchemeHttps ? null
+            : _security?.Tls?.ClientOptions(host) ?? new System.Net.Security.SslClientAuthenticationOptions { TargetHost = host };
+        var link = WorkerStepLink.ConnectTcp(host, offer.Port, offer.Nonce.Span, workerId, ComputeOnLink, _options.MaxMessageBytes, _log, tls);
+        _log.LogInformation("steps over the TCP step link to {Host}:{Port}{Tls}", host, offer.Port, tls is null ? "" : " (TLS)");
         return link;
     }
 

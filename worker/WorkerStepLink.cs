@@ -11,13 +11,13 @@ namespace DistTrain.Worker;
 
 public sealed class WorkerStepLink : IDisposable
 {
-    private readonly Socket _socket;
+    private readonly StepConnection _socket;
     private readonly Func<ComputeRequest, ComputeReply> _compute;
     private readonly int _maxRequestBytes;
     private readonly ILogger _log;
     private int _closed;
 
-    private WorkerStepLink(Socket socket, Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
+    private WorkerStepLink(StepConnection socket, Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
     {
         _socket = socket;
         _compute = compute;
@@ -37,30 +37,53 @@ public sealed class WorkerStepLink : IDisposable
             socket.Dispose();
             throw;
         }
-        return Hello(socket, nonce, workerId, compute, maxRequestBytes, log);
+        return Hello(new StepConnection(socket), nonce, workerId, compute, maxRequestBytes, log);
     }
 
-    /// <summary>Connects over TCP to <paramref name="host"/>:<paramref name="port"/> (10 s at most) and says hello.</summary>
+    /// <summary>
+    /// Connects over TCP to <paramref name="host"/>:<paramref name="port"/> (10 s at most), as a TLS client with
+    /// <paramref name="tls"/> when given, and says hello.
+    /// </summary>
     public static WorkerStepLink ConnectTcp(string host, int port, ReadOnlySpan<byte> nonce, string workerId,
-        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
+        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log, System.Net.Security.SslClientAuthenticationOptions? tls = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        StepConnection connection;
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            try { socket.ConnectAsync(host, port, timeout.Token).AsTask().GetAwaiter().GetResult(); }
+            try
+            {
+                socket.ConnectAsync(host, port, timeout.Token).AsTask().GetAwaiter().GetResult();
+                if (tls is null) connection = new StepConnection(socket);
+                else
+                {
+                    var stream = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: false));
+                    try
+                    {
+                        stream.AuthenticateAsClientAsync(tls, timeout.Token).GetAwaiter().GetResult();
+                    }
+                    catch
+                    {
+                        stream.Dispose();
+                        throw;
+                    }
+                    connection = new StepConnection(socket, stream);
+                }
+            }
             catch (OperationCanceledException) { throw new IOException($"no connection to {host}:{port} within 10 s"); }
+            catch (System.Security.Authentication.AuthenticationException e) { throw new IOException($"TLS with {host}:{port} failed: {e.Message}"); }
         }
         catch
         {
             socket.Dispose();
             throw;
         }
-        return Hello(socket, nonce, workerId, compute, maxRequestBytes, log);
+        return Hello(connection, nonce, workerId, compute, maxRequestBytes, log);
     }
 
     /// <summary>Proves <paramref name="nonce"/> and <paramref name="workerId"/>, and waits (10 s) for the answer.</summary>
-    private static WorkerStepLink Hello(Socket socket, ReadOnlySpan<byte> nonce, string workerId,
+    private static WorkerStepLink Hello(StepConnection socket, ReadOnlySpan<byte> nonce, string workerId,
         Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
     {
         try
@@ -70,11 +93,11 @@ public sealed class WorkerStepLink : IDisposable
             nonce.CopyTo(hello);
             id.CopyTo(hello, nonce.Length);
             StepFrames.Write(socket, 0, StepFrames.Hello, hello);
-            socket.ReceiveTimeout = 10_000;
+            socket.Socket.ReceiveTimeout = 10_000;
             var buffer = new byte[16];
             if (!StepFrames.Read(socket, ref buffer, buffer.Length, out _, out byte kind, out _) || kind != StepFrames.Hello)
                 throw new IOException("the coordinator did not accept the step link");
-            socket.ReceiveTimeout = 0;
+            socket.Socket.ReceiveTimeout = 0;
             return new WorkerStepLink(socket, compute, maxRequestBytes, log);
         }
         catch

@@ -55,7 +55,7 @@ public static class CoordinatorOptions
         new("--weights-transfer", "cluster:weightsTransfer",
             "how gRPC workers get each step's weights: fetched from the coordinator, in the request, or auto (fetched above 768 KiB)", "auto|fetch|push"),
         new("--tcp-link", "cluster:tcpLink",
-            "steps of workers outside the shared memory over a TCP link of their own (auto: unless TLS is on) or over gRPC calls (off)", "auto|off"),
+            "steps of workers outside the shared memory over a TCP link of their own (auto; TLS when the coordinator serves TLS) or over gRPC calls (off)", "auto|off"),
         new("--tcp-link-port", "cluster:tcpLinkPort", "port of the TCP step link (default 0: any free port; workers learn it in Prepare)", "N"),
         new("--bind-cpus", "cluster:bindCpus", "give each same-host worker CPUs of its own: auto or off", "auto|off"),
         new("--gradient-outlier-factor", "cluster:gradientOutlierFactor",

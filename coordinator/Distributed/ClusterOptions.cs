@@ -39,8 +39,8 @@ public sealed class ClusterOptions
     /// </summary>
     public WeightsTransfer WeightsTransfer { get; init; } = WeightsTransfer.Auto;
     /// <summary>
-    /// Offer workers outside the shared memory a TCP step link (TcpLinkHost) for their steps instead of gRPC calls;
-    /// off with TLS, which the link does not speak, or with --tcp-link off.
+    /// Offer workers outside the shared memory a TCP step link (TcpLinkHost, TLS when the node serves TLS) for their
+    /// steps instead of gRPC calls; off with --tcp-link off.
     /// </summary>
     public bool TcpLink { get; init; } = true;
     /// <summary>The TCP step link's port (0: any free port; workers learn it in Prepare).</summary>
@@ -106,7 +106,7 @@ public sealed class ClusterOptions
             },
             TcpLink = flags.Get("--tcp-link") switch
             {
-                null or "auto" => !security.ServesTls,
+                null or "auto" => true,
                 "off" => false,
                 var other => throw new UserInputException($"train: --tcp-link must be auto or off, found '{other}'"),
             },

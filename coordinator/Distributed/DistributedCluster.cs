@@ -98,15 +98,17 @@ public sealed class DistributedCluster : IAsyncDisposable
         TcpLinkHost? tcp = null;
         if (options.TcpLink)
         {
-            try { tcp = TcpLinkHost.Create(options.Listen, options.TcpLinkPort, MessageLimits.ToOption(MessageLimits.ReplyBytes(parameterCount, slots)), log.Write); }
+            try
+            {
+                tcp = TcpLinkHost.Create(options.Listen, options.TcpLinkPort, MessageLimits.ToOption(MessageLimits.ReplyBytes(parameterCount, slots)),
+                    log.Write, options.Security.Tls?.ServerOptions());
+            }
             catch
             {
                 shared?.Dispose();
                 throw;
             }
         }
-        else if (options.Security.ServesTls && options.InProcessWorkers == 0)
-            log.Write("TCP step link off (it does not speak TLS): workers outside the shared memory get their steps over gRPC");
         string runId = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
         var machine = new ClusterStateMachine(ControlOptionsFrom(options), runId);
         var connections = new WorkerConnections();

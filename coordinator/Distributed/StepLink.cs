@@ -20,7 +20,7 @@ namespace DistTrain.Coordinator.Distributed;
 
 public sealed class StepLink : IDisposable
 {
-    private readonly Socket _socket;
+    private readonly StepConnection _socket;
     /// <summary>Frames up to this size go out inline when the socket is writable (it then has room for them).</summary>
     private const int InlineFrameBytes = 16 << 10;
     private readonly object _sendLock = new();
@@ -33,7 +33,7 @@ public sealed class StepLink : IDisposable
     private volatile string? _closed;
     private volatile IReadOnlyList<int> _waitCpus = [];
 
-    public StepLink(Socket socket, string workerId, int maxReplyBytes)
+    public StepLink(StepConnection socket, string workerId, int maxReplyBytes)
     {
         _socket = socket;
         _maxReplyBytes = maxReplyBytes;
@@ -87,7 +87,7 @@ public sealed class StepLink : IDisposable
     {
         lock (_sendLock)
         {
-            if (_backlog.Count == 0 && !_writerSending && length <= InlineFrameBytes && tail.IsEmpty && _socket.Poll(0, SelectMode.SelectWrite))
+            if (_backlog.Count == 0 && !_writerSending && length <= InlineFrameBytes && tail.IsEmpty && _socket.CanWriteNow)
             {
                 try { StepFrames.SendAll(_socket, frame.AsSpan(0, length)); }
                 finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }

@@ -59,6 +59,27 @@ public sealed class TlsCertificates
         return new TlsCertificates(certificate, authority, options.TlsMutual);
     }
 
+    /// <summary>A TLS client's options for a link to <paramref name="host"/>: the peer verified as <see cref="Verify"/> does.</summary>
+    public SslClientAuthenticationOptions ClientOptions(string host) => new()
+    {
+        TargetHost = host,
+        EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+        RemoteCertificateValidationCallback = (_, peer, _, errors) => Verify(peer, errors),
+        ClientCertificates = Mutual && Certificate is { } certificate ? [certificate] : null,
+    };
+
+    /// <summary>
+    /// A TLS server's options (this node's certificate; a client certificate from the CA demanded when mutual), or
+    /// null when this node has no certificate.
+    /// </summary>
+    public SslServerAuthenticationOptions? ServerOptions() => Certificate is not { } certificate ? null : new()
+    {
+        ServerCertificate = certificate,
+        EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+        ClientCertificateRequired = Mutual,
+        RemoteCertificateValidationCallback = Mutual ? (_, peer, _, errors) => Verify(peer, errors) : null,
+    };
+
     /// <summary>
     /// Accepts a peer's certificate: with a configured CA it must chain to that CA (host names are not checked);
     /// without one the platform's verdict stands, host name included.

@@ -2,7 +2,7 @@
 // steps (weights in the request, gradient sums in the reply) compute exactly as over gRPC; only a peer with the
 // nonce offered to that worker id gets a link; a hello that is not one, too large, or never sent is refused without
 // holding up other workers; a prepared worker keeps its link and reconnects when it closed; pending calls fail as
-// Unavailable the moment the worker's end goes.
+// Unavailable the moment the worker's end goes; with TLS, only a worker that trusts the coordinator connects.
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -209,6 +209,66 @@ public sealed class TcpLinkTests : IDisposable
             socket.Connect(IPAddress.Loopback, any.Port); // IPv4 reaches the dual-mode wildcard
         var taken = Assert.Throws<DistTrain.Core.UserInputException>(() => TcpLinkHost.Create("http://127.0.0.1:5100", loopback.Port, 1 << 20, _ => { }));
         Assert.Contains("--tcp-link-port", taken.Message);
+    }
+
+    [Fact]
+    public async Task WithTlsOnlyAWorkerThatTrustsTheCoordinatorGetsALinkAndAPlaintextPeerIsRefused()
+    {
+        string dir = Directory.CreateTempSubdirectory("disttrain-tls-link-").FullName;
+        try
+        {
+            using var authority = new Security.TestCertificates(dir, "link-ca");
+            var (certificate, key) = authority.Issue("coordinator");
+            Protos.Security.TlsCertificates Load(string? cert, string? pem, string? ca) => Protos.Security.TlsCertificates.Load(
+                Protos.Security.SecurityOptions.Read(_ => null, name => name switch
+                {
+                    Protos.Security.SecurityOptions.TlsCertVariable => cert,
+                    Protos.Security.SecurityOptions.TlsKeyVariable => pem,
+                    Protos.Security.SecurityOptions.TlsCaVariable => ca,
+                    _ => null,
+                }))!;
+            using var host = new TcpLinkHost(new IPEndPoint(IPAddress.Loopback, 0), 1 << 20, Refused, TimeSpan.FromSeconds(5),
+                Load(certificate, key, null).ServerOptions());
+            WorkerSession Session(Protos.Security.NodeSecurity security)
+            {
+                var options = new WorkerOptions { Coordinator = "https://127.0.0.1:1", Threads = 1, SharedMemory = false };
+                return new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance),
+                    NullLogger<WorkerSession>.Instance, security: security);
+            }
+            PrepareRequest Prepare(string workerId) => new()
+            {
+                ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
+                DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
+                DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = workerId,
+                TcpLink = host.OfferFor(workerId),
+            };
+
+            // A worker that does not trust the coordinator's CA does not connect, and says why.
+            using (var untrusting = Session(Protos.Security.NodeSecurity.None))
+            {
+                var refused = await untrusting.PrepareAsync(Prepare("w2"), default);
+                Assert.False(refused.TcpLink);
+                Assert.Contains("TLS", refused.TcpLinkNote);
+                Assert.Null(host.LinkOf("w2"));
+            }
+            // One with the CA computes over a TLS link.
+            using var trusting = Session(new Protos.Security.NodeSecurity(null, Load(null, null, authority.CaPath)));
+            var reply = await trusting.PrepareAsync(Prepare("w1"), default);
+            Assert.True(reply.TcpLink, reply.TcpLinkNote);
+            var link = host.LinkOf("w1")!;
+            var weights = new Network(Model).CreateParameters(1);
+            var overTls = await link.ComputeAsync(Request(3, weights, [3, 1, 4, 1]), DateTime.UtcNow.AddSeconds(30), default);
+            var direct = await trusting.ComputeAsync(Request(3, weights, [3, 1, 4, 1]), default);
+            Assert.Equal(direct.Blocks[0].GradientSum.ToByteArray(), overTls.Blocks[0].GradientSum.ToByteArray());
+
+            // A plaintext hello with the right nonce is not a TLS handshake: refused, and the TLS link stays.
+            using var plain = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
+            plain.Connect(IPAddress.Loopback, host.Port);
+            StepFrames.Write(plain, 0, StepFrames.Hello, [.. host.OfferFor("w1").Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
+            Assert.True(ClosedUnanswered(plain));
+            Assert.Same(link, host.LinkOf("w1"));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     public void Dispose()

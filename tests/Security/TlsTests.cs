@@ -1,6 +1,7 @@
 // Optional TLS on real processes: a coordinator serving TLS with client certificates required refuses plaintext
 // clients, clients that do not trust its CA, clients without a certificate and clients whose certificate another
-// CA issued; a worker configured with the deployment's CA and certificate trains to local mode's weights over TLS.
+// CA issued; a worker configured with the deployment's CA and certificate trains to local mode's weights over TLS,
+// its steps over a TLS step link.
 using DistTrain.Protos;
 using DistTrain.Protos.Security;
 using DistTrain.Tests.Distributed;
@@ -45,10 +46,13 @@ public sealed class TlsTests : IDisposable
         var (plainCode, plainOutput) = ProcessHarness.Wait(plain, TimeSpan.FromSeconds(60));
         Assert.True(plainCode == 1, plainOutput);
 
-        _cluster.Worker("tls-worker", url, Node(workerCert, workerKey));
+        // Off the shared memory, as on another machine: its steps go over the TCP step link, in TLS as well.
+        var (_, workerOutput) = _cluster.Worker("tls-worker", url, Node(workerCert, workerKey), "--shared-memory", "false");
         var (code, output) = ProcessHarness.Wait(coordinator, SecureCluster.RunTimeout);
         Assert.True(code == 0, _cluster.AllOutput());
         Assert.Contains("registered from https://127.0.0.1:", output);
+        Assert.Contains("steps over the TCP step link to 127.0.0.1:", workerOutput.ToString());
+        Assert.Contains("(TLS)", workerOutput.ToString());
         Assert.Equal(_cluster.TrainLocal(config), File.ReadAllBytes(save));
         _cluster.AssertNeverLogged(token);
     }

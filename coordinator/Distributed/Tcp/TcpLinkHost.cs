@@ -3,8 +3,9 @@
 // listener's port and a random nonce of its own; the worker connects to the host it registered with, proves the nonce
 // and its id in a hello, and from then on its ComputeGradients requests and replies travel over that connection
 // (StepLink), weights and gradient sums inside the messages, while Prepare, the dataset, heartbeats and the run's end
-// stay on gRPC. Bounds against a peer that lies or stalls: a hello is at most 16 + 256 bytes and must arrive within
-// the hello timeout; at most 64 connections wait to say hello at once (more are closed at once); a nonce admits only
+// stay on gRPC. With TLS on the coordinator (--tls-cert), each connection is TLS with the same certificate, and with
+// --tls-mutual the worker's certificate must come from the CA, as for gRPC. Bounds against a peer that lies or
+// stalls: a hello is at most 16 + 256 bytes and must arrive (after any TLS handshake) within the hello timeout; at most 64 connections wait to say hello at once (more are closed at once); a nonce admits only
 // the worker it was made for, compared in constant time.
 using System.Buffers.Binary;
 using System.Net;
@@ -27,12 +28,16 @@ public sealed class TcpLinkHost : IDisposable
     private readonly TimeSpan _helloTimeout;
     private readonly Action<string> _log;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly System.Net.Security.SslServerAuthenticationOptions? _tls;
     private int _pendingHellos;
     private bool _disposed;
 
     /// <summary>Listens on <paramref name="endpoint"/> (port 0: any free one); replies larger than <paramref name="maxReplyBytes"/> close a link.</summary>
-    public TcpLinkHost(IPEndPoint endpoint, int maxReplyBytes, Action<string> log, TimeSpan? helloTimeout = null)
+    /// <param name="tls">With TLS, each connection's handshake (as a server) comes before its hello, within the same timeout.</param>
+    public TcpLinkHost(IPEndPoint endpoint, int maxReplyBytes, Action<string> log, TimeSpan? helloTimeout = null,
+        System.Net.Security.SslServerAuthenticationOptions? tls = null)
     {
+        _tls = tls;
         _maxReplyBytes = maxReplyBytes;
         _log = log;
         _helloTimeout = helloTimeout ?? TimeSpan.FromSeconds(10);
@@ -56,7 +61,8 @@ public sealed class TcpLinkHost : IDisposable
     /// A listener on the interface the coordinator's gRPC server listens on (<paramref name="listenUrl"/>'s host: an
     /// address, localhost, or any other name for every interface) at <paramref name="port"/>.
     /// </summary>
-    public static TcpLinkHost Create(string listenUrl, int port, int maxReplyBytes, Action<string> log)
+    public static TcpLinkHost Create(string listenUrl, int port, int maxReplyBytes, Action<string> log,
+        System.Net.Security.SslServerAuthenticationOptions? tls = null)
     {
         var host = new Uri(listenUrl).Host.Trim('[', ']');
         // Every interface: both families where the machine has IPv6, else IPv4 (a container may have IPv6 off).
@@ -65,7 +71,7 @@ public sealed class TcpLinkHost : IDisposable
             : Socket.OSSupportsIPv6 ? [IPAddress.IPv6Any, IPAddress.Any] : [IPAddress.Any];
         for (int i = 0; ; i++)
         {
-            try { return new TcpLinkHost(new IPEndPoint(candidates[i], port), maxReplyBytes, log); }
+            try { return new TcpLinkHost(new IPEndPoint(candidates[i], port), maxReplyBytes, log, tls: tls); }
             catch (SocketException e) when (i + 1 < candidates.Length && e.SocketErrorCode != SocketError.AddressAlreadyInUse) { }
             catch (SocketException e)
             {
@@ -114,46 +120,58 @@ public sealed class TcpLinkHost : IDisposable
     private async Task AdmitAsync(Socket connection)
     {
         string? endpoint = null;
+        System.Net.Security.SslStream? tls = null;
         try
         {
             endpoint = connection.RemoteEndPoint?.ToString();
             connection.NoDelay = true;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             timeout.CancelAfter(_helloTimeout);
+            if (_tls is not null)
+            {
+                tls = new System.Net.Security.SslStream(new NetworkStream(connection, ownsSocket: false));
+                await tls.AuthenticateAsServerAsync(_tls, timeout.Token).ConfigureAwait(false);
+            }
             var header = new byte[StepFrames.HeaderBytes];
-            await ReceiveAllAsync(connection, header, timeout.Token).ConfigureAwait(false);
+            await ReceiveAllAsync(connection, tls, header, timeout.Token).ConfigureAwait(false);
             int length = BinaryPrimitives.ReadInt32LittleEndian(header);
             if (header[12] != StepFrames.Hello || length <= NonceBytes || length > NonceBytes + MaxWorkerIdBytes)
                 throw new IOException($"its first frame is not a hello of {NonceBytes + 1}..{NonceBytes + MaxWorkerIdBytes} bytes");
             var hello = new byte[length];
-            await ReceiveAllAsync(connection, hello, timeout.Token).ConfigureAwait(false);
+            await ReceiveAllAsync(connection, tls, hello, timeout.Token).ConfigureAwait(false);
             string workerId = System.Text.Encoding.UTF8.GetString(hello, NonceBytes, length - NonceBytes);
             StepLink? old;
+            StepConnection link;
             lock (_links)
             {
                 if (_disposed) throw new ObjectDisposedException(nameof(TcpLinkHost));
                 if (!_nonces.TryGetValue(workerId, out var nonce) || !CryptographicOperations.FixedTimeEquals(nonce, hello.AsSpan(0, NonceBytes)))
                     throw new IOException($"its hello did not carry the nonce offered to worker '{PeerText.Printable(workerId, 64)}'");
                 _links.Remove(workerId, out old);
-                _links[workerId] = new StepLink(connection, workerId, _maxReplyBytes);
+                link = new StepConnection(connection, tls);
+                _links[workerId] = new StepLink(link, workerId, _maxReplyBytes);
             }
             old?.Dispose();
-            StepFrames.Write(connection, 0, StepFrames.Hello, ReadOnlySpan<byte>.Empty);
+            StepFrames.Write(link, 0, StepFrames.Hello, ReadOnlySpan<byte>.Empty);
         }
-        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException
+            or System.Security.Authentication.AuthenticationException)
         {
             if (!_stopping.IsCancellationRequested)
                 _log($"a TCP step link from {endpoint ?? "?"} was refused: {(e is OperationCanceledException ? $"no hello within {_helloTimeout.TotalSeconds:0.#} s" : e.Message)}");
+            try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
             connection.Dispose();
         }
         finally { Interlocked.Decrement(ref _pendingHellos); }
     }
 
-    private static async Task ReceiveAllAsync(Socket socket, Memory<byte> data, CancellationToken cancellationToken)
+    private static async Task ReceiveAllAsync(Socket socket, Stream? tls, Memory<byte> data, CancellationToken cancellationToken)
     {
         while (!data.IsEmpty)
         {
-            int read = await socket.ReceiveAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            int read = tls is not null
+                ? await tls.ReadAsync(data, cancellationToken).ConfigureAwait(false)
+                : await socket.ReceiveAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             if (read == 0) throw new IOException("it closed the connection before its hello");
             data = data[read..];
         }
