@@ -16,7 +16,7 @@ ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1
 # APP_UID is the non-root `app` user the .NET images define.
 USER $APP_UID
-# 5100 coordinator gRPC, 5101 worker gRPC, 8080 dashboard.
+# 5100 coordinator gRPC, 5101 worker gRPC, 5102 coordinator TCP step link, 8080 dashboard.
 EXPOSE 5100 5101 5102 8080
 CMD ["dotnet", "/app/disttrain.dll", "--help"]
 

@@ -4,7 +4,8 @@
 // (weights and sums inside the messages). Over gRPC each step's call passes through a chain of thread-pool hand-offs
 // on both sides (HTTP/2 frame loops, stream dispatch, continuations, 16 KiB frames through pipes), and on an idle
 // machine each hand-off waits for a thread to wake: about 2 ms per small round trip on the 2-core test VM, and ~2 ms
-// more per megabyte carried. Here a step costs two wake-ups and one copy of each payload into the socket.
+// more per megabyte carried. Here a step costs two wake-ups; a payload is copied by the kernel into and out of the
+// socket, and once more on each side (into the sender's frame or out of the receiver's buffer into a reused array).
 // The messages are the same protobuf messages with the same validation; only their carrier differs.
 //
 // Frame: int32 payload length, int64 call id, byte kind, payload (all little-endian).
@@ -42,8 +43,20 @@ public sealed class StepConnection(Socket socket, Stream? tls = null) : IDisposa
         if (tls is null && Socket.ReceiveTimeout == 0) Socket.Poll(-1, SelectMode.SelectRead);
     }
 
-    /// <summary>True when a write would not block: the socket has room and no TLS record is in the way.</summary>
-    public bool CanWriteNow => tls is null && Socket.Poll(0, SelectMode.SelectWrite);
+    /// <summary>
+    /// True when a small write would not block: a Unix socket with room (writable there means three quarters of its
+    /// buffer are free; a TCP socket is writable with far less).
+    /// </summary>
+    public bool CanWriteNow => tls is null && Socket.AddressFamily == AddressFamily.Unix && Socket.Poll(0, SelectMode.SelectWrite);
+
+    /// <summary>TCP keepalive (probes after 30 s idle, every 10 s, 3 unanswered close it): a silently dropped peer ends the link.</summary>
+    public static void KeepAlive(Socket socket)
+    {
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 30);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 10);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
+    }
 
     public void Dispose()
     {

@@ -48,6 +48,7 @@ public sealed class WorkerStepLink : IDisposable
         Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log, System.Net.Security.SslClientAuthenticationOptions? tls = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        StepConnection.KeepAlive(socket);
         StepConnection connection;
         try
         {
@@ -149,6 +150,13 @@ public sealed class WorkerStepLink : IDisposable
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
             if (Volatile.Read(ref _closed) == 0) _log.LogInformation("step link closed: {Reason}", e.Message);
+            Dispose();
+            return;
+        }
+        catch (Exception e)
+        {
+            // Anything else ends the link (the coordinator falls back to gRPC calls), never the process.
+            if (Volatile.Read(ref _closed) == 0) _log.LogWarning(e, "step link closed");
             Dispose();
             return;
         }

@@ -31,10 +31,17 @@ public sealed class StepLink : IDisposable
     private readonly int _maxReplyBytes;
     private long _nextId;
     private volatile string? _closed;
+    private readonly bool _closeWhenAbandoned;
     private volatile IReadOnlyList<int> _waitCpus = [];
 
-    public StepLink(StepConnection socket, string workerId, int maxReplyBytes)
+    /// <param name="closeWhenAbandoned">
+    /// Close the link when a call is given up (its deadline, or cancelled): the worker would otherwise compute it to
+    /// the end before the next request, and a request's weights still being sent could change under it. For TCP
+    /// links, where that happens only when something failed; same-host pools cancel requests routinely.
+    /// </param>
+    public StepLink(StepConnection socket, string workerId, int maxReplyBytes, bool closeWhenAbandoned = false)
     {
+        _closeWhenAbandoned = closeWhenAbandoned;
         _socket = socket;
         _maxReplyBytes = maxReplyBytes;
         WorkerId = workerId;
@@ -43,6 +50,8 @@ public sealed class StepLink : IDisposable
 
     public string WorkerId { get; }
     public bool IsOpen => _closed is null;
+    /// <summary>Why the link closed; null while it is open.</summary>
+    public string? ClosedBecause => _closed;
 
     /// <summary>The CPUs the worker computes on (empty: unknown or not bound): the reader waits for replies there.</summary>
     public void WaitOnCpus(IReadOnlyList<int> cpus) => _waitCpus = cpus;
@@ -60,9 +69,14 @@ public sealed class StepLink : IDisposable
         _pending[id] = done;
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(left);
-        await using var registration = limit.Token.Register(() => Fail(id, cancellationToken.IsCancellationRequested
-            ? new OperationCanceledException(cancellationToken)
-            : new RpcException(new Status(StatusCode.DeadlineExceeded, $"no reply from {WorkerId} before the deadline"))));
+        await using var registration = limit.Token.Register(() =>
+        {
+            bool deadline = !cancellationToken.IsCancellationRequested;
+            if (Fail(id, deadline
+                    ? new RpcException(new Status(StatusCode.DeadlineExceeded, $"no reply from {WorkerId} before the deadline"))
+                    : new OperationCanceledException(cancellationToken)) && _closeWhenAbandoned)
+                Close($"the step link to {WorkerId} closed: a call was given up ({(deadline ? "deadline" : "cancelled")})");
+        });
         if (_closed is { } why) Fail(id, new RpcException(new Status(StatusCode.Unavailable, why)));
         else
         {
@@ -126,8 +140,8 @@ public sealed class StepLink : IDisposable
                 try
                 {
                     StepFrames.SendAll(_socket, next.Frame.AsSpan(0, next.Length));
-                    // The weights, from where the step holds them (a call given up meanwhile may get a torn copy,
-                    // whose reply nobody reads).
+                    // The weights, from where the step holds them. (A call given up meanwhile: a TCP link closes,
+                    // so the worker never computes a torn copy; a same-host request carries no weights.)
                     StepFrames.SendAll(_socket, next.Tail.Span);
                 }
                 finally { System.Buffers.ArrayPool<byte>.Shared.Return(next.Frame); }
@@ -137,16 +151,21 @@ public sealed class StepLink : IDisposable
         {
             Close($"the step link to {WorkerId} failed: {e.Message}");
         }
+        catch (Exception e)
+        {
+            Close($"the step link to {WorkerId} failed: {e.GetType().Name}: {e.Message}");
+        }
     }
 
     /// <summary>
     /// Fails a pending call on a pool thread: failures come from timers, cancellation and Dispose (called under other
     /// components' locks), where the caller's continuation — the rest of the step — must not run inline.
     /// </summary>
-    private void Fail(long id, Exception error)
+    private bool Fail(long id, Exception error)
     {
-        if (_pending.TryRemove(id, out var call))
-            ThreadPool.UnsafeQueueUserWorkItem(static state => state.call.TrySetException(state.error), (call, error), preferLocal: false);
+        if (!_pending.TryRemove(id, out var call)) return false;
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.call.TrySetException(state.error), (call, error), preferLocal: false);
+        return true;
     }
 
     private void ReadReplies()
@@ -189,6 +208,11 @@ public sealed class StepLink : IDisposable
         {
             reason = $"the step link to {WorkerId} failed: {e.Message}";
         }
+        catch (Exception e)
+        {
+            // Anything else (a TLS stream disposed under a read, say) ends the link, never the process.
+            reason = $"the step link to {WorkerId} failed: {e.GetType().Name}: {e.Message}";
+        }
         Close(reason);
     }
 
@@ -204,17 +228,27 @@ public sealed class StepLink : IDisposable
     public void Dispose() => Close($"the step link to {WorkerId} was closed by the coordinator");
 }
 
-/// <summary>A worker with a step link: Prepare and the dataset over gRPC, every step over the link.</summary>
-public sealed class LinkedWorkerClient(IWorkerClient grpc, StepLink link) : IWorkerClient
+/// <summary>
+/// A worker with a step link: Prepare and the dataset over gRPC, every step over the link — or, once the link has
+/// closed (the worker's end went, a call was given up), as gRPC calls until the worker is prepared again (said once).
+/// </summary>
+public sealed class LinkedWorkerClient(IWorkerClient grpc, StepLink link, Action<string>? log = null) : IWorkerClient
 {
+    private int _fellBack;
+
     public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken cancellationToken) =>
         grpc.PrepareAsync(request, deadline, cancellationToken);
 
     public Task<ReceiveDatasetReply> SendDatasetAsync(string fingerprint, ReadOnlyMemory<byte> payload, DateTime deadline,
         CancellationToken cancellationToken) => grpc.SendDatasetAsync(fingerprint, payload, deadline, cancellationToken);
 
-    public Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken) =>
-        link.ComputeAsync(request, deadline, cancellationToken);
+    public Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken)
+    {
+        if (link.IsOpen) return link.ComputeAsync(request, deadline, cancellationToken);
+        if (Interlocked.Exchange(ref _fellBack, 1) == 0)
+            log?.Invoke($"worker {link.WorkerId}: {link.ClosedBecause}; its steps go as gRPC calls until it is prepared again");
+        return grpc.ComputeAsync(request, deadline, cancellationToken);
+    }
 
     public void Dispose() => grpc.Dispose();
 }

@@ -49,7 +49,8 @@ public sealed class WorkerConnections : IDisposable
         if (!kept) connection.Client.Dispose();
     }
 
-    public void Remove(string workerId, long generation)
+    /// <summary>Removes the connection of that life; false when it is not the current one (nothing removed).</summary>
+    public bool Remove(string workerId, long generation)
     {
         WorkerConnection? removed = null;
         lock (_byId)
@@ -57,6 +58,7 @@ public sealed class WorkerConnections : IDisposable
             if (_byId.TryGetValue(workerId, out var current) && current.Generation == generation) _byId.Remove(workerId, out removed);
         }
         removed?.Client.Dispose();
+        return removed is not null;
     }
 
     public void Dispose()

@@ -34,7 +34,11 @@ public sealed class WorkerPreparer(
         }
     }
 
-    public void Disconnect(DisconnectWorker command) => connections.Remove(command.WorkerId, command.Generation);
+    /// <summary>Closes a life's connection, and its TCP step link with it (a worker that rejoins connects a new one).</summary>
+    public void Disconnect(DisconnectWorker command)
+    {
+        if (connections.Remove(command.WorkerId, command.Generation)) tcp?.Close(command.WorkerId);
+    }
 
     private async Task PrepareAsync(PrepareWorker worker, CancellationToken cancellationToken)
     {
@@ -71,7 +75,7 @@ public sealed class WorkerPreparer(
             link?.WaitOnCpus(cpus ?? []);
             var tcpLink = slots is null && reply.TcpLink ? tcp?.LinkOf(worker.WorkerId) : null;
             connections.Add(new WorkerConnection(worker.WorkerId, worker.Generation,
-                (link ?? tcpLink) is { } stepLink ? new LinkedWorkerClient(client, stepLink) : client, slots, cpus, tcpLink is not null));
+                (link ?? tcpLink) is { } stepLink ? new LinkedWorkerClient(client, stepLink, log.Write) : client, slots, cpus, tcpLink is not null));
             handedOver = true;
             string unshared = offer is null ? "" : $" (shared memory not used: {PeerText.Printable(reply.SharedMemoryNote)})";
             string transport = slots is not null

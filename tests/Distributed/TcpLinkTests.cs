@@ -23,9 +23,13 @@ namespace DistTrain.Tests.Distributed;
 public sealed class TcpLinkTests : IDisposable
 {
     private static readonly DataSpec Data = new() { Format = "blobs", Samples = 200, Classes = 3, Features = 5, Seed = 3 };
-    private static readonly ModelSpec Model = new()
+    private static readonly ModelSpec Model = Mlp(37);
+    /// <summary>36,003 parameters: its weights (141 KiB) go out after the request's other fields (a frame's tail).</summary>
+    private static readonly ModelSpec Big = Mlp(4000);
+
+    private static ModelSpec Mlp(int hidden) => new()
     {
-        Inputs = 5, Layers = [new() { Type = "linear", Units = 37 }, new() { Type = "relu" }, new() { Type = "linear", Units = 3 }],
+        Inputs = 5, Layers = [new() { Type = "linear", Units = hidden }, new() { Type = "relu" }, new() { Type = "linear", Units = 3 }],
     };
     private readonly List<string> _refusals = [];
     private readonly TcpLinkHost _host;
@@ -33,7 +37,7 @@ public sealed class TcpLinkTests : IDisposable
 
     public TcpLinkTests()
     {
-        _host = new TcpLinkHost(new IPEndPoint(IPAddress.Loopback, 0), 1 << 20, Refused, TimeSpan.FromMilliseconds(400));
+        _host = new TcpLinkHost(new IPEndPoint(IPAddress.Loopback, 0), 1 << 20, Refused, TimeSpan.FromSeconds(10));
         var options = new WorkerOptions { Coordinator = "http://127.0.0.1:1", Threads = 1, SharedMemory = false };
         _session = new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance), NullLogger<WorkerSession>.Instance);
     }
@@ -43,9 +47,9 @@ public sealed class TcpLinkTests : IDisposable
         lock (_refusals) _refusals.Add(message);
     }
 
-    private Task<PrepareReply> PrepareAsync() => _session.PrepareAsync(new PrepareRequest
+    private Task<PrepareReply> PrepareAsync(ModelSpec? model = null) => _session.PrepareAsync(new PrepareRequest
     {
-        ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
+        ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(model ?? Model, TrainingConfig.Json),
         DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
         DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = "w1",
         TcpLink = _host.OfferFor("w1"),
@@ -58,14 +62,18 @@ public sealed class TcpLinkTests : IDisposable
         Blocks = { new BlockRange { FirstShard = 0, ShardCount = (indices.Length + 2) / 3, SampleIndices = WireArrays.Copy(indices) } },
     };
 
-    [Fact]
-    public async Task StepsComputeOverTheLinkExactlyAsOverGrpcAndBadRequestsAreRefused()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // weights of 141 KiB: sent after the frame, from the caller's array
+    public async Task StepsComputeOverTheLinkExactlyAsOverGrpcAndBadRequestsAreRefused(bool big)
     {
-        var reply = await PrepareAsync();
+        var model = big ? Big : Model;
+        var reply = await PrepareAsync(model);
         Assert.True(reply.TcpLink, reply.TcpLinkNote);
         var link = _host.LinkOf("w1") ?? throw new InvalidOperationException("the coordinator has no link for w1");
-        int parameters = new Network(Model).ParameterCount;
-        var weights = new Network(Model).CreateParameters(1);
+        int parameters = new Network(model).ParameterCount;
+        Assert.Equal(big, 4 * parameters >= 64 << 10);
+        var weights = new Network(model).CreateParameters(1);
         int[] indices = [3, 1, 4, 1, 5, 9, 2, 6];
         var overLink = await link.ComputeAsync(Request(0, weights, indices), DateTime.UtcNow.AddSeconds(30), default);
         var direct = await _session.ComputeAsync(Request(0, weights, indices), default);
@@ -93,16 +101,14 @@ public sealed class TcpLinkTests : IDisposable
         var first = _host.LinkOf("w1")!;
         Assert.True((await PrepareAsync()).TcpLink);
         Assert.Same(first, _host.LinkOf("w1"));
-        // The coordinator drops the link (as when its reader failed): once the worker has seen it close (its reader
-        // hears the end of the stream), a Prepare connects a new one.
+        // The coordinator drops the link (as when its reader failed): the next offer has a new nonce, so the next
+        // Prepare connects a new link at once, whether or not the worker has seen the old one close yet.
+        var nonce = _host.OfferFor("w1").Nonce;
         first.Dispose();
         Assert.Null(_host.LinkOf("w1"));
-        StepLink? second = null;
-        for (var until = DateTime.UtcNow.AddSeconds(10); second is null && DateTime.UtcNow < until; await Task.Delay(20))
-        {
-            Assert.True((await PrepareAsync()).TcpLink);
-            second = _host.LinkOf("w1");
-        }
+        Assert.NotEqual(nonce, _host.OfferFor("w1").Nonce);
+        Assert.True((await PrepareAsync()).TcpLink);
+        var second = _host.LinkOf("w1");
         Assert.NotNull(second);
         Assert.NotSame(first, second);
         var weights = new Network(Model).CreateParameters(2);
@@ -116,11 +122,16 @@ public sealed class TcpLinkTests : IDisposable
         return socket;
     }
 
-    /// <summary>True when the coordinator closed the connection without answering.</summary>
-    private static bool ClosedUnanswered(Socket socket)
+    /// <summary>True when the coordinator closed the connection without answering (after one request frame, when said).</summary>
+    private static bool ClosedUnanswered(Socket socket, bool afterRequest = false)
     {
-        var buffer = new byte[16];
-        try { return !StepFrames.Read(socket, ref buffer, buffer.Length, out _, out _, out _); }
+        var buffer = new byte[1024];
+        try
+        {
+            if (afterRequest && (!StepFrames.Read(socket, ref buffer, 1 << 20, out _, out byte kind, out _) || kind != StepFrames.Request))
+                return false;
+            return !StepFrames.Read(socket, ref buffer, 1 << 20, out _, out _, out _);
+        }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { return true; }
     }
 
@@ -152,7 +163,7 @@ public sealed class TcpLinkTests : IDisposable
     [InlineData(StepFrames.Hello, 1 << 30)] // a gigabyte hello: refused from its header, nothing allocated
     [InlineData(StepFrames.Hello, TcpLinkHost.NonceBytes)] // a nonce and no worker id
     [InlineData(StepFrames.Request, 40)] // a request before any hello
-    public void AFirstFrameThatIsNotAHelloOfTheRightSizeIsRefused(byte kind, int length)
+    public void AFirstFrameThatIsNotAHelloOfTheRightSizeIsRefusedFromItsHeader(byte kind, int length)
     {
         _host.OfferFor("w1");
         using var socket = Connect();
@@ -160,22 +171,77 @@ public sealed class TcpLinkTests : IDisposable
         BinaryPrimitives.WriteInt32LittleEndian(header, length);
         header[12] = kind;
         socket.Send(header);
+        // Closed at once (the host's hello timeout is 10 s), for what the header says.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         Assert.True(ClosedUnanswered(socket));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"closed after {clock.Elapsed}");
         Assert.Null(_host.LinkOf("w1"));
+        lock (_refusals) Assert.Contains(_refusals, r => r.Contains("its first frame is not a hello of 17..272 bytes", StringComparison.Ordinal));
     }
 
     [Fact]
-    public async Task AConnectionThatNeverSaysHelloIsClosedAtTheTimeoutWithoutHoldingUpOthers()
+    public void AConnectionThatNeverSaysHelloIsClosedAtTheTimeoutWithoutHoldingUpOthers()
     {
-        using var silent = Connect();
+        using var host = new TcpLinkHost(new IPEndPoint(IPAddress.Loopback, 0), 1 << 20, Refused, TimeSpan.FromSeconds(3));
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
+        silent.Connect(IPAddress.Loopback, host.Port);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        // A real worker connects meanwhile and gets its link at once.
-        Assert.True((await PrepareAsync()).TcpLink);
-        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(400), $"the worker waited {clock.Elapsed} behind a silent connection");
+        // A worker connects meanwhile and gets its link while the silent connection still waits.
+        var offer = host.OfferFor("w1");
+        using var worker = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
+        worker.Connect(IPAddress.Loopback, host.Port);
+        StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
+        var buffer = new byte[16];
+        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out byte kind, out _));
+        Assert.Equal(StepFrames.Hello, kind);
+        Assert.NotNull(host.LinkOf("w1"));
+        lock (_refusals) Assert.DoesNotContain(_refusals, r => r.Contains("no hello within", StringComparison.Ordinal));
+        // The silent one is closed at its timeout, not before.
         Assert.True(ClosedUnanswered(silent));
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"closed after {clock.Elapsed}");
-        lock (_refusals) Assert.Contains(_refusals, r => r.Contains("no hello within 0.4 s", StringComparison.Ordinal));
-        Assert.NotNull(_host.LinkOf("w1"));
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(2), $"closed after {clock.Elapsed}");
+        lock (_refusals) Assert.Contains(_refusals, r => r.Contains("no hello within 3 s", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AGivenUpCallClosesTheLinkAndTheWorkersStepsGoOverGrpcUntilItIsPreparedAgain()
+    {
+        var offer = _host.OfferFor("w1");
+        using var worker = Connect();
+        StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
+        var buffer = new byte[16];
+        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out _, out _));
+        var link = _host.LinkOf("w1")!;
+        var logged = new List<string>();
+        var grpc = new CountingClient();
+        using var client = new LinkedWorkerClient(grpc, link, logged.Add);
+        // The worker never answers: the call fails at its deadline, and the link closes so the worker would not
+        // compute it later (nor get weights that change under the frame).
+        var late = await Assert.ThrowsAsync<RpcException>(() => client.ComputeAsync(Request(0, new float[10], [1]), DateTime.UtcNow.AddMilliseconds(300), default));
+        Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
+        Assert.False(link.IsOpen);
+        Assert.Null(_host.LinkOf("w1"));
+        Assert.True(ClosedUnanswered(worker, afterRequest: true));
+        // The next steps go as gRPC calls; that is said once.
+        await client.ComputeAsync(Request(1, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
+        await client.ComputeAsync(Request(2, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
+        Assert.Equal(2, grpc.Calls);
+        Assert.Contains("a call was given up (deadline); its steps go as gRPC calls until it is prepared again", Assert.Single(logged));
+    }
+
+    /// <summary>A stand-in for a worker's gRPC client that answers every step.</summary>
+    private sealed class CountingClient : IWorkerClient
+    {
+        public int Calls;
+        public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken cancellationToken) =>
+            throw new NotSupportedException();
+        public Task<ReceiveDatasetReply> SendDatasetAsync(string fingerprint, ReadOnlyMemory<byte> payload, DateTime deadline,
+            CancellationToken cancellationToken) => throw new NotSupportedException();
+        public Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken)
+        {
+            Calls++;
+            return Task.FromResult(new ComputeReply { ProtocolVersion = Protocol.Version, Step = request.Step });
+        }
+        public void Dispose() { }
     }
 
     [Fact]
@@ -237,7 +303,7 @@ public sealed class TcpLinkTests : IDisposable
             }
             PrepareRequest Prepare(string workerId) => new()
             {
-                ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
+                ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Big, TrainingConfig.Json),
                 DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
                 DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = workerId,
                 TcpLink = host.OfferFor(workerId),
@@ -256,7 +322,7 @@ public sealed class TcpLinkTests : IDisposable
             var reply = await trusting.PrepareAsync(Prepare("w1"), default);
             Assert.True(reply.TcpLink, reply.TcpLinkNote);
             var link = host.LinkOf("w1")!;
-            var weights = new Network(Model).CreateParameters(1);
+            var weights = new Network(Big).CreateParameters(1);
             var overTls = await link.ComputeAsync(Request(3, weights, [3, 1, 4, 1]), DateTime.UtcNow.AddSeconds(30), default);
             var direct = await trusting.ComputeAsync(Request(3, weights, [3, 1, 4, 1]), default);
             Assert.Equal(direct.Blocks[0].GradientSum.ToByteArray(), overTls.Blocks[0].GradientSum.ToByteArray());

@@ -3,7 +3,7 @@
 // followed by --resume — and the final weights still equal the fault-free run's, every sample once per epoch.
 // Each fault waits for the step log to move on before it is healed, and for all three workers to compute again
 // before the next one, so there is always a survivor and every wait is bounded. Workers in network namespaces
-// stand for other hosts and talk gRPC only; without namespaces they run on loopback over the same-host transport.
+// stand for other hosts (gRPC and TCP step links); without namespaces they run on loopback over the same-host transport.
 using Xunit.Abstractions;
 
 namespace DistTrain.Tests.Fault;

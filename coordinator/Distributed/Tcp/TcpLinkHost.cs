@@ -82,15 +82,28 @@ public sealed class TcpLinkHost : IDisposable
 
     public int Port { get; }
 
-    /// <summary>The offer for <paramref name="workerId"/>: this port and its nonce (made once per id, kept when it rejoins).</summary>
+    /// <summary>
+    /// The offer for <paramref name="workerId"/>: this port and its nonce — kept while its link is open (the worker
+    /// keeps the link when prepared again), new otherwise, so a worker whose link this end closed connects again
+    /// even before it has seen the close.
+    /// </summary>
     public TcpLinkOffer OfferFor(string workerId)
     {
         lock (_links)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_nonces.TryGetValue(workerId, out var nonce)) _nonces[workerId] = nonce = RandomNumberGenerator.GetBytes(NonceBytes);
+            if (!_nonces.TryGetValue(workerId, out var nonce) || !(_links.TryGetValue(workerId, out var link) && link.IsOpen))
+                _nonces[workerId] = nonce = RandomNumberGenerator.GetBytes(NonceBytes);
             return new TcpLinkOffer { Port = Port, Nonce = ByteString.CopyFrom(nonce) };
         }
+    }
+
+    /// <summary>Closes the link of <paramref name="workerId"/> (its life ended: lost, refused, disconnected).</summary>
+    public void Close(string workerId)
+    {
+        StepLink? link;
+        lock (_links) _links.Remove(workerId, out link);
+        link?.Dispose();
     }
 
     /// <summary>The open link of <paramref name="workerId"/>, if it connected.</summary>
@@ -125,6 +138,7 @@ public sealed class TcpLinkHost : IDisposable
         {
             endpoint = connection.RemoteEndPoint?.ToString();
             connection.NoDelay = true;
+            StepConnection.KeepAlive(connection);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             timeout.CancelAfter(_helloTimeout);
             if (_tls is not null)
@@ -149,7 +163,7 @@ public sealed class TcpLinkHost : IDisposable
                     throw new IOException($"its hello did not carry the nonce offered to worker '{PeerText.Printable(workerId, 64)}'");
                 _links.Remove(workerId, out old);
                 link = new StepConnection(connection, tls);
-                _links[workerId] = new StepLink(link, workerId, _maxReplyBytes);
+                _links[workerId] = new StepLink(link, workerId, _maxReplyBytes, closeWhenAbandoned: true);
             }
             old?.Dispose();
             StepFrames.Write(link, 0, StepFrames.Hello, ReadOnlySpan<byte>.Empty);
@@ -159,6 +173,12 @@ public sealed class TcpLinkHost : IDisposable
         {
             if (!_stopping.IsCancellationRequested)
                 _log($"a TCP step link from {endpoint ?? "?"} was refused: {(e is OperationCanceledException ? $"no hello within {_helloTimeout.TotalSeconds:0.#} s" : e.Message)}");
+            try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
+            connection.Dispose();
+        }
+        catch (Exception e)
+        {
+            _log($"a TCP step link from {endpoint ?? "?"} was refused: {e.GetType().Name}: {e.Message}");
             try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
             connection.Dispose();
         }
