@@ -203,6 +203,36 @@ public sealed class TcpLinkTests : IDisposable
     }
 
     [Fact]
+    public void ConnectionsFloodingFromOneAddressCannotCrowdOutAWorkerFromAnother()
+    {
+        var silent = new List<Socket>();
+        try
+        {
+            // Eight connections from 127.0.0.1 wait for their hello; a ninth is closed at once.
+            for (int i = 0; i < 8; i++) silent.Add(Connect());
+            using var ninth = Connect();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            Assert.True(ClosedUnanswered(ninth));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"closed after {clock.Elapsed}");
+            lock (_refusals) Assert.Contains(_refusals, r => r.Contains("8 connections from its address", StringComparison.Ordinal));
+            // A worker from another address (127.0.0.2, also this machine's loopback) still gets its link.
+            var offer = _host.OfferFor("w1");
+            using var worker = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
+            worker.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
+            worker.Connect(IPAddress.Loopback, _host.Port);
+            StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
+            var buffer = new byte[16];
+            Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out byte kind, out _));
+            Assert.Equal(StepFrames.Hello, kind);
+            Assert.NotNull(_host.LinkOf("w1"));
+        }
+        finally
+        {
+            foreach (var socket in silent) socket.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task AGivenUpCallClosesTheLinkAndTheWorkersStepsGoOverGrpcUntilItIsPreparedAgain()
     {
         var offer = _host.OfferFor("w1");

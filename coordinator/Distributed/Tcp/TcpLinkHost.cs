@@ -5,8 +5,10 @@
 // (StepLink), weights and gradient sums inside the messages, while Prepare, the dataset, heartbeats and the run's end
 // stay on gRPC. With TLS on the coordinator (--tls-cert), each connection is TLS with the same certificate, and with
 // --tls-mutual the worker's certificate must come from the CA, as for gRPC. Bounds against a peer that lies or
-// stalls: a hello is at most 16 + 256 bytes and must arrive (after any TLS handshake) within the hello timeout; at most 64 connections wait to say hello at once (more are closed at once); a nonce admits only
-// the worker it was made for, compared in constant time.
+// stalls: a hello is at most 16 + 256 bytes and must arrive (after any TLS handshake) within the hello timeout; at
+// most 8 connections from one address and 256 in all wait to say hello at once (more are closed at once); a nonce
+// admits only the worker it was made for, compared in constant time; refusals are logged the 1st, 2nd, 4th, 8th…
+// time only.
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -20,7 +22,8 @@ public sealed class TcpLinkHost : IDisposable
 {
     public const int NonceBytes = 16;
     private const int MaxWorkerIdBytes = 256;
-    private const int MaxPendingHellos = 64;
+    private const int MaxPendingHellos = 256;
+    private const int MaxPendingPerAddress = 8;
     private readonly Socket _listener;
     private readonly Dictionary<string, byte[]> _nonces = [];
     private readonly Dictionary<string, StepLink> _links = [];
@@ -30,6 +33,8 @@ public sealed class TcpLinkHost : IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly System.Net.Security.SslServerAuthenticationOptions? _tls;
     private int _pendingHellos;
+    private readonly Dictionary<IPAddress, int> _pendingByAddress = [];
+    private long _refusals;
     private bool _disposed;
 
     /// <summary>Listens on <paramref name="endpoint"/> (port 0: any free one); replies larger than <paramref name="maxReplyBytes"/> close a link.</summary>
@@ -119,18 +124,53 @@ public sealed class TcpLinkHost : IDisposable
             Socket connection;
             try { connection = _listener.Accept(); }
             catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
-            if (Interlocked.Increment(ref _pendingHellos) > MaxPendingHellos)
+            var address = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+            if (!TryStartHello(address))
             {
-                Interlocked.Decrement(ref _pendingHellos);
+                Refused(connection.RemoteEndPoint?.ToString(), $"{MaxPendingPerAddress} connections from its address (or {MaxPendingHellos} in all) already wait for their hello");
                 connection.Dispose();
                 continue;
             }
-            _ = AdmitAsync(connection);
+            _ = AdmitAsync(connection, address);
         }
     }
 
+    /// <summary>
+    /// Counts a connection waiting for its hello, unless too many do — from its address (a peer flooding the port
+    /// cannot crowd out workers elsewhere) or in all.
+    /// </summary>
+    private bool TryStartHello(IPAddress address)
+    {
+        lock (_pendingByAddress)
+        {
+            int fromAddress = _pendingByAddress.GetValueOrDefault(address);
+            if (_pendingHellos >= MaxPendingHellos || fromAddress >= MaxPendingPerAddress) return false;
+            _pendingHellos++;
+            _pendingByAddress[address] = fromAddress + 1;
+            return true;
+        }
+    }
+
+    private void EndHello(IPAddress address)
+    {
+        lock (_pendingByAddress)
+        {
+            _pendingHellos--;
+            if (_pendingByAddress[address] == 1) _pendingByAddress.Remove(address);
+            else _pendingByAddress[address]--;
+        }
+    }
+
+    /// <summary>Logs a refusal — the 1st, 2nd, 4th, 8th… only, so a peer cannot flood the log through this port.</summary>
+    private void Refused(string? endpoint, string why)
+    {
+        long count = Interlocked.Increment(ref _refusals);
+        if ((count & (count - 1)) == 0)
+            _log($"a TCP step link from {endpoint ?? "?"} was refused: {why}{(count > 1 ? $" (refusal {count})" : "")}");
+    }
+
     /// <summary>Reads the hello (nonce + worker id) within the timeout, checks both, answers, and keeps the link.</summary>
-    private async Task AdmitAsync(Socket connection)
+    private async Task AdmitAsync(Socket connection, IPAddress address)
     {
         string? endpoint = null;
         System.Net.Security.SslStream? tls = null;
@@ -172,17 +212,17 @@ public sealed class TcpLinkHost : IDisposable
             or System.Security.Authentication.AuthenticationException)
         {
             if (!_stopping.IsCancellationRequested)
-                _log($"a TCP step link from {endpoint ?? "?"} was refused: {(e is OperationCanceledException ? $"no hello within {_helloTimeout.TotalSeconds:0.#} s" : e.Message)}");
+                Refused(endpoint, e is OperationCanceledException ? $"no hello within {_helloTimeout.TotalSeconds:0.#} s" : e.Message);
             try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
             connection.Dispose();
         }
         catch (Exception e)
         {
-            _log($"a TCP step link from {endpoint ?? "?"} was refused: {e.GetType().Name}: {e.Message}");
+            Refused(endpoint, $"{e.GetType().Name}: {e.Message}");
             try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
             connection.Dispose();
         }
-        finally { Interlocked.Decrement(ref _pendingHellos); }
+        finally { EndHello(address); }
     }
 
     private static async Task ReceiveAllAsync(Socket socket, Stream? tls, Memory<byte> data, CancellationToken cancellationToken)
