@@ -122,6 +122,20 @@ public sealed class TcpLinkTests : IDisposable
         return socket;
     }
 
+    /// <summary>A worker's end driven by the test: connected (from <paramref name="from"/> when given), hello said and answered.</summary>
+    private static Socket LinkedWorker(TcpLinkHost host, string workerId, IPAddress? from = null)
+    {
+        var offer = host.OfferFor(workerId);
+        var worker = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
+        if (from is not null) worker.Bind(new IPEndPoint(from, 0));
+        worker.Connect(IPAddress.Loopback, host.Port);
+        StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. System.Text.Encoding.UTF8.GetBytes(workerId)]);
+        var buffer = new byte[16];
+        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out byte kind, out _));
+        Assert.Equal(StepFrames.Hello, kind);
+        return worker;
+    }
+
     /// <summary>True when the coordinator closed the connection without answering (after one request frame, when said).</summary>
     private static bool ClosedUnanswered(Socket socket, bool afterRequest = false)
     {
@@ -187,13 +201,7 @@ public sealed class TcpLinkTests : IDisposable
         silent.Connect(IPAddress.Loopback, host.Port);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         // A worker connects meanwhile and gets its link while the silent connection still waits.
-        var offer = host.OfferFor("w1");
-        using var worker = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
-        worker.Connect(IPAddress.Loopback, host.Port);
-        StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
-        var buffer = new byte[16];
-        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out byte kind, out _));
-        Assert.Equal(StepFrames.Hello, kind);
+        using var worker = LinkedWorker(host, "w1");
         Assert.NotNull(host.LinkOf("w1"));
         lock (_refusals) Assert.DoesNotContain(_refusals, r => r.Contains("no hello within", StringComparison.Ordinal));
         // The silent one is closed at its timeout, not before.
@@ -216,14 +224,7 @@ public sealed class TcpLinkTests : IDisposable
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"closed after {clock.Elapsed}");
             lock (_refusals) Assert.Contains(_refusals, r => r.Contains("8 connections from its address", StringComparison.Ordinal));
             // A worker from another address (127.0.0.2, also this machine's loopback) still gets its link.
-            var offer = _host.OfferFor("w1");
-            using var worker = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
-            worker.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
-            worker.Connect(IPAddress.Loopback, _host.Port);
-            StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
-            var buffer = new byte[16];
-            Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out byte kind, out _));
-            Assert.Equal(StepFrames.Hello, kind);
+            using var worker = LinkedWorker(_host, "w1", from: IPAddress.Parse("127.0.0.2"));
             Assert.NotNull(_host.LinkOf("w1"));
         }
         finally
@@ -235,11 +236,7 @@ public sealed class TcpLinkTests : IDisposable
     [Fact]
     public async Task AGivenUpCallClosesTheLinkAndTheWorkersStepsGoOverGrpcUntilItIsPreparedAgain()
     {
-        var offer = _host.OfferFor("w1");
-        using var worker = Connect();
-        StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
-        var buffer = new byte[16];
-        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out _, out _));
+        using var worker = LinkedWorker(_host, "w1");
         var link = _host.LinkOf("w1")!;
         var logged = new List<string>();
         var grpc = new CountingClient();
@@ -277,12 +274,7 @@ public sealed class TcpLinkTests : IDisposable
     [Fact]
     public async Task APendingCallFailsAsUnavailableTheMomentTheWorkerGoes()
     {
-        var offer = _host.OfferFor("w1");
-        var worker = Connect();
-        StepFrames.Write(worker, 0, StepFrames.Hello, [.. offer.Nonce.ToByteArray(), .. "w1"u8.ToArray()]);
-        var buffer = new byte[16];
-        Assert.True(StepFrames.Read(worker, ref buffer, buffer.Length, out _, out byte kind, out _));
-        Assert.Equal(StepFrames.Hello, kind);
+        var worker = LinkedWorker(_host, "w1");
         var link = _host.LinkOf("w1")!;
         var pending = link.ComputeAsync(Request(0, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
         var clock = System.Diagnostics.Stopwatch.StartNew();
