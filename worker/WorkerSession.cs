@@ -412,7 +412,7 @@ public sealed class WorkerSession : IDisposable
         string tcpNote = "";
         if (shared is null && request.TcpLink is { } tcpOffer)
         {
-            try { tcp = ConnectTcp(tcpOffer, workerId); }
+            try { tcp = await ConnectTcpAsync(tcpOffer, workerId, cancellationToken); }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or RpcException or UriFormatException)
             {
                 tcpNote = $"TCP step link not connected ({(e is RpcException r ? r.Status.Detail : e.Message)}); steps over gRPC";
@@ -441,7 +441,7 @@ public sealed class WorkerSession : IDisposable
     }
 
     /// <summary>Connects the offered TCP step link to the host this worker registered with.</summary>
-    private WorkerStepLink ConnectTcp(TcpLinkOffer offer, string workerId)
+    private async Task<WorkerStepLink> ConnectTcpAsync(TcpLinkOffer offer, string workerId, CancellationToken cancellationToken)
     {
         if (offer.Port is < 1 or > 65535) throw Invalid($"tcp_link.port must be 1..65535, found {offer.Port}");
         if (offer.Nonce.Length != 16) throw Invalid($"tcp_link.nonce has {offer.Nonce.Length} bytes, expected 16");
@@ -450,7 +450,8 @@ public sealed class WorkerSession : IDisposable
         // TLS exactly when the coordinator's gRPC is TLS, its certificate verified as there.
         var tls = coordinator.Scheme != Uri.UriSchemeHttps ? null
             : _security?.Tls?.ClientOptions(host) ?? new System.Net.Security.SslClientAuthenticationOptions { TargetHost = host };
-        var link = WorkerStepLink.ConnectTcp(host, offer.Port, offer.Nonce.Span, workerId, ComputeOnLink, _options.MaxMessageBytes, _log, tls);
+        var link = await WorkerStepLink.ConnectTcpAsync(host, offer.Port, offer.Nonce.Memory, workerId, ComputeOnLink,
+            _options.MaxMessageBytes, _log, tls, cancellationToken);
         _log.LogInformation("steps over the TCP step link to {Host}:{Port}{Tls}", host, offer.Port, tls is null ? "" : " (TLS)");
         return link;
     }

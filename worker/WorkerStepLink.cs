@@ -41,46 +41,58 @@ public sealed class WorkerStepLink : IDisposable
     }
 
     /// <summary>
-    /// Connects over TCP to <paramref name="host"/>:<paramref name="port"/> (10 s at most), as a TLS client with
-    /// <paramref name="tls"/> when given, and says hello.
+    /// Connects over TCP to <paramref name="host"/>:<paramref name="port"/>, as a TLS client with
+    /// <paramref name="tls"/> when given, says hello and waits for the answer — 10 s for all of it, and no longer than
+    /// <paramref name="cancellationToken"/> allows (the Prepare it serves may be given up).
     /// </summary>
-    public static WorkerStepLink ConnectTcp(string host, int port, ReadOnlySpan<byte> nonce, string workerId,
-        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log, System.Net.Security.SslClientAuthenticationOptions? tls = null)
+    public static async Task<WorkerStepLink> ConnectTcpAsync(string host, int port, ReadOnlyMemory<byte> nonce, string workerId,
+        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log,
+        System.Net.Security.SslClientAuthenticationOptions? tls, CancellationToken cancellationToken)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        StepConnection.KeepAlive(socket);
-        StepConnection connection;
+        StepConnection? connection = null;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(10));
         try
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            try
+            StepConnection.KeepAlive(socket);
+            await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
+            Stream stream = new NetworkStream(socket, ownsSocket: false);
+            if (tls is not null)
             {
-                socket.ConnectAsync(host, port, timeout.Token).AsTask().GetAwaiter().GetResult();
-                if (tls is null) connection = new StepConnection(socket);
-                else
-                {
-                    var stream = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: false));
-                    try
-                    {
-                        stream.AuthenticateAsClientAsync(tls, timeout.Token).GetAwaiter().GetResult();
-                    }
-                    catch
-                    {
-                        stream.Dispose();
-                        throw;
-                    }
-                    connection = new StepConnection(socket, stream);
-                }
+                var secure = new System.Net.Security.SslStream(stream);
+                stream = secure;
+                connection = new StepConnection(socket, secure);
+                await secure.AuthenticateAsClientAsync(tls, timeout.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) { throw new IOException($"no connection to {host}:{port} within 10 s"); }
-            catch (System.Security.Authentication.AuthenticationException e) { throw new IOException($"TLS with {host}:{port} failed: {e.Message}"); }
+            else connection = new StepConnection(socket);
+            StepFrames.Write(connection, 0, StepFrames.Hello, HelloPayload(nonce.Span, workerId));
+            var answer = new byte[StepFrames.HeaderBytes];
+            try { await stream.ReadExactlyAsync(answer, timeout.Token).ConfigureAwait(false); }
+            catch (EndOfStreamException) { throw new IOException("the coordinator did not accept the step link"); }
+            if (answer[12] != StepFrames.Hello || System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(answer) != 0)
+                throw new IOException("the coordinator did not answer the hello");
+            return new WorkerStepLink(connection, compute, maxRequestBytes, log);
         }
-        catch
+        catch (Exception e)
         {
-            socket.Dispose();
+            if (connection is not null) connection.Dispose();
+            else socket.Dispose();
+            if (e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+                throw new IOException($"no step link to {host}:{port} within 10 s");
+            if (e is System.Security.Authentication.AuthenticationException)
+                throw new IOException($"TLS with {host}:{port} failed: {e.Message}");
             throw;
         }
-        return Hello(connection, nonce, workerId, compute, maxRequestBytes, log);
+    }
+
+    private static byte[] HelloPayload(ReadOnlySpan<byte> nonce, string workerId)
+    {
+        var id = System.Text.Encoding.UTF8.GetBytes(workerId);
+        var hello = new byte[nonce.Length + id.Length];
+        nonce.CopyTo(hello);
+        id.CopyTo(hello, nonce.Length);
+        return hello;
     }
 
     /// <summary>Proves <paramref name="nonce"/> and <paramref name="workerId"/>, and waits (10 s) for the answer.</summary>
@@ -89,11 +101,7 @@ public sealed class WorkerStepLink : IDisposable
     {
         try
         {
-            var id = System.Text.Encoding.UTF8.GetBytes(workerId);
-            var hello = new byte[nonce.Length + id.Length];
-            nonce.CopyTo(hello);
-            id.CopyTo(hello, nonce.Length);
-            StepFrames.Write(socket, 0, StepFrames.Hello, hello);
+            StepFrames.Write(socket, 0, StepFrames.Hello, HelloPayload(nonce, workerId));
             socket.Socket.ReceiveTimeout = 10_000;
             var buffer = new byte[16];
             if (!StepFrames.Read(socket, ref buffer, buffer.Length, out _, out byte kind, out _) || kind != StepFrames.Hello)

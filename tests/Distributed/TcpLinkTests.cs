@@ -211,6 +211,27 @@ public sealed class TcpLinkTests : IDisposable
     }
 
     [Fact]
+    public async Task APrepareGivenUpWhileTheLinkWaitsForItsHelloEndsAtOnce()
+    {
+        // A port that accepts connections and never answers a hello.
+        using var mute = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        mute.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        mute.Listen(4);
+        var request = new PrepareRequest
+        {
+            ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
+            DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
+            DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = "w1",
+            TcpLink = new TcpLinkOffer { Port = ((IPEndPoint)mute.LocalEndPoint!).Port, Nonce = ByteString.CopyFrom(new byte[TcpLinkHost.NonceBytes]) },
+        };
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _session.PrepareAsync(request, cancel.Token));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}: the connect ignored the Prepare's cancellation");
+        Assert.Null(_host.LinkOf("w1"));
+    }
+
+    [Fact]
     public void ConnectionsFloodingFromOneAddressCannotCrowdOutAWorkerFromAnother()
     {
         var silent = new List<Socket>();
