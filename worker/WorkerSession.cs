@@ -128,6 +128,9 @@ public sealed class WorkerSession : IDisposable
     /// <summary>A step link's request, computed on the calling (link) thread: no hand-off to the compute thread.</summary>
     private ComputeReply ComputeOnLink(ComputeRequest request)
     {
+        // A fetch would leave the link's thread waiting on another call: over a link the weights come in the request.
+        if (request.WeightsSourceCase == ComputeRequest.WeightsSourceOneofCase.WeightsTicket)
+            throw Invalid("a step link request carries its weights (or names shared memory), not a weights_ticket");
         _engine.BindCallerLikeComputeThread();
         var task = ComputeAsync(request, inline: true, CancellationToken.None);
         return task.IsCompleted ? task.GetAwaiter().GetResult() : throw new InvalidOperationException("inline compute yielded");

@@ -90,6 +90,11 @@ public sealed class TcpLinkTests : IDisposable
         Assert.Contains("sample index 400", outside.Status.Detail);
         var shortWeights = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, weights[..^1], [3]), DateTime.UtcNow.AddSeconds(30), default));
         Assert.Equal(StatusCode.InvalidArgument, shortWeights.StatusCode);
+        var ticketed = Request(0, weights, [3]);
+        ticketed.WeightsTicket = ByteString.CopyFrom(new byte[16]);
+        var ticket = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(ticketed, DateTime.UtcNow.AddSeconds(30), default));
+        Assert.Equal(StatusCode.InvalidArgument, ticket.StatusCode);
+        Assert.Contains("not a weights_ticket", ticket.Status.Detail);
         // The link still serves after refusals.
         Assert.Equal(1, (await link.ComputeAsync(Request(1, weights, [2]), DateTime.UtcNow.AddSeconds(30), default)).Step);
     }
