@@ -22,7 +22,6 @@ namespace DistTrain.Protos;
 public sealed class StepConnection(Socket socket, Stream? tls = null) : IDisposable
 {
     public Socket Socket { get; } = socket;
-    public bool IsTls => tls is not null;
 
     public void Send(ReadOnlySpan<byte> data)
     {
@@ -126,7 +125,7 @@ public static class StepFrames
         BinaryPrimitives.WriteInt32LittleEndian(frame, length);
         BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
         frame[12] = kind;
-        SendAll(socket, frame.AsSpan(0, HeaderBytes + length));
+        socket.Send(frame.AsSpan(0, HeaderBytes + length));
     }
 
     /// <summary>
@@ -193,8 +192,6 @@ public static class StepFrames
         ReceiveAll(socket, buffer.AsSpan(0, length), allowEnd: false);
         return true;
     }
-
-    public static void SendAll(StepConnection socket, ReadOnlySpan<byte> data) => socket.Send(data);
 
     private static bool ReceiveAll(StepConnection socket, Span<byte> data, bool allowEnd)
     {

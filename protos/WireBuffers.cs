@@ -88,7 +88,7 @@ public static class WireBuffers
     public static float[]? Take(ByteString bytes, int length)
     {
         if (bytes.Length != 4L * length || !MemoryMarshal.TryGetMemoryManager(bytes.Memory, out Pooled? pooled) ||
-            pooled.Length != length)
+            pooled.Memory.Length != bytes.Length)
             return null;
         return pooled.Take();
     }
@@ -111,8 +111,6 @@ public static class WireBuffers
     private sealed class Pooled(float[] array) : WireArrays.ArrayBytes<float>(array)
     {
         private float[]? _array = array;
-
-        public int Length { get; } = array.Length;
 
         public float[]? Take() => Interlocked.Exchange(ref _array, null);
     }

@@ -103,7 +103,7 @@ public sealed class StepLink : IDisposable
         {
             if (_backlog.Count == 0 && !_writerSending && length <= InlineFrameBytes && tail.IsEmpty && _socket.CanWriteNow)
             {
-                try { StepFrames.SendAll(_socket, frame.AsSpan(0, length)); }
+                try { _socket.Send(frame.AsSpan(0, length)); }
                 finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
                 return;
             }
@@ -139,10 +139,10 @@ public sealed class StepLink : IDisposable
                 }
                 try
                 {
-                    StepFrames.SendAll(_socket, next.Frame.AsSpan(0, next.Length));
+                    _socket.Send(next.Frame.AsSpan(0, next.Length));
                     // The weights, from where the step holds them. (A call given up meanwhile: a TCP link closes,
                     // so the worker never computes a torn copy; a same-host request carries no weights.)
-                    StepFrames.SendAll(_socket, next.Tail.Span);
+                    _socket.Send(next.Tail.Span);
                 }
                 finally { System.Buffers.ArrayPool<byte>.Shared.Return(next.Frame); }
             }

@@ -211,13 +211,16 @@ public class StepTransportTests
         // CPU seconds well above the in-process call's own overhead (also when other tests load the machine), and at
         // least 1/8 (the credit limit) of the whole reported compute, so only the delay decides. The wait w1 reports is
         // the delay as it really ran: on a loaded machine the timer fires late, and what w1 does not report as compute
-        // counts, rightly, as transfer.
+        // counts, rightly, as transfer. Its CPU share is then kept at a quarter of what it reports, whatever the delay
+        // and the real compute came to (a loaded machine stretched both past 1.6 s, under the credit limit, once).
         const double cpu = 0.2, delay = 1.0;
         var delayed = new System.Runtime.CompilerServices.StrongBox<double>();
         ComputeReply Report(ComputeReply reply, double waited, double cpuSeconds)
         {
             var copy = reply.Clone();
-            (copy.ComputeSeconds, copy.ComputeCpuSeconds) = (reply.ComputeSeconds + (double.IsNaN(waited) ? delayed.Value : waited), cpuSeconds);
+            bool measured = double.IsNaN(waited);
+            copy.ComputeSeconds = reply.ComputeSeconds + (measured ? delayed.Value : waited);
+            copy.ComputeCpuSeconds = measured ? Math.Max(cpuSeconds, copy.ComputeSeconds / 4) : cpuSeconds;
             return copy;
         }
         var (waited, w1Cpu) = w1Case switch

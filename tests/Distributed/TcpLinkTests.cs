@@ -47,13 +47,17 @@ public sealed class TcpLinkTests : IDisposable
         lock (_refusals) _refusals.Add(message);
     }
 
-    private Task<PrepareReply> PrepareAsync(ModelSpec? model = null) => _session.PrepareAsync(new PrepareRequest
+    private Task<PrepareReply> PrepareAsync(ModelSpec? model = null) =>
+        _session.PrepareAsync(Prepare(model ?? Model, "w1", _host.OfferFor("w1")), default);
+
+    /// <summary>The coordinator's Prepare for <paramref name="workerId"/> with <paramref name="model"/> on the test data.</summary>
+    private static PrepareRequest Prepare(ModelSpec model, string workerId, TcpLinkOffer offer) => new()
     {
-        ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(model ?? Model, TrainingConfig.Json),
+        ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(model, TrainingConfig.Json),
         DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
-        DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = "w1",
-        TcpLink = _host.OfferFor("w1"),
-    }, default);
+        DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = workerId,
+        TcpLink = offer,
+    };
 
     private static ComputeRequest Request(long step, float[] weights, int[] indices) => new()
     {
@@ -222,13 +226,8 @@ public sealed class TcpLinkTests : IDisposable
         using var mute = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         mute.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         mute.Listen(4);
-        var request = new PrepareRequest
-        {
-            ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Model, TrainingConfig.Json),
-            DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
-            DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = "w1",
-            TcpLink = new TcpLinkOffer { Port = ((IPEndPoint)mute.LocalEndPoint!).Port, Nonce = ByteString.CopyFrom(new byte[TcpLinkHost.NonceBytes]) },
-        };
+        var request = Prepare(Model, "w1",
+            new TcpLinkOffer { Port = ((IPEndPoint)mute.LocalEndPoint!).Port, Nonce = ByteString.CopyFrom(new byte[TcpLinkHost.NonceBytes]) });
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _session.PrepareAsync(request, cancel.Token));
@@ -349,25 +348,18 @@ public sealed class TcpLinkTests : IDisposable
                 return new WorkerSession(options, new DatasetStore(options, NullLogger<DatasetStore>.Instance),
                     NullLogger<WorkerSession>.Instance, security: security);
             }
-            PrepareRequest Prepare(string workerId) => new()
-            {
-                ProtocolVersion = Protocol.Version, ModelSpecJson = JsonSerializer.Serialize(Big, TrainingConfig.Json),
-                DataSpecJson = JsonSerializer.Serialize(Data, TrainingConfig.Json),
-                DatasetFingerprint = Fingerprint.Compute(DataLoader.Load(Data)), MaxRequestBytes = 1 << 20, WorkerId = workerId,
-                TcpLink = host.OfferFor(workerId),
-            };
 
             // A worker that does not trust the coordinator's CA does not connect, and says why.
             using (var untrusting = Session(Protos.Security.NodeSecurity.None))
             {
-                var refused = await untrusting.PrepareAsync(Prepare("w2"), default);
+                var refused = await untrusting.PrepareAsync(Prepare(Big, "w2", host.OfferFor("w2")), default);
                 Assert.False(refused.TcpLink);
                 Assert.Contains("TLS", refused.TcpLinkNote);
                 Assert.Null(host.LinkOf("w2"));
             }
             // One with the CA computes over a TLS link.
             using var trusting = Session(new Protos.Security.NodeSecurity(null, Load(null, null, authority.CaPath)));
-            var reply = await trusting.PrepareAsync(Prepare("w1"), default);
+            var reply = await trusting.PrepareAsync(Prepare(Big, "w1", host.OfferFor("w1")), default);
             Assert.True(reply.TcpLink, reply.TcpLinkNote);
             var link = host.LinkOf("w1")!;
             var weights = new Network(Big).CreateParameters(1);

@@ -141,6 +141,22 @@ public class StepWireTests
     }
 
     [Fact]
+    public void TakingAWholePooledSumHandsOverItsArrayOnce()
+    {
+        const int parameters = 50_021; // a length no other test pools
+        var sum = WireBuffers.Rent(parameters);
+        var wrapped = WireBuffers.Wrap(sum);
+        Assert.Null(WireBuffers.Take(wrapped, parameters - 1)); // another length
+        Assert.Null(WireBuffers.Take(WireBuffers.Wrap(WireBuffers.Rent(parameters), 4 * parameters - 4), parameters - 1)); // a part
+        Assert.Null(WireBuffers.Take(ByteString.CopyFrom(new byte[4 * parameters]), parameters)); // not pooled
+        Assert.Same(sum, WireBuffers.Take(wrapped, parameters));
+        Assert.Null(WireBuffers.Take(wrapped, parameters)); // once
+        // Taken: returning the message's bytes gives nothing back to the pool (which holds at most MaxPerLength).
+        WireBuffers.Return(wrapped);
+        for (int i = 0; i <= WireBuffers.MaxPerLength; i++) Assert.NotSame(sum, WireBuffers.Rent(parameters));
+    }
+
+    [Fact]
     public void BigFieldsInAnyOrderRepeatedOrOfOddLengthReadAsProtobufReadsThem()
     {
         var big = Floats(10_000, 4);
