@@ -167,7 +167,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
 
     public const int TicketBytes = 16;
 
-    /// <summary>The weights as the wire carries them: float32 wrapped in place, or once encoded as bfloat16.</summary>
+    /// <summary>The weights as the wire carries them: float32 wrapped in place, or once rounded and encoded as bfloat16.</summary>
     private Google.Protobuf.ByteString EncodeWeights(GradientRequest request)
     {
         if (!request.RoundToBf16) return WireArrays.Wrap(request.Parameters);
@@ -220,7 +220,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         // goes out; with the batch's indices, when they fit: the requests then carry neither.
         step.SharedIndices = _sharedWeights is not null && request.BatchIndices.Count <= _sharedWeights.IndexCapacity;
         if (command.SharedWeights)
-            _sharedWeights!.Write(request.Step, request.Parameters, step.SharedIndices ? request.BatchIndices.AsSpan() : default);
+            _sharedWeights!.Write(request.Step, request.Parameters, step.SharedIndices ? request.BatchIndices.AsSpan() : default,
+                request.RoundToBf16);
         // A new pool id per attempt: a member still working on an earlier attempt can claim nothing of this one.
         step.Pool = 0;
         if (command.Pool)
@@ -303,7 +304,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         var plan = step.Request.Plan;
         try
         {
-            BlockTree.Complete(blocks, plan.ShardCount, _parameterCount).AsSpan(0, _parameterCount).CopyTo(step.Result.GradientSum);
+            BlockTree.CompleteInto(blocks, plan.ShardCount, step.Result.GradientSum.AsSpan(0, _parameterCount));
         }
         catch (InvalidOperationException e)
         {

@@ -38,6 +38,28 @@ public static class BFloat16
         for (; i < bits.Length; i++) bits[i] = RoundBits(bits[i]);
     }
 
+    /// <summary>destination[i] = source[i] rounded to bfloat16 (as float32): a copy and <see cref="RoundInPlace"/> in one pass.</summary>
+    public static void Round(ReadOnlySpan<float> source, Span<float> destination)
+    {
+        if (destination.Length != source.Length)
+            throw new ArgumentException($"destination holds {destination.Length} values, source has {source.Length}", nameof(destination));
+        var bits = MemoryMarshal.Cast<float, uint>(source);
+        var rounded = MemoryMarshal.Cast<float, uint>(destination);
+        ref uint x = ref MemoryMarshal.GetReference(bits);
+        ref uint y = ref MemoryMarshal.GetReference(rounded);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= bits.Length - 16; i += 16)
+                RoundVector(Vector512.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref y, (nuint)i);
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i <= bits.Length - 8; i += 8)
+                RoundVector(Vector256.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref y, (nuint)i);
+        else if (Vector128.IsHardwareAccelerated)
+            for (; i <= bits.Length - 4; i += 4)
+                RoundVector(Vector128.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref y, (nuint)i);
+        for (; i < bits.Length; i++) rounded[i] = RoundBits(bits[i]);
+    }
+
     /// <summary>destination[i] = bfloat16 of source[i], rounded to nearest even.</summary>
     public static void Encode(ReadOnlySpan<float> source, Span<ushort> destination)
     {

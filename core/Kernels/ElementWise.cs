@@ -107,7 +107,7 @@ internal static class ElementWise
     /// parameters. The spans must not overlap one another.
     /// </summary>
     public static void Update<TUpdate>(TUpdate update, Span<float> parameters, ReadOnlySpan<float> gradient,
-        Span<float> state0, Span<float> state1, Span<float> state2)
+        Span<float> state0, Span<float> state1, Span<float> state2, int threads = 1)
         where TUpdate : struct, IParameterUpdate
     {
         int length = parameters.Length;
@@ -115,12 +115,44 @@ internal static class ElementWise
             throw new ArgumentException($"gradient has {gradient.Length} elements, parameters {length}", nameof(gradient));
         bool has0 = HasState(state0, length, nameof(state0)), has1 = HasState(state1, length, nameof(state1)),
             has2 = HasState(state2, length, nameof(state2));
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        int parts = (int)Math.Min(Math.Min(threads, GemmWorkers.MaxHelpers + 1), (long)length / ParallelUpdateChunk);
+        if (parts > 1 && Monitor.TryEnter(GemmWorkers.Gate))
+        {
+            try
+            {
+                unsafe
+                {
+                    fixed (float* w = parameters, g = gradient, s0 = state0, s1 = state1, s2 = state2)
+                    {
+                        var job = UpdateJob<TUpdate>.Instance;
+                        job.Set(update, w, g, has0 ? s0 : null, has1 ? s1 : null, has2 ? s2 : null, length);
+                        GemmWorkers.Run(job, parts - 1);
+                    }
+                }
+            }
+            finally
+            {
+                Monitor.Exit(GemmWorkers.Gate);
+            }
+            return;
+        }
+        UpdateSerial(update, parameters, gradient, state0, state1, state2, has0, has1, has2);
+    }
+
+    /// <summary>Elements per piece of a parallel update (a multiple of every vector width): 64 KiB of each buffer.</summary>
+    internal const int ParallelUpdateChunk = 16 * 1024;
+
+    private static void UpdateSerial<TUpdate>(TUpdate update, Span<float> parameters, ReadOnlySpan<float> gradient,
+        Span<float> state0, Span<float> state1, Span<float> state2, bool has0, bool has1, bool has2)
+        where TUpdate : struct, IParameterUpdate
+    {
         ref float w = ref MemoryMarshal.GetReference(parameters);
         ref float g = ref MemoryMarshal.GetReference(gradient);
         ref float r0 = ref MemoryMarshal.GetReference(state0);
         ref float r1 = ref MemoryMarshal.GetReference(state1);
         ref float r2 = ref MemoryMarshal.GetReference(state2);
-        nuint n = (nuint)length;
+        nuint n = (nuint)parameters.Length;
         // One loop compiled per set of kept states, so the loop never tests for an absent one.
         switch ((has0 ? 1 : 0) | (has1 ? 2 : 0) | (has2 ? 4 : 0))
         {
@@ -133,6 +165,47 @@ internal static class ElementWise
             case 6: Update<TUpdate, No, Yes, Yes>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
             default: Update<TUpdate, Yes, Yes, Yes>(update, ref w, ref g, ref r0, ref r1, ref r2, n); break;
         }
+    }
+
+    /// <summary>
+    /// A parallel optimizer step: pieces of <see cref="ParallelUpdateChunk"/> elements claimed first come, first
+    /// served by the caller and the helpers that wake in time. Elements are independent, so the bits never depend on
+    /// who took which piece. Reused under <see cref="GemmWorkers.Gate"/>, so a step allocates nothing.
+    /// </summary>
+    private sealed unsafe class UpdateJob<TUpdate> : GemmWork where TUpdate : struct, IParameterUpdate
+    {
+        public static readonly UpdateJob<TUpdate> Instance = new();
+        private TUpdate _update;
+        private float* _w, _g, _s0, _s1, _s2;
+        private int _length, _next;
+
+        public void Set(TUpdate update, float* w, float* g, float* s0, float* s1, float* s2, int length)
+        {
+            _update = update;
+            _w = w;
+            _g = g;
+            _s0 = s0;
+            _s1 = s1;
+            _s2 = s2;
+            _length = length;
+            Volatile.Write(ref _next, 0);
+        }
+
+        public override void Participate()
+        {
+            while (true)
+            {
+                long start = (long)(Interlocked.Increment(ref _next) - 1) * ParallelUpdateChunk;
+                if (start >= _length) return;
+                int count = (int)Math.Min(ParallelUpdateChunk, _length - start);
+                UpdateSerial(_update, new Span<float>(_w + start, count), new ReadOnlySpan<float>(_g + start, count),
+                    Piece(_s0, start, count), Piece(_s1, start, count), Piece(_s2, start, count),
+                    _s0 != null, _s1 != null, _s2 != null);
+            }
+        }
+
+        private static Span<float> Piece(float* state, long start, int count) =>
+            state == null ? default : new Span<float>(state + start, count);
     }
 
     private static void Update<TUpdate, THas0, THas1, THas2>(TUpdate update, ref float w, ref float g, ref float r0,

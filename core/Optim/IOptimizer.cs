@@ -18,6 +18,12 @@ public interface IOptimizer
     /// </summary>
     IReadOnlyDictionary<string, float[]> State { get; }
 
+    /// <summary>
+    /// Threads a step may use (at least 1). Every element's update is independent of the others, so the result never
+    /// depends on it; the optimizer runs alone between two gradient computations, so the compute threads are idle.
+    /// </summary>
+    int Threads { get; set; }
+
     /// <summary>w ← update(w, g) with learning rate lr; increments <see cref="StepCount"/>.</summary>
     void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate);
 }

@@ -15,6 +15,15 @@ public abstract class OptimizerBase : IOptimizer
         set { ArgumentOutOfRangeException.ThrowIfNegative(value); _stepCount = value; }
     }
 
+    private int _threads = 1;
+
+    /// <summary>Threads a step may use (see <see cref="IOptimizer.Threads"/>).</summary>
+    public int Threads
+    {
+        get => _threads;
+        set { ArgumentOutOfRangeException.ThrowIfLessThan(value, 1); _threads = value; }
+    }
+
     /// <summary>The live state buffers (see <see cref="IOptimizer.State"/>).</summary>
     public IReadOnlyDictionary<string, float[]> State => StateBuffers;
 

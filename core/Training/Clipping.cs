@@ -10,9 +10,9 @@ namespace DistTrain.Core.Training;
 public static class Clipping
 {
     /// <summary>
-    /// ‖g‖₂ accumulated in float64 in a fixed order: element i goes to partial sum i mod 8 (for i below the last
-    /// multiple of 8), the partial sums are combined pairwise ((0+1)+(2+3))+((4+5)+(6+7)), then the tail is
-    /// added in index order. The order depends only on the length, so the bits are the same on every thread,
+    /// ‖g‖₂ accumulated in float64 in a fixed order: element i goes to partial sum i mod 32 (for i below the last
+    /// multiple of 32), the partial sums are combined pairwise ((0+1)+(2+3))+((4+5)+(6+7)) and so on up to 32, then
+    /// the tail is added in index order. The order depends only on the length, so the bits are the same on every thread,
     /// machine and SIMD width (each float² is exact in double, so FMA or not makes no difference either).
     /// </summary>
     public static double GlobalNorm(ReadOnlySpan<float> g) => Math.Sqrt(SumOfSquares(g));
@@ -25,9 +25,46 @@ public static class Clipping
     public static double ClipByGlobalNorm(Span<float> g, double maxNorm)
     {
         double norm = GlobalNorm(g);
-        if (!(maxNorm > 0) || !double.IsFinite(norm) || norm <= maxNorm) return norm;
-        TensorPrimitives.Multiply(g, (float)(maxNorm / norm), g);
+        ClipToNorm(g, norm, maxNorm);
         return norm;
+    }
+
+    /// <summary>
+    /// ClipByGlobalNorm's scaling for a norm already measured: g ← (c/norm)·g when norm &gt; c &gt; 0 and finite; true
+    /// when it scaled.
+    /// </summary>
+    public static bool ClipToNorm(Span<float> g, double norm, double maxNorm)
+    {
+        if (!(maxNorm > 0) || !double.IsFinite(norm) || norm <= maxNorm) return false;
+        TensorPrimitives.Multiply(g, (float)(maxNorm / norm), g);
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="LayerNorms"/>, and the global norm from the same pass: when the slices tile g in order, ‖g‖₂ is the
+    /// square root of their sums of squares added in slice order (each summed as <see cref="GlobalNorm"/> sums);
+    /// otherwise <see cref="GlobalNorm"/>(g).
+    /// </summary>
+    public static double LayerAndGlobalNorms(ReadOnlySpan<float> g, ReadOnlySpan<(int offset, int length)> slices, Span<double> norms)
+    {
+        if (norms.Length != slices.Length)
+            throw new ArgumentException($"norms has {norms.Length} entries for {slices.Length} slices", nameof(norms));
+        bool tiles = true;
+        int end = 0;
+        foreach (var (offset, length) in slices)
+        {
+            tiles &= offset == end;
+            end = offset + length;
+        }
+        tiles &= end == g.Length;
+        double total = 0;
+        for (int k = 0; k < slices.Length; k++)
+        {
+            double squares = SumOfSquares(g.Slice(slices[k].offset, slices[k].length));
+            norms[k] = Math.Sqrt(squares);
+            total += squares;
+        }
+        return tiles ? Math.Sqrt(total) : GlobalNorm(g);
     }
 
     /// <summary>norms[k] = ‖g[offset_k .. offset_k + length_k)‖₂, each in the order of <see cref="GlobalNorm"/>.</summary>
@@ -43,58 +80,89 @@ public static class Clipping
     // TensorPrimitives.IsFiniteAll answers false for an empty span; an empty gradient has nothing to skip.
     public static bool AllFinite(ReadOnlySpan<float> g) => g.IsEmpty || TensorPrimitives.IsFiniteAll(g);
 
+    private const int Lanes = 32;
+
     private static double SumOfSquares(ReadOnlySpan<float> g)
     {
-        const int Lanes = 8;
+        // 32 independent partial sums: the additions of one partial depend on each other (4 cycles apiece), so fewer
+        // partials leave the loop waiting on its own adds instead of on memory.
         int n = g.Length, i = 0;
         ref float x = ref MemoryMarshal.GetReference(g);
-        double sum;
+        Span<double> lanes = stackalloc double[Lanes];
         if (Vector512.IsHardwareAccelerated)
         {
-            // 16 floats → two 8-double halves added one after the other: the same per-lane order as 8 at a time.
-            var acc = Vector512<double>.Zero;
-            for (; i <= n - 16; i += 16)
+            // Partials 0–7, 8–15, 16–23, 24–31 in the lanes of a0 … a3.
+            Vector512<double> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= n - Lanes; i += Lanes)
             {
                 var v = Vector512.LoadUnsafe(ref x, (nuint)i);
-                var lo = Vector512.WidenLower(v);
-                var hi = Vector512.WidenUpper(v);
-                acc += lo * lo;
-                acc += hi * hi;
+                var w = Vector512.LoadUnsafe(ref x, (nuint)(i + 16));
+                var v0 = Vector512.WidenLower(v);
+                var v1 = Vector512.WidenUpper(v);
+                var w0 = Vector512.WidenLower(w);
+                var w1 = Vector512.WidenUpper(w);
+                a0 += v0 * v0;
+                a1 += v1 * v1;
+                a2 += w0 * w0;
+                a3 += w1 * w1;
             }
-            if (i <= n - Lanes)
-            {
-                var lo = Vector512.WidenLower(Vector512.Create(Vector256.LoadUnsafe(ref x, (nuint)i), Vector256<float>.Zero));
-                acc += lo * lo;
-                i += Lanes;
-            }
-            sum = Combine(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);
+            a0.StoreUnsafe(ref lanes[0]);
+            a1.StoreUnsafe(ref lanes[8]);
+            a2.StoreUnsafe(ref lanes[16]);
+            a3.StoreUnsafe(ref lanes[24]);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
-            // Lanes 0–3 in one accumulator, 4–7 in the other.
-            Vector256<double> acc0 = Vector256<double>.Zero, acc1 = Vector256<double>.Zero;
+            // Partials 4k … 4k+3 in the lanes of a[k].
+            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default,
+                a6 = default, a7 = default;
             for (; i <= n - Lanes; i += Lanes)
             {
                 var v = Vector256.LoadUnsafe(ref x, (nuint)i);
-                var lo = Vector256.WidenLower(v);
-                var hi = Vector256.WidenUpper(v);
-                acc0 += lo * lo;
-                acc1 += hi * hi;
+                var w = Vector256.LoadUnsafe(ref x, (nuint)(i + 8));
+                var y = Vector256.LoadUnsafe(ref x, (nuint)(i + 16));
+                var z = Vector256.LoadUnsafe(ref x, (nuint)(i + 24));
+                var v0 = Vector256.WidenLower(v);
+                var v1 = Vector256.WidenUpper(v);
+                var w0 = Vector256.WidenLower(w);
+                var w1 = Vector256.WidenUpper(w);
+                var y0 = Vector256.WidenLower(y);
+                var y1 = Vector256.WidenUpper(y);
+                var z0 = Vector256.WidenLower(z);
+                var z1 = Vector256.WidenUpper(z);
+                a0 += v0 * v0;
+                a1 += v1 * v1;
+                a2 += w0 * w0;
+                a3 += w1 * w1;
+                a4 += y0 * y0;
+                a5 += y1 * y1;
+                a6 += z0 * z0;
+                a7 += z1 * z1;
             }
-            sum = Combine(acc0[0], acc0[1], acc0[2], acc0[3], acc1[0], acc1[1], acc1[2], acc1[3]);
+            a0.StoreUnsafe(ref lanes[0]);
+            a1.StoreUnsafe(ref lanes[4]);
+            a2.StoreUnsafe(ref lanes[8]);
+            a3.StoreUnsafe(ref lanes[12]);
+            a4.StoreUnsafe(ref lanes[16]);
+            a5.StoreUnsafe(ref lanes[20]);
+            a6.StoreUnsafe(ref lanes[24]);
+            a7.StoreUnsafe(ref lanes[28]);
         }
         else
         {
-            Span<double> acc = stackalloc double[Lanes];
-            acc.Clear();
+            lanes.Clear();
             for (; i <= n - Lanes; i += Lanes)
                 for (int lane = 0; lane < Lanes; lane++)
                 {
                     double v = Unsafe.Add(ref x, i + lane);
-                    acc[lane] += v * v;
+                    lanes[lane] += v * v;
                 }
-            sum = Combine(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);
         }
+        // Pairwise: (0+1), (2+3), … then those in pairs, down to one.
+        for (int width = Lanes; width > 1; width /= 2)
+            for (int k = 0; k < width / 2; k++)
+                lanes[k] = lanes[2 * k] + lanes[2 * k + 1];
+        double sum = lanes[0];
         for (; i < n; i++)
         {
             double v = Unsafe.Add(ref x, i);
@@ -102,7 +170,4 @@ public static class Clipping
         }
         return sum;
     }
-
-    private static double Combine(double a0, double a1, double a2, double a3, double a4, double a5, double a6,
-        double a7) => ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
 }

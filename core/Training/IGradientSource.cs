@@ -19,7 +19,8 @@ public sealed class GradientRequest
     public ArraySegment<int> BatchIndices { get; set; }
     public ShardPlan Plan { get; set; }
     /// <summary>
-    /// The 16-bit wire: <see cref="Parameters"/> are already rounded to bfloat16, and each shard's gradient is rounded
+    /// The 16-bit wire: the step computes on <see cref="Parameters"/> rounded to bfloat16 (each source rounds them as
+    /// it copies them; the array itself stays the optimizer's float32 weights), and each shard's gradient is rounded
     /// to bfloat16 before it is summed (ShardBlockComputer), so a worker can send both at 2 bytes per value exactly.
     /// </summary>
     public bool RoundToBf16 { get; set; }

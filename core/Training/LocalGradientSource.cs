@@ -12,6 +12,8 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
     private readonly BlockEngine _engine;
     private readonly List<float[]> _blockBuffers = [];
     private readonly List<(int FirstShard, int ShardCount, float[] Sum)> _tiling = [];
+    /// <summary>The weights rounded to bfloat16, for the 16-bit wire.</summary>
+    private float[] _rounded = [];
 
     public LocalGradientSource(Network network, Dataset data, int threads, string executorName = "local")
     {
@@ -43,12 +45,19 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
             int first = b * blockSize;
             _tiling.Add((first, Math.Min(blockSize, shards - first), _blockBuffers[b]));
         }
-        _engine.Compute(_network, _data, request.Parameters, request.BatchIndices, plan, _tiling,
+        var parameters = request.Parameters;
+        if (request.RoundToBf16)
+        {
+            if (_rounded.Length != parameters.Length) _rounded = new float[parameters.Length];
+            Kernels.BFloat16.Round(parameters, _rounded);
+            parameters = _rounded;
+        }
+        _engine.Compute(_network, _data, parameters, request.BatchIndices, plan, _tiling,
             result.ShardLoss, result.ShardCorrect, result.ShardSamples, request.Step, request.RoundToBf16);
 
         // The blocks tile the batch: the same tree as a distributed step's (BlockTree), whoever computed them.
         foreach (var (first, count, _) in _tiling) result.Blocks.Add(new BlockRecord(first, count, ExecutorName));
-        BlockTree.Complete(_tiling, shards, _network.ParameterCount).AsSpan(0, _network.ParameterCount).CopyTo(result.GradientSum);
+        BlockTree.CompleteInto(_tiling, shards, result.GradientSum);
         return ValueTask.CompletedTask;
     }
 

@@ -86,6 +86,7 @@ public sealed class TrainingConfig
         ClipNorm = Training.ClipNorm,
         NonFinite = Training.NonFinite == "stop" ? NonFinitePolicy.Stop : NonFinitePolicy.Skip,
         Bf16Wire = Training.Wire == "bf16",
+        Threads = EffectiveThreads,
     };
 
     /// <summary>More compute threads than any machine has cores for is a typo, not a setting (each has a stack and buffers).</summary>

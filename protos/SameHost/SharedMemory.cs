@@ -145,16 +145,18 @@ public sealed class SharedWeights(MappedFile file, int parameterCount, int index
     public int IndexCapacity { get; } = indexCapacity;
 
     /// <summary>
-    /// Publishes <paramref name="weights"/> as the weights of <paramref name="step"/>, with the step's batch
-    /// <paramref name="indices"/> when given (at most IndexCapacity).
+    /// Publishes <paramref name="weights"/> (rounded to bfloat16 on the way when <paramref name="roundToBf16"/>) as
+    /// the weights of <paramref name="step"/>, with the step's batch <paramref name="indices"/> when given (at most
+    /// IndexCapacity).
     /// </summary>
-    public void Write(long step, ReadOnlySpan<float> weights, ReadOnlySpan<int> indices = default)
+    public void Write(long step, ReadOnlySpan<float> weights, ReadOnlySpan<int> indices = default, bool roundToBf16 = false)
     {
         if (indices.Length > IndexCapacity)
             throw new ArgumentOutOfRangeException(nameof(indices), indices.Length, $"the file holds at most {IndexCapacity} indices");
         ref long stamp = ref File.Stamp(StampOffset);
         Volatile.Write(ref stamp, -1);
-        weights.CopyTo(File.Floats(MappedFile.HeaderBytes, ParameterCount));
+        if (roundToBf16) Core.Kernels.BFloat16.Round(weights, File.Floats(MappedFile.HeaderBytes, ParameterCount));
+        else weights.CopyTo(File.Floats(MappedFile.HeaderBytes, ParameterCount));
         indices.CopyTo(Indices(0, indices.Length));
         Volatile.Write(ref stamp, step);
     }

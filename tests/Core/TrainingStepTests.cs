@@ -24,6 +24,23 @@ public class TrainingStepTests
             ScheduleFactory.Create(new ScheduleSpec(), lr, 100), options, source);
 
     [Fact]
+    public void MeanOverAPowerOfTwoHasTheDivisionsBits()
+    {
+        // Normal, subnormal-producing, huge, signed-zero, infinite and NaN sums; counts 1 … 2³⁰ and a few others.
+        var random = new Random(17);
+        var sums = Enumerable.Range(0, 4099).Select(_ => BitConverter.Int32BitsToSingle(random.Next(int.MinValue, int.MaxValue)))
+            .Concat([0f, -0f, float.Epsilon, -float.Epsilon, float.MaxValue, float.PositiveInfinity, float.NaN, 1e-38f, 3e-39f])
+            .ToArray();
+        var mean = new float[sums.Length];
+        foreach (int count in Enumerable.Range(0, 31).Select(k => 1 << k).Concat([3, 100, 1000, 10000]))
+        {
+            TrainingStep.Mean(sums, count, mean);
+            for (int i = 0; i < sums.Length; i++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(sums[i] / count), BitConverter.SingleToInt32Bits(mean[i]));
+        }
+    }
+
+    [Fact]
     public async Task StepAppliesTheBatchMeanGradient()
     {
         var (network, data) = Problem();

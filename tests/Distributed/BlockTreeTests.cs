@@ -38,8 +38,14 @@ public class BlockTreeTests
                     reducer.Finish();
                     blocks.Add((first, count, sum));
                 }
+            // Into a buffer of its own: the same bits, and the blocks are left as Complete would leave them.
+            var copies = blocks.Select(b => (b.Item1, b.Item2, (float[])b.Item3.Clone())).ToList();
+            var into = new float[length];
+            BlockTree.CompleteInto(copies, shards, into);
+            Assert.Equal(reference[0].Select(BitConverter.SingleToInt32Bits), into.Select(BitConverter.SingleToInt32Bits));
             var total = BlockTree.Complete(blocks, shards, length);
             Assert.Equal(reference[0], total);
+            if (blocks.Count > 1) Assert.Equal(blocks.Skip(1).Select(b => b.Item3), copies.Skip(1).Select(b => b.Item3));
         }
     }
 

@@ -79,6 +79,13 @@ public class BFloat16Tests
             BFloat16.RoundInPlace(rounded);
             Assert.Equal(expected, rounded.Select(BitConverter.SingleToUInt32Bits));
 
+            // The copying form leaves its source alone.
+            var copy = new float[n];
+            var source = (float[])values.Clone();
+            BFloat16.Round(source, copy);
+            Assert.Equal(expected, copy.Select(BitConverter.SingleToUInt32Bits));
+            Assert.Equal(values.Select(BitConverter.SingleToUInt32Bits), source.Select(BitConverter.SingleToUInt32Bits));
+
             // Packed with a guard value after the end: nothing beyond n is written.
             var packed = new ushort[n + 1];
             packed[n] = 0xABCD;
@@ -111,5 +118,6 @@ public class BFloat16Tests
     {
         Assert.Throws<ArgumentException>(() => BFloat16.Encode(new float[5], new ushort[4]));
         Assert.Throws<ArgumentException>(() => BFloat16.Decode(new ushort[5], new float[4]));
+        Assert.Throws<ArgumentException>(() => BFloat16.Round(new float[5], new float[4]));
     }
 }

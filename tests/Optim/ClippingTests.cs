@@ -6,7 +6,7 @@ namespace DistTrain.Tests.Optim;
 
 public class ClippingTests
 {
-    public static TheoryData<int> Lengths => [0, 1, 7, 8, 9, 15, 16, 17, 24, 25, 33, 1031, 100_003];
+    public static TheoryData<int> Lengths => [0, 1, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 63, 64, 65, 1031, 100_003];
 
     private static float[] Random(int n, int seed, float scale = 1f) =>
         OptimizerVariants.Uniform(new Random(seed), n, scale);
@@ -18,13 +18,15 @@ public class ClippingTests
         return Math.Sqrt(sum);
     }
 
-    /// <summary>The order Clipping.GlobalNorm documents: 8 partial sums by i mod 8, pairwise, then the tail.</summary>
+    /// <summary>The order Clipping.GlobalNorm documents: 32 partial sums by i mod 32, pairwise, then the tail.</summary>
     private static double DocumentedOrderNorm(float[] g)
     {
-        var lanes = new double[8];
-        int body = g.Length / 8 * 8;
-        for (int i = 0; i < body; i++) lanes[i % 8] += (double)g[i] * g[i];
-        double sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        var lanes = new double[32];
+        int body = g.Length / 32 * 32;
+        for (int i = 0; i < body; i++) lanes[i % 32] += (double)g[i] * g[i];
+        var level = lanes.ToList();
+        while (level.Count > 1) level = [.. Enumerable.Range(0, level.Count / 2).Select(k => level[2 * k] + level[2 * k + 1])];
+        double sum = level[0];
         for (int i = body; i < g.Length; i++) sum += (double)g[i] * g[i];
         return Math.Sqrt(sum);
     }
@@ -109,5 +111,48 @@ public class ClippingTests
         Assert.Equal(0.0, norms[3]);
         Assert.True(Math.Abs(NaiveNorm(g.AsSpan(100, 7)) - norms[1]) <= 1e-12 * norms[1]);
         Assert.Throws<ArgumentException>(() => Clipping.LayerNorms(g, slices, new double[2]));
+    }
+
+    [Fact]
+    public void LayerAndGlobalNormsComeFromOnePassOverTilingSlices()
+    {
+        float[] g = Random(1000, 4, 2f);
+        (int, int)[] tiling = [(0, 333), (333, 0), (333, 64), (397, 603)];
+        var norms = new double[tiling.Length];
+        double global = Clipping.LayerAndGlobalNorms(g, tiling, norms);
+        var expected = new double[tiling.Length];
+        Clipping.LayerNorms(g, tiling, expected);
+        Assert.Equal(expected, norms);
+        // The global norm: the slices' documented-order sums of squares, added in slice order.
+        double squares = 0;
+        foreach (var (offset, length) in tiling)
+        {
+            double norm = DocumentedOrderNorm(g[offset..(offset + length)]);
+            squares += norm * norm;
+        }
+        Assert.True(Math.Abs(NaiveNorm(g) - global) <= 1e-12 * global);
+        Assert.Equal(Math.Sqrt(squares), global, 1e-12 * global);
+
+        // Slices that leave a gap, overlap or stop short: the norm of the whole vector, as GlobalNorm sums it.
+        foreach ((int, int)[] partial in new[] { [(0, 500), (600, 400)], [(0, 600), (500, 500)], new[] { (0, 999) } })
+        {
+            var some = new double[partial.Length];
+            Assert.Equal(Clipping.GlobalNorm(g), Clipping.LayerAndGlobalNorms(g, partial, some));
+            Assert.Equal(Clipping.GlobalNorm(g.AsSpan(partial[0].Item1, partial[0].Item2)), some[0]);
+        }
+        Assert.Throws<ArgumentException>(() => Clipping.LayerAndGlobalNorms(g, tiling, new double[2]));
+    }
+
+    [Fact]
+    public void ClipToNormScalesOnlyAboveTheThreshold()
+    {
+        float[] g = Random(100, 5), original = (float[])g.Clone();
+        double norm = Clipping.GlobalNorm(g);
+        Assert.False(Clipping.ClipToNorm(g, norm, norm));
+        Assert.False(Clipping.ClipToNorm(g, norm, 0));
+        Assert.False(Clipping.ClipToNorm(g, double.NaN, 1));
+        Assert.Equal(original, g);
+        Assert.True(Clipping.ClipToNorm(g, norm, norm / 4));
+        Assert.Equal(norm / 4, Clipping.GlobalNorm(g), 1e-6 * norm);
     }
 }

@@ -1,7 +1,9 @@
 // Bit-level properties of every optimizer: the SIMD and scalar paths agree exactly, a restore from saved State
 // continues bit-identically, and a Step allocates nothing.
 using DistTrain.Core;
+using DistTrain.Core.Kernels;
 using DistTrain.Core.Optim;
+using DistTrain.Tests.Infrastructure;
 
 namespace DistTrain.Tests.Optim;
 
@@ -29,6 +31,31 @@ public class OptimizerDeterminismTests
         Assert.Equal(single, w);
         foreach (var (key, buffer) in whole.State)
             Assert.Equal(perElement.Select(o => o.State[key][0]).ToArray(), buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerVariants.Names), MemberType = typeof(OptimizerVariants))]
+    public void ThreadsDoNotChangeTheBits(string variant)
+    {
+        // Five parallel pieces and a ragged last one (of 37 elements: vector and scalar tails inside a piece).
+        const int n = 4 * ElementWise.ParallelUpdateChunk + 37;
+        var random = new Random(5);
+        float[] initial = OptimizerVariants.Uniform(random, n);
+        float[][] gradients = [.. Enumerable.Range(0, 4).Select(_ => OptimizerVariants.Uniform(random, n))];
+        float lr = OptimizerVariants.Specs[variant]().LearningRate;
+        var one = OptimizerVariants.Create(variant, n);
+        float[] w1 = (float[])initial.Clone();
+        foreach (var g in gradients) one.Step(w1, g, lr);
+        foreach (int threads in new[] { 2, 3, 8 })
+        {
+            var many = OptimizerVariants.Create(variant, n);
+            many.Threads = threads;
+            float[] w = (float[])initial.Clone();
+            foreach (var g in gradients) many.Step(w, g, lr);
+            Assert.Equal(w1.Select(BitConverter.SingleToUInt32Bits), w.Select(BitConverter.SingleToUInt32Bits));
+            foreach (var (key, buffer) in one.State)
+                Assert.Equal(buffer.Select(BitConverter.SingleToUInt32Bits), many.State[key].Select(BitConverter.SingleToUInt32Bits));
+        }
     }
 
     [Theory]
@@ -88,6 +115,24 @@ public class OptimizerDeterminismTests
         for (int s = 0; s < 100; s++) optimizer.Step(w, g, lr);
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(0, allocated);
+    }
+
+    [Theory]
+    [MemberData(nameof(OptimizerVariants.Names), MemberType = typeof(OptimizerVariants))]
+    public void ParallelStepDoesNotAllocate(string variant)
+    {
+        const int n = 3 * ElementWise.ParallelUpdateChunk + 5;
+        var random = new Random(3);
+        float[] w = OptimizerVariants.Uniform(random, n, 0.1f), g = OptimizerVariants.Uniform(random, n, 0.1f);
+        var optimizer = OptimizerVariants.Create(variant, n);
+        optimizer.Threads = 2;
+        long helpersBefore = 0;
+        Assert.Equal(0, Allocations.SteadyState(() =>
+        {
+            helpersBefore = GemmWorkers.HelperAllocatedBytes;
+            for (int s = 0; s < 20; s++) optimizer.Step(w, g, 1e-4f);
+        }));
+        Assert.Equal(0, GemmWorkers.HelperAllocatedBytes - helpersBefore);
     }
 
     [Fact]
