@@ -72,7 +72,7 @@ public static class BlockTree
         var left = Sum(blocks, ref cursor, first, level - 1, total, length, default, out _);
         var right = Sum(blocks, ref cursor, first + half, level - 1, total, length, default, out _);
         written = !into.IsEmpty;
-        TensorPrimitives.Add(left.AsSpan(0, length), right.AsSpan(0, length), written ? into : left.AsSpan(0, length));
+        Kernels.ElementWise.Add(left.AsSpan(0, length), right.AsSpan(0, length), written ? into : left.AsSpan(0, length));
         return left;
     }
 

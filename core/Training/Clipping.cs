@@ -36,7 +36,7 @@ public static class Clipping
     public static bool ClipToNorm(Span<float> g, double norm, double maxNorm)
     {
         if (!(maxNorm > 0) || !double.IsFinite(norm) || norm <= maxNorm) return false;
-        TensorPrimitives.Multiply(g, (float)(maxNorm / norm), g);
+        Kernels.ElementWise.Multiply(g, (float)(maxNorm / norm), g);
         return true;
     }
 

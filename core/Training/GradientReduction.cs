@@ -80,7 +80,7 @@ public sealed class PairwiseTreeReducer
     private void Fold()
     {
         var below = _stack[_count - 2].AsSpan(0, _length);
-        TensorPrimitives.Add(below, _stack[_count - 1].AsSpan(0, _length), below);
+        Kernels.ElementWise.Add(below, _stack[_count - 1].AsSpan(0, _length), below);
         _count--;
     }
 }

@@ -167,8 +167,8 @@ public sealed class TrainingStep
     /// </summary>
     internal static void Mean(ReadOnlySpan<float> sum, int count, Span<float> mean)
     {
-        if (System.Numerics.BitOperations.IsPow2(count)) TensorPrimitives.Multiply(sum, 1f / count, mean);
-        else TensorPrimitives.Divide(sum, count, mean);
+        if (System.Numerics.BitOperations.IsPow2(count)) Kernels.ElementWise.Multiply(sum, 1f / count, mean);
+        else Kernels.ElementWise.Divide(sum, count, mean);
     }
 
     /// <summary>Moves the statistics out of the averaged gradient (zeroing their slots); false if any is not finite.</summary>

@@ -182,6 +182,37 @@ public class ElementWiseTests
     }
 
     [Fact]
+    public void ArithmeticMatchesScalarIeeeAtEveryLengthAndOffsetInAndOutOfPlace()
+    {
+        var random = new Random(23);
+        foreach (var (n, offset) in LengthsAndOffsets())
+        {
+            float[] x = Guarded(n, offset, () => Uniform(random) * 1e3f), y = Guarded(n, offset, () => Uniform(random));
+            float factor = Uniform(random) * 7f, divisor = 3f + Uniform(random);
+            Span<float> xs = x.AsSpan(offset, n), ys = y.AsSpan(offset, n);
+            float[] sum = Guarded(n, offset, () => 0f), scaled = Guarded(n, offset, () => 0f), quotient = Guarded(n, offset, () => 0f);
+            ElementWise.Add(xs, ys, sum.AsSpan(offset, n));
+            ElementWise.Multiply(xs, factor, scaled.AsSpan(offset, n));
+            ElementWise.Divide(xs, divisor, quotient.AsSpan(offset, n));
+            for (int i = 0; i < n; i++)
+            {
+                AssertSameBits(xs[i] + ys[i], sum[offset + i], $"add n={n} i={i}");
+                AssertSameBits(xs[i] * factor, scaled[offset + i], $"multiply n={n} i={i}");
+                AssertSameBits(xs[i] / divisor, quotient[offset + i], $"divide n={n} i={i}");
+            }
+            foreach (var buffer in new[] { sum, scaled, quotient }) AssertGuardsIntact(buffer, n, offset);
+
+            float[] inPlace = (float[])x.Clone();
+            ElementWise.Add(inPlace.AsSpan(offset, n), ys, inPlace.AsSpan(offset, n));
+            AssertAllSameBits(sum, inPlace, $"add in place n={n}");
+            inPlace = (float[])x.Clone();
+            ElementWise.Multiply(inPlace.AsSpan(offset, n), factor, inPlace.AsSpan(offset, n));
+            AssertAllSameBits(scaled, inPlace, $"multiply in place n={n}");
+        }
+        Assert.Throws<ArgumentException>(() => ElementWise.Multiply(new float[8], 2f, new float[7]));
+    }
+
+    [Fact]
     public void ShiftedOverlapAndShortSpansAreRefused()
     {
         float[] buffer = new float[40];
