@@ -14,7 +14,7 @@ public static class CoordinatorOptions
 
     public static readonly CliOption ConfigFile = new("--config", "config", "training config (JSON): model, data, optimizer, schedule, training", "FILE");
     public static readonly CliOption Data = Config("--data", "data:path", "data: an IDX directory or a CSV file (overrides data.path)", "PATH");
-    public static readonly CliOption Threads = Config("--threads", "training:threads", "compute threads (0 = all cores)", "N");
+    public static readonly CliOption Threads = Config("--threads", "training:threads", "compute threads (0 = all cores); with remote workers, the threads of the coordinator's optimizer step", "N");
     public static readonly CliOption Model = new("--model", "weights", "trained weights (safetensors) as `train --save` writes them", "FILE");
 
     /// <summary>The settings of a training config that a flag can override.</summary>

@@ -182,7 +182,7 @@ internal static class ElementWise
         bool has0 = HasState(state0, length, nameof(state0)), has1 = HasState(state1, length, nameof(state1)),
             has2 = HasState(state2, length, nameof(state2));
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
-        int parts = (int)Math.Min(Math.Min(threads, GemmWorkers.MaxHelpers + 1), (long)length / ParallelUpdateChunk);
+        int parts = (int)Math.Min(Math.Min(threads, GemmWorkers.MaxHelpers + 1), (long)length / ParallelUpdateMinimum);
         if (parts > 1 && Monitor.TryEnter(GemmWorkers.Gate))
         {
             try
@@ -208,6 +208,9 @@ internal static class ElementWise
 
     /// <summary>Elements per piece of a parallel update (a multiple of every vector width): 64 KiB of each buffer.</summary>
     internal const int ParallelUpdateChunk = 16 * 1024;
+
+    /// <summary>Elements per thread below which another thread costs more to wake than it saves (~20 µs of Adam).</summary>
+    internal const int ParallelUpdateMinimum = 2 * ParallelUpdateChunk;
 
     private static void UpdateSerial<TUpdate>(TUpdate update, Span<float> parameters, ReadOnlySpan<float> gradient,
         Span<float> state0, Span<float> state1, Span<float> state2, bool has0, bool has1, bool has2)

@@ -121,7 +121,7 @@ public class OptimizerDeterminismTests
     [MemberData(nameof(OptimizerVariants.Names), MemberType = typeof(OptimizerVariants))]
     public void ParallelStepDoesNotAllocate(string variant)
     {
-        const int n = 3 * ElementWise.ParallelUpdateChunk + 5;
+        const int n = 4 * ElementWise.ParallelUpdateChunk + 5;
         var random = new Random(3);
         float[] w = OptimizerVariants.Uniform(random, n, 0.1f), g = OptimizerVariants.Uniform(random, n, 0.1f);
         var optimizer = OptimizerVariants.Create(variant, n);
