@@ -54,6 +54,15 @@ internal readonly struct AddOperator : IBinaryOperator
     public static Vector512<float> Invoke(Vector512<float> x, Vector512<float> y) => x + y;
 }
 
+/// <summary>x · y.</summary>
+internal readonly struct MultiplyOperator : IBinaryOperator
+{
+    public static float Invoke(float x, float y) => x * y;
+    public static Vector128<float> Invoke(Vector128<float> x, Vector128<float> y) => x * y;
+    public static Vector256<float> Invoke(Vector256<float> x, Vector256<float> y) => x * y;
+    public static Vector512<float> Invoke(Vector512<float> x, Vector512<float> y) => x * y;
+}
+
 /// <summary>
 /// The loops. Each runs the widest accelerated width over the bulk (Vector512, else Vector256, else Vector128,
 /// else scalar), then the tail of n mod width elements with at most one step of each narrower accelerated width
@@ -110,14 +119,18 @@ internal static class ElementWise
             Unsafe.Add(ref ds, i) = TOperator.Invoke(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
     }
 
-    // The arithmetic of the step's parameter-sized vectors (tree sums, the mean, clipping). TensorPrimitives does the
-    // same IEEE operations but stores past 256 KiB with non-temporal stores, which bypass the cache: the next pass over
-    // the result (the norms after the mean, the optimizer after the norms) then reads it back from memory, about 3×
+    // Arithmetic on vectors that the next pass reads at once (the step's parameter-sized sums, the mean, clipping; a
+    // residual's or dropout's activations). TensorPrimitives does the same IEEE operations but stores past 256 KiB
+    // with non-temporal stores, which bypass the cache: the next pass then reads the result back from memory, about 3×
     // slower on the step's 1 MB vectors. Same bits either way.
 
     /// <summary>destination[i] = x[i] + y[i]; destination may be x or y itself, but no other overlap.</summary>
     public static void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination) =>
         Map<AddOperator>(x, y, destination);
+
+    /// <summary>destination[i] = x[i] · y[i]; destination may be x or y itself, but no other overlap.</summary>
+    public static void Multiply(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> destination) =>
+        Map<MultiplyOperator>(x, y, destination);
 
     /// <summary>destination[i] = x[i] · factor; destination may be x itself, but no other overlap.</summary>
     public static void Multiply(ReadOnlySpan<float> x, float factor, Span<float> destination) =>

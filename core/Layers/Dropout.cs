@@ -2,7 +2,6 @@
 // in evaluation the identity. The mask of a sample is a pure function of the run's seed, the step, the layer and the
 // sample's index in its dataset — not of which worker, thread or shard computes it — so a step's result is the same
 // for any number of workers. The mask (0 or the scale per value) stays in scratch for Backward.
-using System.Numerics.Tensors;
 using DistTrain.Core.Model;
 
 namespace DistTrain.Core.Layers;
@@ -31,7 +30,7 @@ public sealed class Dropout(TensorShape shape, double p, ulong salt) : Layer(sha
             for (int j = 0; j < width; j++)
                 m[j] = (uint)(Mix(key + (ulong)j) >> 40) >= threshold ? scale : 0f;
         }
-        TensorPrimitives.Multiply(input[..(rows * width)], mask, output[..(rows * width)]);
+        Kernels.ElementWise.Multiply(input[..(rows * width)], mask, output[..(rows * width)]);
     }
 
     public override void Backward(ReadOnlySpan<float> parameters, ReadOnlySpan<float> input, ReadOnlySpan<float> output,
@@ -40,7 +39,7 @@ public sealed class Dropout(TensorShape shape, double p, ulong salt) : Layer(sha
         if (inputGradient.IsEmpty) return;
         int n = rows * OutputWidth;
         if (!context.Training || P == 0) { outputGradient[..n].CopyTo(inputGradient); return; }
-        TensorPrimitives.Multiply(outputGradient[..n], context.Scratch[..n], inputGradient[..n]);
+        Kernels.ElementWise.Multiply(outputGradient[..n], context.Scratch[..n], inputGradient[..n]);
     }
 
     /// <summary>SplitMix64's finaliser: a bijective mix whose outputs are uniform enough for masks.</summary>

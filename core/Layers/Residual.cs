@@ -58,13 +58,13 @@ public sealed class Residual : Layer
         int n = rows * OutputWidth;
         if (Projection is null)
         {
-            System.Numerics.Tensors.TensorPrimitives.Add(x, input[..n], output[..n]);
+            Kernels.ElementWise.Add(x, input[..n], output[..n]);
             return;
         }
         var shortcut = scratch.Slice(map.ProjectionOutput, n);
         Projection.Forward(parameters, input, shortcut, rows,
             context.WithScratch(scratch.Slice(map.ProjectionScratch, map.ProjectionScratchLength)));
-        System.Numerics.Tensors.TensorPrimitives.Add(x, shortcut, output[..n]);
+        Kernels.ElementWise.Add(x, shortcut, output[..n]);
     }
 
     public override void Backward(ReadOnlySpan<float> parameters, ReadOnlySpan<float> input, ReadOnlySpan<float> output,
@@ -88,7 +88,7 @@ public sealed class Residual : Layer
         if (Projection is null)
         {
             if (!inputGradient.IsEmpty)
-                System.Numerics.Tensors.TensorPrimitives.Add(inputGradient[..n], outputGradient[..n], inputGradient[..n]);
+                Kernels.ElementWise.Add(inputGradient[..n], outputGradient[..n], inputGradient[..n]);
             return;
         }
         int m = rows * InputWidth;
@@ -96,7 +96,7 @@ public sealed class Residual : Layer
         Projection.Backward(parameters, input, scratch.Slice(map.ProjectionOutput, n), outputGradient[..n], shortcutGradient,
             parameterGradient, rows, context.WithScratch(scratch.Slice(map.ProjectionScratch, map.ProjectionScratchLength)));
         if (!inputGradient.IsEmpty)
-            System.Numerics.Tensors.TensorPrimitives.Add(inputGradient[..m], shortcutGradient, inputGradient[..m]);
+            Kernels.ElementWise.Add(inputGradient[..m], shortcutGradient, inputGradient[..m]);
     }
 
     /// <summary>Where each part lives in a scratch sized for <c>maxRows</c> rows (found by walking the layout).</summary>

@@ -3,7 +3,6 @@
 // passed up unchanged when the right one is empty. Coordinator and workers use it, so the sum is bit-identical to
 // reducing shard by shard however the shards were split among executors.
 using System.Numerics;
-using System.Numerics.Tensors;
 
 namespace DistTrain.Core.Training;
 

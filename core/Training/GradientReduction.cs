@@ -2,7 +2,6 @@
 // (stride = 1, 2, 4, ...); a node without a partner passes up unchanged. Any split of the shards into aligned
 // power-of-two blocks is a set of complete subtrees, so whoever computes a block (a thread, a remote worker) can
 // reduce it alone and the whole sum stays bit-identical for every assignment and thread count.
-using System.Numerics.Tensors;
 
 namespace DistTrain.Core.Training;
 

@@ -1,7 +1,6 @@
 // The one synchronous data-parallel step shared by local and distributed mode: gather the tree-reduced gradient
 // sum from the gradient source, average it over the batch, measure per-layer and global norms, clip, skip the step
 // if anything is non-finite, and let the optimizer update the weights (version v → v+1).
-using System.Numerics.Tensors;
 using DistTrain.Core.Model;
 using DistTrain.Core.Optim;
 
