@@ -222,8 +222,8 @@ internal static class ElementWise
     /// <summary>Elements per piece of a parallel update (a multiple of every vector width): 64 KiB of each buffer.</summary>
     internal const int ParallelUpdateChunk = 16 * 1024;
 
-    /// <summary>Elements per thread below which another thread costs more to wake than it saves (~20 µs of Adam).</summary>
-    internal const int ParallelUpdateMinimum = 2 * ParallelUpdateChunk;
+    /// <summary>Elements per thread below which another thread saves too little (~45 µs of Adam) to be worth its wake-up.</summary>
+    internal const int ParallelUpdateMinimum = 4 * ParallelUpdateChunk;
 
     private static void UpdateSerial<TUpdate>(TUpdate update, Span<float> parameters, ReadOnlySpan<float> gradient,
         Span<float> state0, Span<float> state1, Span<float> state2, bool has0, bool has1, bool has2)

@@ -37,8 +37,8 @@ public class OptimizerDeterminismTests
     [MemberData(nameof(OptimizerVariants.Names), MemberType = typeof(OptimizerVariants))]
     public void ThreadsDoNotChangeTheBits(string variant)
     {
-        // Five parallel pieces and a ragged last one (of 37 elements: vector and scalar tails inside a piece).
-        const int n = 4 * ElementWise.ParallelUpdateChunk + 37;
+        // Two threads' worth: eight whole pieces and a ragged last one (of 37 elements: vector and scalar tails inside a piece).
+        const int n = 2 * ElementWise.ParallelUpdateMinimum + 37;
         var random = new Random(5);
         float[] initial = OptimizerVariants.Uniform(random, n);
         float[][] gradients = [.. Enumerable.Range(0, 4).Select(_ => OptimizerVariants.Uniform(random, n))];
@@ -121,7 +121,7 @@ public class OptimizerDeterminismTests
     [MemberData(nameof(OptimizerVariants.Names), MemberType = typeof(OptimizerVariants))]
     public void ParallelStepDoesNotAllocate(string variant)
     {
-        const int n = 4 * ElementWise.ParallelUpdateChunk + 5;
+        const int n = 2 * ElementWise.ParallelUpdateMinimum + 5;
         var random = new Random(3);
         float[] w = OptimizerVariants.Uniform(random, n, 0.1f), g = OptimizerVariants.Uniform(random, n, 0.1f);
         var optimizer = OptimizerVariants.Create(variant, n);
