@@ -13,10 +13,11 @@ internal static class ReplyCheck
 {
     /// <summary>
     /// Reply block <paramref name="i"/>, asked as <paramref name="asked"/>; shapes first, then statistics, then finiteness.
-    /// <paramref name="norm"/>: the gradient's L2 norm when Valid, NaN otherwise.
+    /// <paramref name="norm"/>: the gradient's L2 norm when Valid, NaN otherwise. <paramref name="sumOfSquares"/>: the
+    /// gradient's sum of squares in Clipping's order when the caller took it while making the gradient (a decode).
     /// </summary>
     public static BlockVerdict Judge(ComputeReply reply, int i, BlockSpan asked, ShardPlan plan, long step, SharedSlots? slots,
-        bool pooled, int parameterCount, out double norm)
+        bool pooled, int parameterCount, out double norm, double? sumOfSquares = null)
     {
         norm = double.NaN;
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
@@ -40,7 +41,7 @@ internal static class ReplyCheck
         if (!finite) return BlockVerdict.NonFinite;
         // One pass checks both: summed in double, the squares are finite exactly when every element is (a float squared
         // cannot overflow a double, nor can a sum of 2³¹ of them).
-        double measured = Norm(gradient);
+        double measured = sumOfSquares is { } known ? Math.Sqrt(known) : Norm(gradient);
         if (!double.IsFinite(measured)) return BlockVerdict.NonFinite;
         norm = measured;
         return BlockVerdict.Valid;

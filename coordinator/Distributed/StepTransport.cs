@@ -180,10 +180,12 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     /// <summary>
     /// A 16-bit reply's blocks as float32 sums, decoded here so that the checks and the reduction see what a float32
     /// reply carries: each block's per-shard bfloat16 vectors summed along the tree (as the worker and local mode sum
-    /// them). A block whose payload is not one vector per shard is left empty, so it is judged malformed.
+    /// them). A block whose payload is not one vector per shard is left empty, so it is judged malformed. Returns the
+    /// sums of squares of the one-shard blocks, taken while decoding (NaN for the others), or null when there are none.
     /// </summary>
-    private void DecodeBf16(ComputeReply reply, SendRequest send, int totalShards)
+    private double[]? DecodeBf16(ComputeReply reply, SendRequest send, int totalShards)
     {
+        double[]? squares = null;
         for (int i = 0; i < reply.Blocks.Count && i < send.Blocks.Count; i++)
         {
             var block = reply.Blocks[i];
@@ -199,7 +201,18 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             for (int k = 0; k < count; k++)
             {
                 var vector = WireBuffers.Rent(_parameterCount);
-                Core.Kernels.BFloat16.Decode(bits.Slice(k * _parameterCount, _parameterCount), vector);
+                if (count == 1)
+                {
+                    // The block is this one vector: its sum of squares (for the reply's check) is taken as it is
+                    // decoded, piece by piece while the piece is in cache, instead of in a pass of its own.
+                    if (squares is null)
+                    {
+                        squares = new double[send.Blocks.Count];
+                        squares.AsSpan().Fill(double.NaN); // not taken: ReplyCheck measures the norm itself
+                    }
+                    squares[i] = DecodeSumOfSquares(bits[.._parameterCount], vector.AsSpan(0, _parameterCount));
+                }
+                else Core.Kernels.BFloat16.Decode(bits.Slice(k * _parameterCount, _parameterCount), vector);
                 shards.Add((send.Blocks[i].FirstShard + k, 1, vector));
             }
             var sum = count == 1 ? shards[0].Item3 : BlockTree.Complete(shards, totalShards, _parameterCount);
@@ -207,6 +220,29 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             WireBuffers.Return(block.GradientSum);
             block.GradientSum = WireBuffers.Wrap(sum);
         }
+        return squares;
+    }
+
+    /// <summary>Floats decoded at a time by <see cref="DecodeSumOfSquares"/>: 32 KiB, well inside the L1 cache.</summary>
+    private const int DecodePiece = 8 * 1024;
+
+    /// <summary>
+    /// Decodes <paramref name="bits"/> into <paramref name="destination"/> and returns the sum of squares of the
+    /// result, with the bits of Clipping's (the norm ReplyCheck would otherwise compute in another pass).
+    /// </summary>
+    internal static double DecodeSumOfSquares(ReadOnlySpan<ushort> bits, Span<float> destination)
+    {
+        Span<double> lanes = stackalloc double[Clipping.SquareSums.Lanes];
+        var sums = new Clipping.SquareSums(lanes);
+        int n = bits.Length, bulk = n / Clipping.SquareSums.Lanes * Clipping.SquareSums.Lanes;
+        for (int start = 0; start < n; start += DecodePiece)
+        {
+            int length = Math.Min(DecodePiece, n - start);
+            var piece = destination.Slice(start, length);
+            Core.Kernels.BFloat16.Decode(bits.Slice(start, length), piece);
+            sums.Add(piece[..(Math.Min(start + length, bulk) - start)]);
+        }
+        return sums.Finish(destination[bulk..n]);
     }
 
     public void BeginAttempt(BeginAttempt command)
@@ -395,13 +431,14 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             sent = message.CalculateSize();
             var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + send.Timeout, cancellationToken).ConfigureAwait(false);
             long received = reply.CalculateSize();
-            if (step.Request.RoundToBf16) DecodeBf16(reply, send, plan.ShardCount);
+            var squares = step.Request.RoundToBf16 ? DecodeBf16(reply, send, plan.ShardCount) : null;
             var verdicts = new BlockVerdict[send.Blocks.Count];
             var norms = new double[send.Blocks.Count];
             int samples = 0;
             for (int i = 0; i < verdicts.Length; i++)
             {
-                verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount, out norms[i]);
+                verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount,
+                    out norms[i], squares is null || double.IsNaN(squares[i]) ? null : squares[i]);
                 if (verdicts[i] != BlockVerdict.Elsewhere) samples += plan.Range(send.Blocks[i].FirstShard, send.Blocks[i].ShardCount).Length;
             }
             // Read from the shared file when it computed anything: the weights, and the indices of what it computed.

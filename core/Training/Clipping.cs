@@ -80,94 +80,137 @@ public static class Clipping
     // TensorPrimitives.IsFiniteAll answers false for an empty span; an empty gradient has nothing to skip.
     public static bool AllFinite(ReadOnlySpan<float> g) => g.IsEmpty || TensorPrimitives.IsFiniteAll(g);
 
-    private const int Lanes = 32;
-
     private static double SumOfSquares(ReadOnlySpan<float> g)
     {
-        // 32 independent partial sums: the additions of one partial depend on each other (4 cycles apiece), so fewer
-        // partials leave the loop waiting on its own adds instead of on memory.
-        int n = g.Length, i = 0;
-        ref float x = ref MemoryMarshal.GetReference(g);
-        Span<double> lanes = stackalloc double[Lanes];
-        if (Vector512.IsHardwareAccelerated)
+        Span<double> lanes = stackalloc double[SquareSums.Lanes];
+        var sums = new SquareSums(lanes);
+        int bulk = g.Length / SquareSums.Lanes * SquareSums.Lanes;
+        sums.Add(g[..bulk]);
+        return sums.Finish(g[bulk..]);
+    }
+
+    /// <summary>
+    /// A sum of squares in <see cref="GlobalNorm"/>'s order, fed piece by piece, for a pass that produces the values
+    /// (a decode) and can sum them while they are in cache: <see cref="Add"/> pieces whose lengths are multiples of
+    /// <see cref="Lanes"/>, then <see cref="Finish"/> with what is left. The result has the bits of SumOfSquares over
+    /// the whole.
+    /// </summary>
+    public ref struct SquareSums
+    {
+        /// <summary>Partial sums; element i of the bulk goes to partial i mod Lanes.</summary>
+        public const int Lanes = 32;
+        private readonly Span<double> _lanes;
+
+        /// <param name="lanes">Lanes doubles of scratch (stackalloc), cleared here.</param>
+        public SquareSums(Span<double> lanes)
         {
-            // Partials 0–7, 8–15, 16–23, 24–31 in the lanes of a0 … a3.
-            Vector512<double> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i <= n - Lanes; i += Lanes)
-            {
-                var v = Vector512.LoadUnsafe(ref x, (nuint)i);
-                var w = Vector512.LoadUnsafe(ref x, (nuint)(i + 16));
-                var v0 = Vector512.WidenLower(v);
-                var v1 = Vector512.WidenUpper(v);
-                var w0 = Vector512.WidenLower(w);
-                var w1 = Vector512.WidenUpper(w);
-                a0 += v0 * v0;
-                a1 += v1 * v1;
-                a2 += w0 * w0;
-                a3 += w1 * w1;
-            }
-            a0.StoreUnsafe(ref lanes[0]);
-            a1.StoreUnsafe(ref lanes[8]);
-            a2.StoreUnsafe(ref lanes[16]);
-            a3.StoreUnsafe(ref lanes[24]);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            // Partials 4k … 4k+3 in the lanes of a[k].
-            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default,
-                a6 = default, a7 = default;
-            for (; i <= n - Lanes; i += Lanes)
-            {
-                var v = Vector256.LoadUnsafe(ref x, (nuint)i);
-                var w = Vector256.LoadUnsafe(ref x, (nuint)(i + 8));
-                var y = Vector256.LoadUnsafe(ref x, (nuint)(i + 16));
-                var z = Vector256.LoadUnsafe(ref x, (nuint)(i + 24));
-                var v0 = Vector256.WidenLower(v);
-                var v1 = Vector256.WidenUpper(v);
-                var w0 = Vector256.WidenLower(w);
-                var w1 = Vector256.WidenUpper(w);
-                var y0 = Vector256.WidenLower(y);
-                var y1 = Vector256.WidenUpper(y);
-                var z0 = Vector256.WidenLower(z);
-                var z1 = Vector256.WidenUpper(z);
-                a0 += v0 * v0;
-                a1 += v1 * v1;
-                a2 += w0 * w0;
-                a3 += w1 * w1;
-                a4 += y0 * y0;
-                a5 += y1 * y1;
-                a6 += z0 * z0;
-                a7 += z1 * z1;
-            }
-            a0.StoreUnsafe(ref lanes[0]);
-            a1.StoreUnsafe(ref lanes[4]);
-            a2.StoreUnsafe(ref lanes[8]);
-            a3.StoreUnsafe(ref lanes[12]);
-            a4.StoreUnsafe(ref lanes[16]);
-            a5.StoreUnsafe(ref lanes[20]);
-            a6.StoreUnsafe(ref lanes[24]);
-            a7.StoreUnsafe(ref lanes[28]);
-        }
-        else
-        {
+            if (lanes.Length != Lanes) throw new ArgumentException($"{lanes.Length} lanes given, {Lanes} needed", nameof(lanes));
             lanes.Clear();
-            for (; i <= n - Lanes; i += Lanes)
-                for (int lane = 0; lane < Lanes; lane++)
-                {
-                    double v = Unsafe.Add(ref x, i + lane);
-                    lanes[lane] += v * v;
-                }
+            _lanes = lanes;
         }
-        // Pairwise: (0+1), (2+3), … then those in pairs, down to one.
-        for (int width = Lanes; width > 1; width /= 2)
-            for (int k = 0; k < width / 2; k++)
-                lanes[k] = lanes[2 * k] + lanes[2 * k + 1];
-        double sum = lanes[0];
-        for (; i < n; i++)
+
+        /// <summary>Adds a piece of the vector, continuing from the previous one.</summary>
+        public readonly void Add(ReadOnlySpan<float> piece)
         {
-            double v = Unsafe.Add(ref x, i);
-            sum += v * v;
+            if (piece.Length % Lanes != 0)
+                throw new ArgumentException($"a piece of {piece.Length} values is not a multiple of {Lanes}", nameof(piece));
+            Accumulate(piece, _lanes);
         }
-        return sum;
+
+        /// <summary>Combines the partials pairwise and adds the squares of <paramref name="tail"/> (fewer than Lanes) in order.</summary>
+        public readonly double Finish(ReadOnlySpan<float> tail)
+        {
+            if (tail.Length >= Lanes) throw new ArgumentException($"a tail of {tail.Length} values is not below {Lanes}", nameof(tail));
+            var lanes = _lanes;
+            // Pairwise: (0+1), (2+3), … then those in pairs, down to one.
+            for (int width = Lanes; width > 1; width /= 2)
+                for (int k = 0; k < width / 2; k++)
+                    lanes[k] = lanes[2 * k] + lanes[2 * k + 1];
+            double sum = lanes[0];
+            foreach (float value in tail)
+            {
+                double v = value;
+                sum += v * v;
+            }
+            return sum;
+        }
+
+        private static void Accumulate(ReadOnlySpan<float> g, Span<double> lanes)
+        {
+            // 32 independent partial sums: the additions of one partial depend on each other (4 cycles apiece), so
+            // fewer partials leave the loop waiting on its own adds instead of on memory.
+            int n = g.Length, i = 0;
+            ref float x = ref MemoryMarshal.GetReference(g);
+            ref double l = ref MemoryMarshal.GetReference(lanes);
+            if (Vector512.IsHardwareAccelerated)
+            {
+                // Partials 0–7, 8–15, 16–23, 24–31 in the lanes of a0 … a3.
+                Vector512<double> a0 = Vector512.LoadUnsafe(ref l, 0), a1 = Vector512.LoadUnsafe(ref l, 8),
+                    a2 = Vector512.LoadUnsafe(ref l, 16), a3 = Vector512.LoadUnsafe(ref l, 24);
+                for (; i < n; i += Lanes)
+                {
+                    var v = Vector512.LoadUnsafe(ref x, (nuint)i);
+                    var w = Vector512.LoadUnsafe(ref x, (nuint)(i + 16));
+                    var v0 = Vector512.WidenLower(v);
+                    var v1 = Vector512.WidenUpper(v);
+                    var w0 = Vector512.WidenLower(w);
+                    var w1 = Vector512.WidenUpper(w);
+                    a0 += v0 * v0;
+                    a1 += v1 * v1;
+                    a2 += w0 * w0;
+                    a3 += w1 * w1;
+                }
+                a0.StoreUnsafe(ref l, 0);
+                a1.StoreUnsafe(ref l, 8);
+                a2.StoreUnsafe(ref l, 16);
+                a3.StoreUnsafe(ref l, 24);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                // Partials 4k … 4k+3 in the lanes of a[k].
+                Vector256<double> a0 = Vector256.LoadUnsafe(ref l, 0), a1 = Vector256.LoadUnsafe(ref l, 4),
+                    a2 = Vector256.LoadUnsafe(ref l, 8), a3 = Vector256.LoadUnsafe(ref l, 12),
+                    a4 = Vector256.LoadUnsafe(ref l, 16), a5 = Vector256.LoadUnsafe(ref l, 20),
+                    a6 = Vector256.LoadUnsafe(ref l, 24), a7 = Vector256.LoadUnsafe(ref l, 28);
+                for (; i < n; i += Lanes)
+                {
+                    var v = Vector256.LoadUnsafe(ref x, (nuint)i);
+                    var w = Vector256.LoadUnsafe(ref x, (nuint)(i + 8));
+                    var y = Vector256.LoadUnsafe(ref x, (nuint)(i + 16));
+                    var z = Vector256.LoadUnsafe(ref x, (nuint)(i + 24));
+                    var v0 = Vector256.WidenLower(v);
+                    var v1 = Vector256.WidenUpper(v);
+                    var w0 = Vector256.WidenLower(w);
+                    var w1 = Vector256.WidenUpper(w);
+                    var y0 = Vector256.WidenLower(y);
+                    var y1 = Vector256.WidenUpper(y);
+                    var z0 = Vector256.WidenLower(z);
+                    var z1 = Vector256.WidenUpper(z);
+                    a0 += v0 * v0;
+                    a1 += v1 * v1;
+                    a2 += w0 * w0;
+                    a3 += w1 * w1;
+                    a4 += y0 * y0;
+                    a5 += y1 * y1;
+                    a6 += z0 * z0;
+                    a7 += z1 * z1;
+                }
+                a0.StoreUnsafe(ref l, 0);
+                a1.StoreUnsafe(ref l, 4);
+                a2.StoreUnsafe(ref l, 8);
+                a3.StoreUnsafe(ref l, 12);
+                a4.StoreUnsafe(ref l, 16);
+                a5.StoreUnsafe(ref l, 20);
+                a6.StoreUnsafe(ref l, 24);
+                a7.StoreUnsafe(ref l, 28);
+            }
+            else
+                for (; i < n; i += Lanes)
+                    for (int lane = 0; lane < Lanes; lane++)
+                    {
+                        double v = Unsafe.Add(ref x, i + lane);
+                        lanes[lane] += v * v;
+                    }
+        }
     }
 }

@@ -144,6 +144,48 @@ public class ClippingTests
     }
 
     [Fact]
+    public void SquareSumsFedInPiecesHaveTheBitsOfTheWholeVector()
+    {
+        Span<double> lanes = stackalloc double[Clipping.SquareSums.Lanes];
+        foreach (int n in new[] { 0, 1, 31, 32, 33, 95, 96, 1000, 8191, 8192, 8193, 16_415, 100_003 })
+        {
+            float[] g = Random(n, n + 1, 5f);
+            var sums = new Clipping.SquareSums(lanes);
+            int bulk = n / 32 * 32, at = 0;
+            // Uneven pieces, each a multiple of 32.
+            for (int piece = 32; at < bulk; piece = piece * 3 % 4096 + 32)
+            {
+                int length = Math.Min(piece, bulk - at);
+                sums.Add(g.AsSpan(at, length));
+                at += length;
+            }
+            Assert.Equal(BitConverter.DoubleToInt64Bits(Clipping.GlobalNorm(g)), BitConverter.DoubleToInt64Bits(Math.Sqrt(sums.Finish(g.AsSpan(bulk)))));
+        }
+        Assert.Throws<ArgumentException>(() => new Clipping.SquareSums(new double[31]));
+        Assert.Throws<ArgumentException>(() => new Clipping.SquareSums(new double[32]).Add(new float[33]));
+        Assert.Throws<ArgumentException>(() => new Clipping.SquareSums(new double[32]).Finish(new float[32]));
+    }
+
+    [Fact]
+    public void ARepliesDecodeGivesTheNormTheCheckWouldMeasure()
+    {
+        // The coordinator's bf16 decode with the sum of squares taken on the way (StepTransport.DecodeSumOfSquares).
+        foreach (int n in new[] { 0, 5, 32, 8191, 8192, 8224, 20_000, 235_146 })
+        {
+            var random = new Random(n);
+            var bits = Enumerable.Range(0, n).Select(_ => (ushort)(random.Next(0, 0x7F80) | (random.Next(2) << 15))).ToArray();
+            var expected = new float[n];
+            DistTrain.Core.Kernels.BFloat16.Decode(bits, expected);
+            var decoded = new float[n + 1];
+            decoded[n] = -3f;
+            double squares = DistTrain.Coordinator.Distributed.StepTransport.DecodeSumOfSquares(bits, decoded.AsSpan(0, n));
+            Assert.Equal(expected, decoded.Take(n));
+            Assert.Equal(-3f, decoded[n]);
+            Assert.Equal(BitConverter.DoubleToInt64Bits(Clipping.GlobalNorm(expected)), BitConverter.DoubleToInt64Bits(Math.Sqrt(squares)));
+        }
+    }
+
+    [Fact]
     public void ClipToNormScalesOnlyAboveTheThreshold()
     {
         float[] g = Random(100, 5), original = (float[])g.Clone();
