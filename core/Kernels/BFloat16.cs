@@ -21,28 +21,15 @@ public static class BFloat16
     public static float Round(float value) => BitConverter.UInt32BitsToSingle(RoundBits(BitConverter.SingleToUInt32Bits(value)));
 
     /// <summary>Rounds every value to bfloat16 in place (its low 16 bits become zero).</summary>
-    public static void RoundInPlace(Span<float> values)
-    {
-        var bits = MemoryMarshal.Cast<float, uint>(values);
-        ref uint x = ref MemoryMarshal.GetReference(bits);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i <= bits.Length - 16; i += 16)
-                RoundVector(Vector512.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref x, (nuint)i);
-        else if (Vector256.IsHardwareAccelerated)
-            for (; i <= bits.Length - 8; i += 8)
-                RoundVector(Vector256.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref x, (nuint)i);
-        else if (Vector128.IsHardwareAccelerated)
-            for (; i <= bits.Length - 4; i += 4)
-                RoundVector(Vector128.LoadUnsafe(ref x, (nuint)i)).StoreUnsafe(ref x, (nuint)i);
-        for (; i < bits.Length; i++) bits[i] = RoundBits(bits[i]);
-    }
+    public static void RoundInPlace(Span<float> values) => Round(values, values);
 
-    /// <summary>destination[i] = source[i] rounded to bfloat16 (as float32): a copy and <see cref="RoundInPlace"/> in one pass.</summary>
+    /// <summary>destination[i] = source[i] rounded to bfloat16 (as float32); destination may be source itself.</summary>
     public static void Round(ReadOnlySpan<float> source, Span<float> destination)
     {
         if (destination.Length != source.Length)
             throw new ArgumentException($"destination holds {destination.Length} values, source has {source.Length}", nameof(destination));
+        if (source.Overlaps(destination, out int offset) && offset != 0)
+            throw new ArgumentException($"destination overlaps the source at an offset of {offset} values", nameof(destination));
         var bits = MemoryMarshal.Cast<float, uint>(source);
         var rounded = MemoryMarshal.Cast<float, uint>(destination);
         ref uint x = ref MemoryMarshal.GetReference(bits);

@@ -119,5 +119,7 @@ public class BFloat16Tests
         Assert.Throws<ArgumentException>(() => BFloat16.Encode(new float[5], new ushort[4]));
         Assert.Throws<ArgumentException>(() => BFloat16.Decode(new ushort[5], new float[4]));
         Assert.Throws<ArgumentException>(() => BFloat16.Round(new float[5], new float[4]));
+        var buffer = new float[9];
+        Assert.Throws<ArgumentException>(() => BFloat16.Round(buffer.AsSpan(0, 8), buffer.AsSpan(1, 8)));
     }
 }
