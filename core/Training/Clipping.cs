@@ -47,8 +47,7 @@ public static class Clipping
     /// </summary>
     public static double LayerAndGlobalNorms(ReadOnlySpan<float> g, ReadOnlySpan<(int offset, int length)> slices, Span<double> norms)
     {
-        if (norms.Length != slices.Length)
-            throw new ArgumentException($"norms has {norms.Length} entries for {slices.Length} slices", nameof(norms));
+        double total = LayerSquares(g, slices, norms);
         bool tiles = true;
         int end = 0;
         foreach (var (offset, length) in slices)
@@ -56,7 +55,18 @@ public static class Clipping
             tiles &= offset == end;
             end = offset + length;
         }
-        tiles &= end == g.Length;
+        return tiles && end == g.Length ? Math.Sqrt(total) : GlobalNorm(g);
+    }
+
+    /// <summary>norms[k] = ‖g[offset_k .. offset_k + length_k)‖₂, each in the order of <see cref="GlobalNorm"/>.</summary>
+    public static void LayerNorms(ReadOnlySpan<float> g, ReadOnlySpan<(int offset, int length)> slices, Span<double> norms) =>
+        LayerSquares(g, slices, norms);
+
+    /// <summary>Fills the slices' norms; returns their sums of squares added in slice order.</summary>
+    private static double LayerSquares(ReadOnlySpan<float> g, ReadOnlySpan<(int offset, int length)> slices, Span<double> norms)
+    {
+        if (norms.Length != slices.Length)
+            throw new ArgumentException($"norms has {norms.Length} entries for {slices.Length} slices", nameof(norms));
         double total = 0;
         for (int k = 0; k < slices.Length; k++)
         {
@@ -64,16 +74,7 @@ public static class Clipping
             norms[k] = Math.Sqrt(squares);
             total += squares;
         }
-        return tiles ? Math.Sqrt(total) : GlobalNorm(g);
-    }
-
-    /// <summary>norms[k] = ‖g[offset_k .. offset_k + length_k)‖₂, each in the order of <see cref="GlobalNorm"/>.</summary>
-    public static void LayerNorms(ReadOnlySpan<float> g, ReadOnlySpan<(int offset, int length)> slices, Span<double> norms)
-    {
-        if (norms.Length != slices.Length)
-            throw new ArgumentException($"norms has {norms.Length} entries for {slices.Length} slices", nameof(norms));
-        for (int k = 0; k < slices.Length; k++)
-            norms[k] = GlobalNorm(g.Slice(slices[k].offset, slices[k].length));
+        return total;
     }
 
     /// <summary>true when no element is NaN or ±∞ (so true for an empty span).</summary>
