@@ -2,6 +2,7 @@ using DistTrain.Core.Data;
 using DistTrain.Core.Model;
 using DistTrain.Core.Optim;
 using DistTrain.Core.Training;
+using DistTrain.Tests.Infrastructure;
 
 namespace DistTrain.Tests.Core;
 
@@ -111,13 +112,14 @@ public class TrainingStepTests
         var batch = new ArraySegment<int>(Enumerable.Range(0, 200).ToArray());
         for (int i = 0; i < 60; i++) await step.RunAsync(batch); // past tiered-JIT recompilation
         // Per-thread counters: other tests run in parallel in this process.
-        long before = GC.GetAllocatedBytesForCurrentThread() + source.HelperThreadAllocatedBytes;
-        for (int i = 0; i < 20; i++)
+        long allocated = Allocations.SteadyState(() =>
         {
-            var pending = step.RunAsync(batch);
-            Assert.True(pending.IsCompletedSuccessfully); // local mode completes synchronously
-        }
-        long allocated = GC.GetAllocatedBytesForCurrentThread() + source.HelperThreadAllocatedBytes - before;
+            for (int i = 0; i < 20; i++)
+            {
+                var pending = step.RunAsync(batch);
+                Assert.True(pending.IsCompletedSuccessfully); // local mode completes synchronously
+            }
+        }, () => source.HelperThreadAllocatedBytes);
         Assert.True(allocated == 0, $"20 steps allocated {allocated} bytes");
     }
 }

@@ -96,7 +96,7 @@ public sealed class WorkerFaultTests : IDisposable
     [Fact]
     public void NoWorkerLeftWaitsVisiblyThenContinuesWhenOneReturnsOrGivesUp()
     {
-        const int samples = 512, epochs = 320; // 2,560 steps: the stop and the kill at step 4 land mid-run
+        const int samples = 512, epochs = 1280; // 10,240 steps: the stop and the kill at step 4 land mid-run, even late
         string config = FaultRuns.WriteConfig(_dir, samples, epochs);
         var reference = FaultRuns.Reference(_dir, config);
         using (var cluster = new FaultCluster(_dir, config, workerSlots: 1))
@@ -105,6 +105,7 @@ public sealed class WorkerFaultTests : IDisposable
             cluster.StartCoordinator(1, "--wait-for-workers", "60");
             cluster.StartWorker(0);
             cluster.WaitForStep(4);
+            Assert.False(cluster.Coordinator.HasExited, $"the run ended before the stop:\n{cluster.Diagnostics()}");
             FaultCluster.Signal(cluster.Worker(0), FaultCluster.SigStop);
             cluster.WaitForOutput("waiting for workers", count: 2, timeout: TimeSpan.FromSeconds(20));
             FaultCluster.Signal(cluster.Worker(0), FaultCluster.SigCont);
@@ -120,6 +121,7 @@ public sealed class WorkerFaultTests : IDisposable
             cluster.StartCoordinator(1, "--wait-for-workers", "4");
             cluster.StartWorker(0);
             cluster.WaitForStep(4);
+            Assert.False(cluster.Coordinator.HasExited, $"the run ended before the kill:\n{cluster.Diagnostics()}");
             FaultCluster.Signal(cluster.Worker(0), FaultCluster.SigKill);
             Assert.Equal(1, cluster.WaitForCoordinator(TimeSpan.FromSeconds(30)));
             string output = cluster.CoordinatorOutput;

@@ -9,16 +9,22 @@ internal static class Allocations
     /// allocations (a method compiled at its next tier, on-stack replacement, a type loaded late) land in one run and
     /// are not counted against the code.
     /// </summary>
-    public static long SteadyState(Action body)
+    public static long SteadyState(Action body) => SteadyState(body, static () => 0);
+
+    /// <summary>
+    /// As <see cref="SteadyState(Action)"/>, counting also what <paramref name="otherThreads"/> (a running total of
+    /// bytes allocated on the threads the code hands work to) grew by during each measured run.
+    /// </summary>
+    public static long SteadyState(Action body, Func<long> otherThreads)
     {
         body();
         body();
         long fewest = long.MaxValue;
         for (int run = 0; run < 3 && fewest != 0; run++)
         {
-            long before = GC.GetAllocatedBytesForCurrentThread();
+            long before = GC.GetAllocatedBytesForCurrentThread() + otherThreads();
             body();
-            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() + otherThreads() - before);
         }
         return fewest;
     }

@@ -106,13 +106,15 @@ public sealed class RunLifecycleTests : IDisposable
     [Fact]
     public void ACoordinatorThatCrashesAndResumesIsNotTheEndOfTheRun()
     {
-        string config = FaultRuns.WriteConfig(_dir, samples: 8000, epochs: 3);
+        // 1,500 steps: the crash at step 30 lands mid-run even when the test sees that step late.
+        string config = FaultRuns.WriteConfig(_dir, samples: 8000, epochs: 12);
         var reference = FaultRuns.Reference(_dir, config);
         using var cluster = new FaultCluster(_dir, config, workerSlots: 1);
         string[] flags = ["--checkpoint-dir", cluster.Checkpoints, "--checkpoint-every", "20"];
         cluster.StartCoordinator(1, flags);
         cluster.StartWorker(0);
         cluster.WaitForStep(30);
+        Assert.False(cluster.Coordinator.HasExited, $"the run ended before the crash:\n{cluster.Diagnostics()}");
         FaultCluster.Signal(cluster.Coordinator, FaultCluster.SigKill);
         // No notice came, so the worker keeps trying to reach its coordinator (it heartbeats every second).
         Assert.False(cluster.Worker(0).WaitForExit(3000), $"the worker exited when its coordinator crashed:\n{cluster.Diagnostics()}");

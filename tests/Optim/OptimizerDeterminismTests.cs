@@ -111,10 +111,10 @@ public class OptimizerDeterminismTests
         var optimizer = OptimizerVariants.Create(variant, n);
         float lr = 1e-4f;
         for (int s = 0; s < 50; s++) optimizer.Step(w, g, lr); // let tiered JIT settle
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int s = 0; s < 100; s++) optimizer.Step(w, g, lr);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Assert.Equal(0, Allocations.SteadyState(() =>
+        {
+            for (int s = 0; s < 100; s++) optimizer.Step(w, g, lr);
+        }));
     }
 
     [Theory]
@@ -126,13 +126,10 @@ public class OptimizerDeterminismTests
         float[] w = OptimizerVariants.Uniform(random, n, 0.1f), g = OptimizerVariants.Uniform(random, n, 0.1f);
         var optimizer = OptimizerVariants.Create(variant, n);
         optimizer.Threads = 2;
-        long helpersBefore = 0;
         Assert.Equal(0, Allocations.SteadyState(() =>
         {
-            helpersBefore = GemmWorkers.HelperAllocatedBytes;
             for (int s = 0; s < 20; s++) optimizer.Step(w, g, 1e-4f);
-        }));
-        Assert.Equal(0, GemmWorkers.HelperAllocatedBytes - helpersBefore);
+        }, static () => GemmWorkers.HelperAllocatedBytes));
     }
 
     [Fact]
