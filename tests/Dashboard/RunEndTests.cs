@@ -69,11 +69,12 @@ public class RunEndTests
     {
         // 1,500 epochs of 16,000 samples on one thread: several seconds (millions of samples a second), long enough to
         // open the page, short enough to wait for the end.
-        using var run = new DashboardProcess(c => ShortRun(c, 1_500, 20_000));
+        // The browser is up before the run starts: a slow browser start on a busy machine does not eat the run's time.
         var (playwright, browser) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = browser;
         var page = await browser.NewPageAsync();
+        using var run = new DashboardProcess(c => ShortRun(c, 1_500, 20_000));
         await page.GotoAsync(run.Address.ToString());
         var connection = page.Locator("#connection");
         await page.WaitForFunctionAsync("() => document.querySelector('#connection').textContent === 'finished'", null,
