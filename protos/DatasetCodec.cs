@@ -1,5 +1,7 @@
 // The byte layout of a dataset sent to a worker that lacks it (and cached on its disk): a magic, then the training
-// set and an optional test set, each as counts, source, float32 features and int32 labels, little-endian. Reading
+// set and an optional test set, each as counts, source, its features and int32 labels, little-endian. Features are
+// float32, or (a set held as bytes, such as images) the bytes and the divisor they are read with: a quarter of the
+// size, and the worker holds them as bytes too. Payloads of the first version (float32 only) are still read. Reading
 // checks every length against what is left, so a truncated or hostile payload is an error, never a huge allocation.
 using System.Runtime.InteropServices;
 using System.Text;
@@ -9,7 +11,9 @@ namespace DistTrain.Protos;
 
 public static class DatasetCodec
 {
-    private const uint Magic = 0x31534454; // "TDS1"
+    private const uint Magic = 0x32534454; // "TDS2": each set says how its features are stored
+    private const uint FloatsOnlyMagic = 0x31534454; // "TDS1": float32 features only
+    private const int Floats = 0, Bytes = 1;
 
     public static byte[] Encode(DataSplit split)
     {
@@ -28,12 +32,14 @@ public static class DatasetCodec
     public static DataSplit Decode(ReadOnlySpan<byte> bytes)
     {
         int position = 0;
-        if (ReadInt(bytes, ref position) != unchecked((int)Magic))
+        int magic = ReadInt(bytes, ref position);
+        if (magic != unchecked((int)Magic) && magic != unchecked((int)FloatsOnlyMagic))
             throw new InvalidDataException("not a DistTrain dataset payload (bad magic)");
+        bool kinds = magic == unchecked((int)Magic);
         int sets = ReadInt(bytes, ref position);
         if (sets is not (1 or 2)) throw new InvalidDataException($"dataset payload declares {sets} sets, expected 1 or 2");
-        var train = Read(bytes, ref position);
-        var test = sets == 2 ? Read(bytes, ref position) : null;
+        var train = Read(bytes, ref position, kinds);
+        var test = sets == 2 ? Read(bytes, ref position, kinds) : null;
         if (position != bytes.Length)
             throw new InvalidDataException($"dataset payload has {bytes.Length - position} trailing bytes");
         return new DataSplit(train, test);
@@ -47,23 +53,41 @@ public static class DatasetCodec
         var source = Encoding.UTF8.GetBytes(set.Source);
         writer.Write(source.Length);
         writer.Write(source);
-        writer.Write(MemoryMarshal.AsBytes(set.Features.AsSpan()));
+        if (set.TryGetBytes(out var values, out float divisor))
+        {
+            writer.Write(Bytes);
+            writer.Write(divisor);
+            writer.Write(values);
+        }
+        else
+        {
+            writer.Write(Floats);
+            writer.Write(MemoryMarshal.AsBytes(set.Features.AsSpan()));
+        }
         writer.Write(MemoryMarshal.AsBytes(set.Labels.AsSpan()));
     }
 
-    private static Dataset Read(ReadOnlySpan<byte> bytes, ref int position)
+    private static Dataset Read(ReadOnlySpan<byte> bytes, ref int position, bool kinds)
     {
         int count = ReadInt(bytes, ref position), width = ReadInt(bytes, ref position);
         int classes = ReadInt(bytes, ref position), sourceLength = ReadInt(bytes, ref position);
         if (count < 0 || width < 1 || classes < 0 || sourceLength < 0 || sourceLength > 4096)
             throw new InvalidDataException($"dataset payload header is invalid (count {count}, width {width}, classes {classes})");
         string source = Encoding.UTF8.GetString(Take(bytes, ref position, sourceLength));
-        long featureBytes = 4L * count * width, labelBytes = 4L * count;
+        int kind = kinds ? ReadInt(bytes, ref position) : Floats;
+        if (kind is not (Floats or Bytes)) throw new InvalidDataException($"dataset payload declares feature kind {kind}, expected 0 (float32) or 1 (bytes)");
+        float divisor = kind == Bytes ? BitConverter.ToSingle(Take(bytes, ref position, 4)) : 1f;
+        if (!float.IsFinite(divisor) || divisor <= 0)
+            throw new InvalidDataException($"dataset payload declares divisor {divisor}, expected a finite positive number");
+        long featureBytes = (kind == Bytes ? 1L : 4L) * count * width, labelBytes = 4L * count;
         if (featureBytes + labelBytes > bytes.Length - position)
             throw new InvalidDataException($"dataset payload is truncated: {count}×{width} samples need {featureBytes + labelBytes} bytes, {bytes.Length - position} left");
-        var features = MemoryMarshal.Cast<byte, float>(Take(bytes, ref position, (int)featureBytes)).ToArray();
+        var features = Take(bytes, ref position, (int)featureBytes);
         var labels = MemoryMarshal.Cast<byte, int>(Take(bytes, ref position, (int)labelBytes)).ToArray();
-        return new Dataset(features, labels, width, classes, source);
+        if (kind == Floats) return new Dataset(MemoryMarshal.Cast<byte, float>(features).ToArray(), labels, width, classes, source);
+        var held = Dataset.FromBytes(features.ToArray(), labels, width, classes, source);
+        Normalization.Scale(held, divisor);
+        return held;
     }
 
     private static int ReadInt(ReadOnlySpan<byte> bytes, ref int position) =>

@@ -58,9 +58,9 @@ public static class PredictCommand
             int[] labels = IdxReader.ReadLabels(labelsPath);
             if (labels.Length != images.Count)
                 throw new UserInputException($"{labelsPath}: {labels.Length} labels, but {path} has {images.Count} images");
-            return (new Dataset(images.Pixels, labels, width, labels.Length == 0 ? 1 : labels.Max() + 1, path), labelsPath);
+            return (new Dataset(images.Widened(), labels, width, labels.Length == 0 ? 1 : labels.Max() + 1, path), labelsPath);
         }
-        return (new Dataset(images.Pixels, new int[images.Count], width, 1, path), null);
+        return (new Dataset(images.Widened(), new int[images.Count], width, 1, path), null);
     }
 
     private static StreamWriter OpenOutput(string output)

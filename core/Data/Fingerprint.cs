@@ -44,8 +44,27 @@ public static class Fingerprint
         BinaryPrimitives.WriteInt32LittleEndian(header[4..], data.Classes);
         BinaryPrimitives.WriteInt32LittleEndian(header[8..], data.Count);
         hash.AppendData(header);
-        AppendLittleEndian<float>(hash, data.Features);
+        AppendFeatures(hash, data);
         AppendLittleEndian<int>(hash, data.Labels);
+    }
+
+    /// <summary>The float features, from the bytes a few rows at a time while the dataset holds bytes (the same hash
+    /// as of the float array, which is not made for it).</summary>
+    private static void AppendFeatures(IncrementalHash hash, Dataset data)
+    {
+        if (!data.HoldsBytes)
+        {
+            AppendLittleEndian<float>(hash, data.Features);
+            return;
+        }
+        int rowsAtOnce = Math.Max(1, 16384 / data.Width);
+        var rows = new float[rowsAtOnce * data.Width];
+        for (int first = 0; first < data.Count; first += rowsAtOnce)
+        {
+            int count = Math.Min(rowsAtOnce, data.Count - first);
+            for (int r = 0; r < count; r++) data.CopyRow(first + r, rows.AsSpan(r * data.Width, data.Width));
+            AppendLittleEndian<float>(hash, rows.AsSpan(0, count * data.Width));
+        }
     }
 
     /// <summary>

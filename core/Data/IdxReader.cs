@@ -1,15 +1,23 @@
 // Reads IDX files (the MNIST / Fashion-MNIST container: big-endian magic, dimensions, then raw bytes), plain or
-// gzip-compressed, into float32 arrays; every malformed-file case becomes a UserInputException naming the file.
+// gzip-compressed, into byte arrays (images) and int arrays (labels); every malformed-file case becomes a UserInputException naming the file.
 using System.Buffers.Binary;
-using System.Diagnostics;
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using System.IO.Compression;
+using DistTrain.Core.Kernels;
 
 namespace DistTrain.Core.Data;
 
 /// <summary>Images as raw 0..255 pixel values, row-major [Count × Rows × Columns].</summary>
-public readonly record struct IdxImages(float[] Pixels, int Count, int Rows, int Columns);
+public readonly record struct IdxImages(byte[] Bytes, int Count, int Rows, int Columns)
+{
+    /// <summary>The pixels as float32 values 0..255 (a new array each call).</summary>
+    public float[] Widened()
+    {
+        // Uninitialised: every element is written next, and zeroing 188 MB first would cost as much again.
+        var pixels = GC.AllocateUninitializedArray<float>(Bytes.Length);
+        ElementWise.Widen(Bytes, ByteDivisor.One, pixels);
+        return pixels;
+    }
+}
 
 public static class IdxReader
 {
@@ -31,10 +39,7 @@ public static class IdxReader
             long total = (long)count * rows * columns;
             string what = $"{count} images of {rows}×{columns} ({total} bytes)";
             byte[] bytes = ReadBody(file, fullPath, total, what, gzipSize - 16);
-            // Uninitialised: every element is written next, and zeroing 188 MB first would cost as much again.
-            var pixels = GC.AllocateUninitializedArray<float>(bytes.Length);
-            Widen(bytes, pixels);
-            return new IdxImages(pixels, count, rows, columns);
+            return new IdxImages(bytes, count, rows, columns);
         }
         catch (InvalidDataException e)
         {
@@ -59,32 +64,6 @@ public static class IdxReader
         {
             throw Corrupt(fullPath, e);
         }
-    }
-
-    /// <summary>
-    /// byte → float32, 16 at a time via Vector128 widening, scalar tail. Not TensorPrimitives.ConvertChecked:
-    /// for byte → float it takes a per-element generic path, 20× slower. AggressiveOptimization because this
-    /// runs once per file, so tiered JIT would otherwise leave the loop in unoptimised code.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Widen(ReadOnlySpan<byte> source, Span<float> destination)
-    {
-        Debug.Assert(destination.Length >= source.Length);
-        int i = 0;
-        if (Vector128.IsHardwareAccelerated)
-        {
-            for (; i <= source.Length - Vector128<byte>.Count; i += Vector128<byte>.Count)
-            {
-                var (low, high) = Vector128.Widen(Vector128.Create(source.Slice(i, Vector128<byte>.Count)));
-                var (a, b) = Vector128.Widen(low);
-                var (c, d) = Vector128.Widen(high);
-                Vector128.ConvertToSingle(a.AsInt32()).CopyTo(destination[i..]);
-                Vector128.ConvertToSingle(b.AsInt32()).CopyTo(destination[(i + 4)..]);
-                Vector128.ConvertToSingle(c.AsInt32()).CopyTo(destination[(i + 8)..]);
-                Vector128.ConvertToSingle(d.AsInt32()).CopyTo(destination[(i + 12)..]);
-            }
-        }
-        for (; i < source.Length; i++) destination[i] = source[i];
     }
 
     private static UserInputException Corrupt(string fullPath, InvalidDataException e) =>

@@ -61,10 +61,8 @@ public static class MnistLayout
 
         int classes = 0;
         foreach (int label in labels) classes = Math.Max(classes, label + 1);
-        return new Dataset(images.Pixels, labels, images.Rows * images.Columns, classes, imagesPath)
-        {
-            Shape = [1, images.Rows, images.Columns],
-        };
+        return Dataset.FromBytes(images.Bytes, labels, images.Rows * images.Columns, classes, imagesPath,
+            [1, images.Rows, images.Columns]);
     }
 
     /// <summary>Prefers the uncompressed file when both exist (someone unpacked it on purpose).</summary>

@@ -36,7 +36,7 @@ public static class Normalization
         ArgumentNullException.ThrowIfNull(data);
         if (!float.IsFinite(divisor) || divisor <= 0)
             throw new ArgumentOutOfRangeException(nameof(divisor), divisor, "must be a finite positive number");
-        if (divisor != 1f) TensorPrimitives.Divide(data.Features, divisor, data.Features);
+        data.Divide(divisor);
     }
 
     /// <summary>

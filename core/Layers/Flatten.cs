@@ -6,7 +6,11 @@ namespace DistTrain.Core.Layers;
 
 public sealed class Flatten(TensorShape input) : Layer(input, TensorShape.Flat(input.Size))
 {
-    private bool IsCopy => !InputShape.IsImage || InputShape.Channels == 1 || InputShape.Height * InputShape.Width == 1;
+    private bool IsCopy => KeepsLayout(InputShape);
+
+    /// <summary>True when a sample's channels-last and [C][H][W] orders are the same (not an image, C = 1 or
+    /// H·W = 1): then flattening, and <see cref="ToChannelsLast"/>, only copy.</summary>
+    public static bool KeepsLayout(TensorShape shape) => !shape.IsImage || shape.Channels == 1 || shape.Height * shape.Width == 1;
 
     public override void Forward(ReadOnlySpan<float> parameters, ReadOnlySpan<float> input, Span<float> output, int rows,
         in LayerContext context)
@@ -43,7 +47,7 @@ public sealed class Flatten(TensorShape input) : Layer(input, TensorShape.Flat(i
     public static void ToChannelsLast(ReadOnlySpan<float> chw, Span<float> hwc, TensorShape shape)
     {
         int c = shape.Channels, hw = shape.Height * shape.Width;
-        if (!shape.IsImage || c == 1 || hw == 1) { chw[..shape.Size].CopyTo(hwc); return; }
+        if (KeepsLayout(shape)) { chw[..shape.Size].CopyTo(hwc); return; }
         for (int ch = 0; ch < c; ch++)
             for (int p = 0; p < hw; p++) hwc[p * c + ch] = chw[ch * hw + p];
     }

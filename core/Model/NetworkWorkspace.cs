@@ -90,10 +90,13 @@ public sealed class NetworkWorkspace
         int rows = indices.Length;
         if (rows > MaxRows) throw new ArgumentOutOfRangeException(nameof(indices), rows, $"at most {MaxRows} rows");
         int width = Network.Inputs;
+        // Images arrive in PyTorch's [C][H][W] order and are kept channels-last; where the two orders are the same,
+        // the dataset copies (or widens, from bytes) each row itself.
+        bool copies = Flatten.KeepsLayout(Network.InputShape) && data.Width == width;
         for (int r = 0; r < rows; r++)
         {
-            // Images arrive in PyTorch's [C][H][W] order and are kept channels-last.
-            Flatten.ToChannelsLast(data.Row(indices[r]), _input.AsSpan(r * width, width), Network.InputShape);
+            if (copies) data.CopyRow(indices[r], _input.AsSpan(r * width, width));
+            else Flatten.ToChannelsLast(data.Row(indices[r]), _input.AsSpan(r * width, width), Network.InputShape);
             _labels[r] = data.Labels[indices[r]];
             _samples[r] = indices[r];
         }

@@ -22,7 +22,8 @@ public class IdxReaderTests
         IdxImages images = IdxReader.ReadImages(dir.File(name));
 
         Assert.Equal((7, 5, 3), (images.Count, images.Rows, images.Columns));
-        Assert.Equal(pixels.Select(b => (float)b), images.Pixels);
+        Assert.Equal(pixels, images.Bytes);
+        Assert.Equal(pixels.Select(b => (float)b), images.Widened());
     }
 
     [Theory]
@@ -133,26 +134,5 @@ public class IdxReaderTests
         File.WriteAllBytes(dir.File(MnistLayout.TrainLabels), IdxFiles.Labels([1, 2, 3]));
         var e = Assert.Throws<UserInputException>(() => MnistLayout.Load(dir.Path));
         Assert.Equal($"{dir.File(MnistLayout.TrainLabels)}: 3 labels, but {dir.File(MnistLayout.TrainImages)} has 5 images", e.Message);
-    }
-}
-
-public class IdxWidenTests
-{
-    [Theory]
-    [InlineData(0)]
-    [InlineData(1)]
-    [InlineData(15)]
-    [InlineData(16)]
-    [InlineData(17)]
-    [InlineData(33)]
-    [InlineData(256)]
-    [InlineData(257)]
-    public void WidenMatchesScalarOnAwkwardLengths(int length)
-    {
-        byte[] source = [.. Enumerable.Range(0, length).Select(i => (byte)(i * 131 + 7))];
-        var destination = new float[length + 1];
-        destination[length] = -1; // guard: nothing past the end is written
-        IdxReader.Widen(source, destination);
-        Assert.Equal(source.Select(b => (float)b).Append(-1f), destination);
     }
 }

@@ -29,7 +29,7 @@ public class FashionMnistOnnxTests(ITestOutputHelper output)
         var expected = predictor.Predict(parameters, test);
 
         string images = Path.Combine(DataSpec.DefaultIdxDirectory, MnistLayout.TestImages + ".gz");
-        float[] raw = IdxReader.ReadImages(images).Pixels;
+        float[] raw = IdxReader.ReadImages(images).Widened();
         using var onnx = new OnnxRun(OnnxExportTests.Export(network, parameters, preprocessing));
         var (logits, probabilities) = onnx.Run(raw, test.Count);
 

@@ -117,12 +117,12 @@ public sealed partial class ModelCommandsTests
         float[] parameters = WeightsFile.Load(weights, network, out var preprocessing);
         var images = IdxReader.ReadImages(TestImages);
         int[] labels = IdxReader.ReadLabels(Path.Combine(DataSpec.DefaultIdxDirectory, MnistLayout.TestLabels + ".gz"));
-        var test = new Dataset((float[])images.Pixels.Clone(), labels, 784, 10, "t10k");
+        var test = new Dataset(images.Widened(), labels, 784, 10, "t10k");
         preprocessing!.Apply(test);
         using var predictor = new Predictor(network, threads: 2);
         var expected = predictor.Predict(parameters, test);
         using var run = new OnnxRun(File.ReadAllBytes(onnx));
-        var (logits, probabilities) = run.Run(images.Pixels, images.Count);
+        var (logits, probabilities) = run.Run(images.Widened(), images.Count);
         double maxDifference = probabilities.Select((p, i) => Math.Abs(p - expected.Probabilities[i])).Max();
         Assert.True(maxDifference <= 1e-5, $"max |probability difference| {maxDifference}");
         int correct = Enumerable.Range(0, labels.Length).Count(r => network.Loss.PredictedClass(logits.AsSpan(r * 10, 10)) == labels[r]);
