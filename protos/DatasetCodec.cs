@@ -28,6 +28,11 @@ public static class DatasetCodec
         return stream.ToArray();
     }
 
+    /// <summary>True when <paramref name="payload"/> is in the format <see cref="Encode"/> writes now (a cache of an
+    /// older format is better fetched again: its images would be held as floats).</summary>
+    public static bool IsCurrentVersion(ReadOnlySpan<byte> payload) =>
+        payload.Length >= 4 && BitConverter.ToUInt32(payload[..4]) == Magic;
+
     /// <summary>Decodes a payload written by <see cref="Encode"/>; throws InvalidDataException when it is malformed.</summary>
     public static DataSplit Decode(ReadOnlySpan<byte> bytes)
     {

@@ -31,9 +31,15 @@ public sealed partial class DatasetStore(WorkerOptions options, ILogger<DatasetS
         {
             try
             {
-                var split = DatasetCodec.Decode(File.ReadAllBytes(cached));
-                if (Fingerprint.Compute(split) == fingerprint) return (split, $"cache {cached}");
-                log.LogWarning("cached dataset {Path} no longer matches its fingerprint; ignoring it", cached);
+                byte[] payload = File.ReadAllBytes(cached);
+                if (!DatasetCodec.IsCurrentVersion(payload))
+                    log.LogInformation("cached dataset {Path} is in an older format; getting it again", cached);
+                else
+                {
+                    var split = DatasetCodec.Decode(payload);
+                    if (Fingerprint.Compute(split) == fingerprint) return (split, $"cache {cached}");
+                    log.LogWarning("cached dataset {Path} no longer matches its fingerprint; ignoring it", cached);
+                }
             }
             catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
             {
