@@ -6,6 +6,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using DistTrain.Core.Data;
+using DistTrain.Core.Kernels;
 
 namespace DistTrain.Protos;
 
@@ -58,10 +59,10 @@ public static class DatasetCodec
         var source = Encoding.UTF8.GetBytes(set.Source);
         writer.Write(source.Length);
         writer.Write(source);
-        if (set.TryGetBytes(out var values, out float divisor))
+        if (set.TryGetBytes(out var values, out var divisor))
         {
             writer.Write(Bytes);
-            writer.Write(divisor);
+            writer.Write(divisor.Value);
             writer.Write(values);
         }
         else

@@ -73,14 +73,26 @@ public sealed class Dataset
 
     /// <summary>The held bytes and the divisor each is read with, while the dataset holds bytes (false once the float
     /// array exists: then it alone is the data).</summary>
-    public bool TryGetBytes(out ReadOnlySpan<byte> values, out float divisor)
+    public bool TryGetBytes(out ReadOnlySpan<byte> values, out ByteDivisor divisor)
     {
         lock (_widening)
         {
             bool held = _features is null;
             values = held ? _bytes : default;
-            divisor = held ? _divisor.Value : 1f;
+            divisor = held ? _divisor : ByteDivisor.One;
             return held;
+        }
+    }
+
+    /// <summary>The held byte array itself (never changed, so safe to keep for a pass even if the floats get made
+    /// meanwhile), and its divisor.</summary>
+    internal bool TryGetByteArray(out byte[] values, out ByteDivisor divisor)
+    {
+        lock (_widening)
+        {
+            values = _features is null ? _bytes! : [];
+            divisor = _features is null ? _divisor : ByteDivisor.One;
+            return _features is null;
         }
     }
 

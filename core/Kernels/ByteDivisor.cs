@@ -4,7 +4,7 @@
 // used only where it gives the same floats.
 namespace DistTrain.Core.Kernels;
 
-/// <summary>A divisor for byte values, with the cheapest exact way to divide by it (see <see cref="ElementWise.Widen"/>).</summary>
+/// <summary>A divisor for byte values, with the cheapest exact way to divide by it (see <see cref="ElementWise.Widen(ReadOnlySpan{byte}, in ByteDivisor, Span{float})"/>).</summary>
 public readonly struct ByteDivisor
 {
     public ByteDivisor(float divisor)
@@ -24,7 +24,7 @@ public readonly struct ByteDivisor
     /// <summary>The corrected multiplication by the reciprocal gives IEEE division's float for every byte value.</summary>
     public bool ByReciprocal { get; }
 
-    public static ByteDivisor One => new(1f);
+    public static readonly ByteDivisor One = new(1f);
 
     /// <summary>a·r corrected once with the exact remainder (both steps fused multiply-adds).</summary>
     public static float Quotient(float a, float d, float r)

@@ -146,16 +146,23 @@ internal static class ElementWise
     /// dividing them. Widens 16 bytes at a time; divides by the reciprocal with one correction where that is exact for
     /// every byte (<see cref="ByteDivisor"/>), by division otherwise.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void Widen(ReadOnlySpan<byte> x, in ByteDivisor divisor, Span<float> destination)
     {
         if (destination.Length < x.Length)
             throw new ArgumentException($"destination has {destination.Length} elements, needs {x.Length}", nameof(destination));
-        float d = divisor.Value, r = divisor.Reciprocal;
-        bool one = d == 1f, reciprocal = divisor.ByReciprocal;
-        int n = x.Length, i = 0;
         fixed (byte* xs = x)
         fixed (float* ds = destination)
+            Widen(xs, x.Length, divisor, ds);
+    }
+
+    /// <summary><see cref="Widen(ReadOnlySpan{byte}, in ByteDivisor, Span{float})"/> on n elements at pointers (the
+    /// GEMM's packing of a byte operand).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void Widen(byte* xs, int n, in ByteDivisor divisor, float* ds)
+    {
+        float d = divisor.Value, r = divisor.Reciprocal;
+        bool one = d == 1f, reciprocal = divisor.ByReciprocal;
+        int i = 0;
         {
             if (Avx512F.IsSupported)
             {

@@ -1,6 +1,7 @@
 // Row-major single-precision matrix products in the three forms a Linear layer needs; no transposes are
 // materialised. Every output element is reduced over k in one fixed order, whatever the thread count, so results
 // are bit-identical for any degree of parallelism (parallelism is over output tiles only).
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using static DistTrain.Core.Kernels.GemmMicroKernels;
 
@@ -32,7 +33,7 @@ public static unsafe class Gemm
     {
         Check(a.Length, b.Length, c.Length, m, n, k, threads);
         fixed (float* pa = a, pb = b, pc = c)
-            Run(new Operands(pa, k, true, pb, k, true, pc, n, k, accumulate), m, n, threads);
+            Run(new Operands(new GemmOperand(pa, k, true), new GemmOperand(pb, k, true), pc, n, k, accumulate), m, n, threads);
     }
 
     /// <summary>C[m×n] (+)= A[k×m]ᵀ · B[k×n]  (weight gradient: dW = dYᵀ·X).</summary>
@@ -41,7 +42,7 @@ public static unsafe class Gemm
     {
         Check(a.Length, b.Length, c.Length, m, n, k, threads);
         fixed (float* pa = a, pb = b, pc = c)
-            Run(new Operands(pa, m, false, pb, n, false, pc, n, k, accumulate), m, n, threads);
+            Run(new Operands(new GemmOperand(pa, m, false), new GemmOperand(pb, n, false), pc, n, k, accumulate), m, n, threads);
     }
 
     /// <summary>C[m×n] (+)= A[m×k] · B[k×n]  (input gradient: dX = dY·W).</summary>
@@ -50,25 +51,49 @@ public static unsafe class Gemm
     {
         Check(a.Length, b.Length, c.Length, m, n, k, threads);
         fixed (float* pa = a, pb = b, pc = c)
-            Run(new Operands(pa, k, true, pb, n, false, pc, n, k, accumulate), m, n, threads);
+            Run(new Operands(new GemmOperand(pa, k, true), new GemmOperand(pb, n, false), pc, n, k, accumulate), m, n, threads);
     }
 
     /// <summary>
-    /// Where the logical A(i,p) and B(p,j) live: "k-contiguous" means consecutive p are adjacent in memory
-    /// (A(i,p) = A[i·lda + p], B(p,j) = B[j·ldb + p]); otherwise A(i,p) = A[p·lda + i], B(p,j) = B[p·ldb + j].
+    /// C[m×n] (+)= A·Bᵀ where row i of A is row <paramref name="aRows"/>[i] of the byte matrix <paramref name="a"/>
+    /// (k wide), each byte read as byte / divisor: a first layer's forward pass on a batch of images, read where the
+    /// dataset holds them. The packed panels hold the same floats as a gathered float copy's, so the result has
+    /// <see cref="MultiplyABt"/>'s bits on that copy.
     /// </summary>
-    private readonly struct Operands(float* a, int lda, bool aKContiguous, float* b, int ldb, bool bKContiguous,
-        float* c, int ldc, int k, bool accumulate)
+    public static void MultiplyGatheredABt(ReadOnlySpan<byte> a, ReadOnlySpan<int> aRows, in ByteDivisor divisor,
+        ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate, int threads = 1)
     {
-        public readonly float* C = c;
-        public readonly int Lda = lda, Ldb = ldb, Ldc = ldc, K = k;
-        public readonly bool AKContiguous = aKContiguous, BKContiguous = bKContiguous, Accumulate = accumulate;
-        private readonly float* _a = a, _b = b;
+        Check(m * (long)k, b.Length, c.Length, m, n, k, threads);
+        CheckRows(aRows, m, a.Length, k, nameof(aRows));
+        fixed (byte* pa = a)
+        fixed (int* rows = aRows)
+        fixed (float* pb = b, pc = c)
+            Run(new Operands(new GemmOperand(pa, rows, divisor, k, true), new GemmOperand(pb, k, true), pc, n, k, accumulate), m, n, threads);
+    }
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float* A(int i, int p) => AKContiguous ? _a + (nint)i * Lda + p : _a + (nint)p * Lda + i;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float* B(int p, int j) => BKContiguous ? _b + (nint)j * Ldb + p : _b + (nint)p * Ldb + j;
+    /// <summary>
+    /// C[m×n] (+)= Aᵀ·B where row p of B is row <paramref name="bRows"/>[p] of the byte matrix <paramref name="b"/>
+    /// (n wide), each byte read as byte / divisor: a first layer's weight gradient on a batch of images. The bits of
+    /// <see cref="MultiplyAtB"/> on a gathered float copy.
+    /// </summary>
+    public static void MultiplyAtGatheredB(ReadOnlySpan<float> a, ReadOnlySpan<byte> b, ReadOnlySpan<int> bRows,
+        in ByteDivisor divisor, Span<float> c, int m, int n, int k, bool accumulate, int threads = 1)
+    {
+        Check(a.Length, n * (long)k, c.Length, m, n, k, threads);
+        CheckRows(bRows, k, b.Length, n, nameof(bRows));
+        fixed (float* pa = a, pc = c)
+        fixed (byte* pb = b)
+        fixed (int* rows = bRows)
+            Run(new Operands(new GemmOperand(pa, m, false), new GemmOperand(pb, rows, divisor, n, false), pc, n, k, accumulate), m, n, threads);
+    }
+
+    /// <summary>The two operands, C and the depth of one product.</summary>
+    private readonly struct Operands(GemmOperand a, GemmOperand b, float* c, int ldc, int k, bool accumulate)
+    {
+        public readonly GemmOperand A = a, B = b;
+        public readonly float* C = c;
+        public readonly int Ldc = ldc, K = k;
+        public readonly bool Accumulate = accumulate;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -181,7 +206,7 @@ public static unsafe class Gemm
                 for (int pc = pg; pc < groupEnd; pc += kcStep)
                 {
                     int kc = Math.Min(kcStep, k - pc);
-                    GemmPacking.Pack(op.B(pc, jc), op.Ldb, op.BKContiguous, nc, kc, nr, bp);
+                    GemmPacking.Pack(op.B, jc, pc, nc, kc, nr, bp);
                     bp += kc * ncPadded;
                 }
                 if (!sharedRows) rowBlock = 0;
@@ -194,7 +219,7 @@ public static unsafe class Gemm
                     for (int pc = pg; pc < groupEnd; pc += kcStep)
                     {
                         int kc = Math.Min(kcStep, k - pc);
-                        GemmPacking.Pack(op.A(ic, pc), op.Lda, op.AKContiguous, mc, kc, MR, packA);
+                        GemmPacking.Pack(op.A, ic, pc, mc, kc, MR, packA);
                         bool overwrite = !op.Accumulate && pc == 0;
                         float* cBlock = op.C + (nint)ic * op.Ldc + jc;
                         int tiles = (nc + nr - 1) / nr * ((mc + MR - 1) / MR);
@@ -223,15 +248,15 @@ public static unsafe class Gemm
     {
         int k = op.K, next = pc + kcStep;
         if (next < groupEnd)
-            nextA.Start(op.A(ic, next), op.Lda, op.AKContiguous, Math.Min(MC, r1 - ic), Math.Min(kcStep, k - next), tiles);
+            nextA.Start(op.A, ic, next, Math.Min(MC, r1 - ic), Math.Min(kcStep, k - next), tiles);
         else if (nextIc < r1)
-            nextA.Start(op.A(nextIc, pg), op.Lda, op.AKContiguous, Math.Min(MC, r1 - nextIc), Math.Min(kcStep, k - pg), tiles);
+            nextA.Start(op.A, nextIc, pg, Math.Min(MC, r1 - nextIc), Math.Min(kcStep, k - pg), tiles);
         else if (groupEnd < k)
-            nextA.Start(op.A(r0, groupEnd), op.Lda, op.AKContiguous, Math.Min(MC, r1 - r0), Math.Min(kcStep, k - groupEnd), tiles);
+            nextA.Start(op.A, r0, groupEnd, Math.Min(MC, r1 - r0), Math.Min(kcStep, k - groupEnd), tiles);
         else nextA.Stop();
         int nextGroupBlock = pc + groupDepth;
         if (nextIc >= r1 && nextGroupBlock < k)
-            nextB.Start(op.B(nextGroupBlock, jc), op.Ldb, op.BKContiguous, nc, Math.Min(kcStep, k - nextGroupBlock), tiles);
+            nextB.Start(op.B, jc, nextGroupBlock, nc, Math.Min(kcStep, k - nextGroupBlock), tiles);
         else nextB.Stop();
     }
 
@@ -265,7 +290,7 @@ public static unsafe class Gemm
         return (float*)((address + 63) & ~(nint)63);
     }
 
-    private static void Check(int aLength, int bLength, int cLength, int m, int n, int k, int threads)
+    private static void Check(long aLength, long bLength, int cLength, int m, int n, int k, int threads)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(m);
         ArgumentOutOfRangeException.ThrowIfNegative(n);
@@ -274,5 +299,16 @@ public static unsafe class Gemm
         if (aLength < (long)m * k) throw new ArgumentException($"A has {aLength} elements, needs m·k = {(long)m * k}", "a");
         if (bLength < (long)n * k) throw new ArgumentException($"B has {bLength} elements, needs n·k = {(long)n * k}", "b");
         if (cLength < (long)m * n) throw new ArgumentException($"C has {cLength} elements, needs m·n = {(long)m * n}", "c");
+    }
+
+    /// <summary>The first <paramref name="count"/> row numbers, each a whole row of a <paramref name="width"/>-wide
+    /// matrix of <paramref name="length"/> elements.</summary>
+    private static void CheckRows(ReadOnlySpan<int> rows, int count, int length, int width, string name)
+    {
+        if (rows.Length < count) throw new ArgumentException($"{rows.Length} row numbers, needs {count}", name);
+        if (count == 0 || width == 0) return;
+        int available = length / width, lowest = TensorPrimitives.Min(rows[..count]), highest = TensorPrimitives.Max(rows[..count]);
+        if (lowest < 0 || highest >= available)
+            throw new ArgumentOutOfRangeException(name, $"row numbers {lowest}..{highest}, the matrix has rows 0..{available - 1}");
     }
 }

@@ -14,7 +14,50 @@ internal static unsafe class GemmPacking
     /// kContiguous: line r, depth p lives at src[r·ld + p] (A of A·Bᵀ/A·B, B of A·Bᵀ); otherwise at src[p·ld + r].
     /// Panel q occupies dst[q·kc·width ..], element (p, r) at p·width + r; lines past count are zeros.
     /// </summary>
-    public static void Pack(float* src, int ld, bool kContiguous, int count, int kc, int width, float* dst)
+    public static void Pack(in GemmOperand src, int line0, int depth0, int count, int kc, int width, float* dst)
+    {
+        if (!src.IsBytes) Pack(src.At(line0, depth0), src.Ld, src.KContiguous, count, kc, width, dst);
+        else if (src.KContiguous) PackBytesTransposing(src, line0, depth0, count, kc, width, dst);
+        else PackBytesCopying(src, line0, depth0, count, kc, width, dst);
+    }
+
+    /// <summary>
+    /// A k-contiguous byte operand (the batch as A of X·Wᵀ): each line's kc bytes are widened into an L1-resident
+    /// block of floats (a panel's worth: MR × kc, 8 KiB at most), which is then packed as a float operand would be.
+    /// </summary>
+    private static void PackBytesTransposing(in GemmOperand src, int line0, int depth0, int count, int kc, int width, float* dst)
+    {
+        float* block = stackalloc float[width * kc];
+        for (int r0 = 0; r0 < count; r0 += width, dst += kc * width)
+        {
+            int lines = Math.Min(width, count - r0);
+            for (int r = 0; r < lines; r++) ElementWise.Widen(src.ByteRow(line0 + r0 + r) + depth0, kc, src.Divisor, block + r * kc);
+            PackTransposing(block, kc, lines, kc, width, dst);
+        }
+    }
+
+    /// <summary>
+    /// A byte operand whose depth runs across rows (the batch as B of dYᵀ·X): each depth's run of count bytes is widened
+    /// once into floats, then spread over the panels as <see cref="PackCopying"/> spreads a float row.
+    /// </summary>
+    private static void PackBytesCopying(in GemmOperand src, int line0, int depth0, int count, int kc, int width, float* dst)
+    {
+        float* run = stackalloc float[(count + width - 1) / width * width];
+        for (int p = 0; p < kc; p++)
+        {
+            ElementWise.Widen(src.ByteRow(depth0 + p) + line0, count, src.Divisor, run);
+            float* panel = dst + p * width;
+            for (int r0 = 0; r0 < count; r0 += width, panel += kc * width)
+            {
+                int lines = Math.Min(width, count - r0), r = 0;
+                for (; r + 8 <= lines && Vector256.IsHardwareAccelerated; r += 8) Vector256.Load(run + r0 + r).Store(panel + r);
+                for (; r < lines; r++) panel[r] = run[r0 + r];
+                for (; r < width; r++) panel[r] = 0;
+            }
+        }
+    }
+
+    private static void Pack(float* src, int ld, bool kContiguous, int count, int kc, int width, float* dst)
     {
         for (int r0 = 0; r0 < count; r0 += width, dst += kc * width)
         {

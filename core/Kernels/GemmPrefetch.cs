@@ -9,19 +9,34 @@ namespace DistTrain.Core.Kernels;
 /// it never changes a result, and a region that is too large simply wraps up unfinished.</summary>
 internal unsafe struct GemmPrefetch
 {
-    private float* _line;
+    private byte* _line;
     private nint _stride;
-    private int _linesLeft, _chunksPerLine, _chunk, _perStep;
+    private GemmOperand _gathered;
+    private int _row, _offset, _linesLeft, _chunksPerLine, _chunk, _perStep;
 
-    /// <summary>Same addressing as <see cref="GemmPacking.Pack"/>: count lines × kc depth, spread over steps tiles.</summary>
+    /// <summary>The region <see cref="GemmPacking.Pack(in GemmOperand, int, int, int, int, int, float*)"/> packs from
+    /// (line0, depth0): count lines × kc depth, spread over steps tiles; for gathered byte rows, row by row through the
+    /// row table.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void Start(float* source, int ld, bool kContiguous, int count, int kc, int steps)
+    public void Start(in GemmOperand source, int line0, int depth0, int count, int kc, int steps)
     {
-        int lines = kContiguous ? count : kc, lineFloats = kContiguous ? kc : count;
-        _line = source;
-        _stride = ld;
+        int lines = source.KContiguous ? count : kc, lineElements = source.KContiguous ? kc : count;
+        if (source.IsBytes)
+        {
+            _gathered = source;
+            (_row, _offset) = source.KContiguous ? (line0, depth0) : (depth0, line0);
+            _line = source.ByteRow(_row) + _offset;
+            _stride = 0;
+            _chunksPerLine = (lineElements + 63) / 64;
+        }
+        else
+        {
+            _gathered = default;
+            _line = (byte*)source.At(line0, depth0);
+            _stride = (nint)source.Ld * sizeof(float);
+            _chunksPerLine = (lineElements + 15) / 16;
+        }
         _linesLeft = lines;
-        _chunksPerLine = (lineFloats + 15) / 16;
         _chunk = 0;
         _perStep = (int)(((long)lines * _chunksPerLine + steps - 1) / Math.Max(1, steps));
     }
@@ -35,12 +50,12 @@ internal unsafe struct GemmPrefetch
         if (!Sse.IsSupported) return;
         for (int i = 0; i < _perStep && _linesLeft > 0; i++)
         {
-            Sse.Prefetch1(_line + _chunk * 16);
+            Sse.Prefetch1(_line + _chunk * 64);
             if (++_chunk == _chunksPerLine)
             {
                 _chunk = 0;
-                _line += _stride;
-                _linesLeft--;
+                if (--_linesLeft == 0) break;
+                _line = _stride != 0 ? _line + _stride : _gathered.ByteRow(++_row) + _offset;
             }
         }
     }

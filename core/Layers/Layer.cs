@@ -3,13 +3,15 @@
 // sample); Backward writes this batch's summed parameter gradient into its slice (overwriting) and, when asked, the
 // input gradient. Per-thread state a layer needs between the two passes (im2col buffers, max-pool positions, dropout
 // masks, batch statistics) lives in the scratch the workspace gives it, sized by ScratchFloats.
+using DistTrain.Core.Kernels;
 using DistTrain.Core.Model;
 
 namespace DistTrain.Core.Layers;
 
 /// <summary>What a pass knows beyond the tensors: the layer's scratch and, for dropout, the seed, step and samples.</summary>
 public readonly ref struct LayerContext(Span<float> scratch, int maxRows, bool training, long seed, long step,
-    ReadOnlySpan<int> samples)
+    ReadOnlySpan<int> samples, ReadOnlySpan<byte> inputBytes = default, ReadOnlySpan<int> inputRows = default,
+    ByteDivisor inputDivisor = default)
 {
     /// <summary>This layer's per-thread scratch (<see cref="Layer.ScratchFloats"/> floats), kept from Forward to Backward.</summary>
     public Span<float> Scratch { get; } = scratch;
@@ -22,6 +24,16 @@ public readonly ref struct LayerContext(Span<float> scratch, int maxRows, bool t
     /// <summary>Each row's index in its dataset (dropout masks depend on it, not on the row's position).</summary>
     public ReadOnlySpan<int> Samples { get; } = samples;
 
+    /// <summary>
+    /// Empty, or (only for a layer whose <see cref="Layer.ReadsGatheredInput"/> is true) the pass's input is not the
+    /// input span but rows of this byte matrix (the dataset's images), row r being its row InputRows[r] and each byte
+    /// read as byte / <see cref="InputDivisor"/>: the first layer reads the batch where the dataset holds it.
+    /// </summary>
+    public ReadOnlySpan<byte> InputBytes { get; } = inputBytes;
+    public ReadOnlySpan<int> InputRows { get; } = inputRows;
+    public ByteDivisor InputDivisor { get; } = inputDivisor;
+
+    /// <summary>The same pass for a layer inside this one (its own input, never the dataset's rows).</summary>
     public LayerContext WithScratch(Span<float> scratch) => new(scratch, MaxRows, Training, Seed, Step, Samples);
 }
 
@@ -45,6 +57,10 @@ public abstract class Layer
 
     /// <summary>Floats of per-thread scratch for batches of up to <paramref name="maxRows"/> rows.</summary>
     public virtual long ScratchFloats(int maxRows) => 0;
+
+    /// <summary>Forward and Backward can take their input as the dataset's byte rows named by the context
+    /// (<see cref="LayerContext.InputRows"/>), so the first layer needs no copy of the batch.</summary>
+    public virtual bool ReadsGatheredInput => false;
 
     /// <summary>Floating-point operations of one sample's forward pass and of its backward pass (2 per multiply-add).</summary>
     public virtual (double Forward, double Backward) FlopsPerSample(bool inputGradient) => (0, 0);

@@ -13,6 +13,8 @@ public sealed class Linear(int inputWidth, int outputWidth, Activation fusedActi
     public int WeightCount => InputWidth * OutputWidth;
     public override int ParameterCount => WeightCount + OutputWidth;
 
+    public override bool ReadsGatheredInput => true;
+
     public override (double Forward, double Backward) FlopsPerSample(bool inputGradient) =>
         (2.0 * WeightCount, 2.0 * WeightCount * (inputGradient ? 2 : 1));
 
@@ -22,7 +24,11 @@ public sealed class Linear(int inputWidth, int outputWidth, Activation fusedActi
         var weights = parameters.Slice(ParameterOffset, WeightCount);
         var bias = parameters.Slice(ParameterOffset + WeightCount, OutputWidth);
         int n = OutputWidth;
-        Gemm.MultiplyABt(input[..(rows * InputWidth)], weights, output[..(rows * n)], rows, n, InputWidth, accumulate: false);
+        if (context.InputRows.IsEmpty)
+            Gemm.MultiplyABt(input[..(rows * InputWidth)], weights, output[..(rows * n)], rows, n, InputWidth, accumulate: false);
+        else
+            Gemm.MultiplyGatheredABt(context.InputBytes, context.InputRows[..rows], context.InputDivisor, weights,
+                output[..(rows * n)], rows, n, InputWidth, accumulate: false);
         for (int r = 0; r < rows; r++)
         {
             var row = output.Slice(r * n, n);
@@ -40,7 +46,10 @@ public sealed class Linear(int inputWidth, int outputWidth, Activation fusedActi
 
         var weightGradient = parameterGradient.Slice(ParameterOffset, WeightCount);
         var biasGradient = parameterGradient.Slice(ParameterOffset + WeightCount, n);
-        Gemm.MultiplyAtB(dz, input[..(rows * k)], weightGradient, n, k, rows, accumulate: false);
+        if (context.InputRows.IsEmpty) Gemm.MultiplyAtB(dz, input[..(rows * k)], weightGradient, n, k, rows, accumulate: false);
+        else
+            Gemm.MultiplyAtGatheredB(dz, context.InputBytes, context.InputRows[..rows], context.InputDivisor, weightGradient,
+                n, k, rows, accumulate: false);
         // db = Σ_rows dZ in a fixed order of blocks (ColumnSums), the same on every machine and thread count: a last
         // layer's bias gradient nearly cancels over the rows, and one long chain of adds loses its digits.
         ColumnSums.Compute(dz, n, biasGradient);

@@ -1,6 +1,7 @@
 // Per-thread scratch for forward and backward passes over up to MaxRows samples: the gathered input rows, each
 // layer's output, output gradient and own scratch. Sized once and reused, so a training step allocates nothing.
 using DistTrain.Core.Data;
+using DistTrain.Core.Kernels;
 using DistTrain.Core.Layers;
 
 namespace DistTrain.Core.Model;
@@ -8,6 +9,12 @@ namespace DistTrain.Core.Model;
 public sealed class NetworkWorkspace
 {
     private readonly float[] _input;
+    /// <summary>The first layer reads a batch of images where the dataset holds them as bytes: it can (a Linear
+    /// layer), and a sample's layout needs no conversion. No copy of the batch is made.</summary>
+    private readonly bool _readsBytesInPlace;
+    /// <summary>The pass under way reads these bytes (rows named by <see cref="_samples"/>), not <see cref="_input"/>.</summary>
+    private byte[]? _gatheredBytes;
+    private ByteDivisor _gatheredDivisor;
     private readonly int[] _labels;
     private readonly int[] _samples;
     private readonly float[][] _outputs;
@@ -20,6 +27,7 @@ public sealed class NetworkWorkspace
         Network = network;
         MaxRows = maxRows;
         _input = new float[maxRows * network.Inputs];
+        _readsBytesInPlace = network.Layers.Count > 0 && network.Layers[0].ReadsGatheredInput && Flatten.KeepsLayout(network.InputShape);
         _labels = new int[maxRows];
         _samples = new int[maxRows];
         _outputs = network.Layers.Select(l => new float[maxRows * l.OutputWidth]).ToArray();
@@ -54,7 +62,7 @@ public sealed class NetworkWorkspace
             Network.Outputs, out correct);
         for (int i = layers.Count - 1; i >= 0; i--)
         {
-            ReadOnlySpan<float> input = i == 0 ? _input : _outputs[i - 1];
+            ReadOnlySpan<float> input = i == 0 ? _input : _outputs[i - 1]; // not read by a first layer reading bytes
             Span<float> inputGradient = i == 0 ? Span<float>.Empty : _outputGradients[i - 1];
             layers[i].Backward(parameters, input, _outputs[i], _outputGradients[i], inputGradient, gradient, rows,
                 Context(i, rows, training: true, step));
@@ -81,6 +89,7 @@ public sealed class NetworkWorkspace
             Flatten.ToChannelsLast(inputs.Slice(r * width, width), _input.AsSpan(r * width, width), Network.InputShape);
             _samples[r] = r;
         }
+        _gatheredBytes = null;
         Forward(parameters, rows, training: false, step: 0);
         return Outputs(rows);
     }
@@ -90,6 +99,17 @@ public sealed class NetworkWorkspace
         int rows = indices.Length;
         if (rows > MaxRows) throw new ArgumentOutOfRangeException(nameof(indices), rows, $"at most {MaxRows} rows");
         int width = Network.Inputs;
+        for (int r = 0; r < rows; r++)
+        {
+            _labels[r] = data.Labels[indices[r]];
+            _samples[r] = indices[r];
+        }
+        _gatheredBytes = null;
+        if (_readsBytesInPlace && data.Width == width && data.TryGetByteArray(out byte[] bytes, out _gatheredDivisor))
+        {
+            _gatheredBytes = bytes;
+            return rows;
+        }
         // Images arrive in PyTorch's [C][H][W] order and are kept channels-last; where the two orders are the same,
         // the dataset copies (or widens, from bytes) each row itself.
         bool copies = Flatten.KeepsLayout(Network.InputShape) && data.Width == width;
@@ -97,14 +117,14 @@ public sealed class NetworkWorkspace
         {
             if (copies) data.CopyRow(indices[r], _input.AsSpan(r * width, width));
             else Flatten.ToChannelsLast(data.Row(indices[r]), _input.AsSpan(r * width, width), Network.InputShape);
-            _labels[r] = data.Labels[indices[r]];
-            _samples[r] = indices[r];
         }
         return rows;
     }
 
     private LayerContext Context(int layer, int rows, bool training, long step) =>
-        new(_scratch[layer], MaxRows, training, Network.Spec.Seed, step, _samples.AsSpan(0, rows));
+        layer == 0 && _gatheredBytes is { } bytes
+            ? new(_scratch[layer], MaxRows, training, Network.Spec.Seed, step, _samples.AsSpan(0, rows), bytes, _samples.AsSpan(0, rows), _gatheredDivisor)
+            : new(_scratch[layer], MaxRows, training, Network.Spec.Seed, step, _samples.AsSpan(0, rows));
 
     private void Forward(ReadOnlySpan<float> parameters, int rows, bool training, long step)
     {
