@@ -1,7 +1,7 @@
 // An in-memory labelled dataset: row-major features [Count × Width] and integer class labels. The features are
 // float32, or, from a byte-valued source (IDX images), the bytes themselves with a divisor: a batch's rows are widened
-// and divided as they are gathered (the same floats as dividing a float copy: the same IEEE division), reading a
-// quarter of the memory. Whatever asks for the whole float array (Features, Row) gets it made once, and from then on
+// and divided where they are read (by a first layer's packing, or into a copy), the same floats as dividing a float
+// copy (the same IEEE division), reading a quarter of the memory. Whatever asks for the whole float array (Features, Row) gets it made once, and from then on
 // every row comes from it, so a change made through it is seen everywhere.
 using System.Numerics.Tensors;
 using DistTrain.Core.Kernels;
@@ -75,13 +75,9 @@ public sealed class Dataset
     /// array exists: then it alone is the data).</summary>
     public bool TryGetBytes(out ReadOnlySpan<byte> values, out ByteDivisor divisor)
     {
-        lock (_widening)
-        {
-            bool held = _features is null;
-            values = held ? _bytes : default;
-            divisor = held ? _divisor : ByteDivisor.One;
-            return held;
-        }
+        bool held = TryGetByteArray(out byte[] array, out divisor);
+        values = array;
+        return held;
     }
 
     /// <summary>The held byte array itself (never changed, so safe to keep for a pass even if the floats get made

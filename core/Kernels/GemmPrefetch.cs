@@ -55,7 +55,7 @@ internal unsafe struct GemmPrefetch
             {
                 _chunk = 0;
                 if (--_linesLeft == 0) break;
-                _line = _stride != 0 ? _line + _stride : _gathered.ByteRow(++_row) + _offset;
+                _line = _gathered.IsBytes ? _gathered.ByteRow(++_row) + _offset : _line + _stride;
             }
         }
     }

@@ -1,5 +1,6 @@
-// Per-thread scratch for forward and backward passes over up to MaxRows samples: the gathered input rows, each
-// layer's output, output gradient and own scratch. Sized once and reused, so a training step allocates nothing.
+// Per-thread scratch for forward and backward passes over up to MaxRows samples: the gathered input rows (unless the
+// first layer reads them from the dataset's bytes), each layer's output, output gradient and own scratch. Sized once
+// and reused, so a training step allocates nothing.
 using DistTrain.Core.Data;
 using DistTrain.Core.Kernels;
 using DistTrain.Core.Layers;
