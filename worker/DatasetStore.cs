@@ -33,7 +33,11 @@ public sealed partial class DatasetStore(WorkerOptions options, ILogger<DatasetS
             {
                 byte[] payload = File.ReadAllBytes(cached);
                 if (!DatasetCodec.IsCurrentVersion(payload))
-                    log.LogInformation("cached dataset {Path} is in an older format; getting it again", cached);
+                {
+                    // Removed, so it is said once: the next dataset received is cached in the current format.
+                    log.LogInformation("cached dataset {Path} is in an older format; removing it and getting the data again", cached);
+                    File.Delete(cached);
+                }
                 else
                 {
                     var split = DatasetCodec.Decode(payload);

@@ -1,6 +1,6 @@
 // A worker's cached dataset in the current format is used as it is; one in the first format (float32 only, so its
-// images would be held as floats, four times the memory and the reads) is passed over, so the coordinator sends the
-// dataset again and the cache is rewritten in the current format.
+// images would be held as floats, four times the memory and the reads) is removed and passed over, so the data is
+// loaded or sent again and cached in the current format.
 using DistTrain.Core.Data;
 using DistTrain.Protos;
 using DistTrain.Worker;
@@ -59,6 +59,7 @@ public class DatasetCacheVersionTests
         Assert.Equal(fingerprint, Fingerprint.Compute(DatasetCodec.Decode(old))); // a valid cache, only older
         File.WriteAllBytes(cached, old);
         Assert.Null(store.Find(spec, fingerprint)); // no --data: the coordinator will send it
+        Assert.False(File.Exists(cached)); // and it will be cached in the current format
 
         File.WriteAllBytes(cached, DatasetCodec.Encode(split));
         var found = store.Find(spec, fingerprint);
