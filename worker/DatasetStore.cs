@@ -36,7 +36,8 @@ public sealed partial class DatasetStore(WorkerOptions options, ILogger<DatasetS
                 {
                     // Removed, so it is said once: the next dataset received is cached in the current format.
                     log.LogInformation("cached dataset {Path} is in an older format; removing it and getting the data again", cached);
-                    File.Delete(cached);
+                    try { File.Delete(cached); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
                 }
                 else
                 {
