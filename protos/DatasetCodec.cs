@@ -85,6 +85,8 @@ public static class DatasetCodec
         float divisor = kind == Bytes ? BitConverter.ToSingle(Take(bytes, ref position, 4)) : 1f;
         if (!float.IsFinite(divisor) || divisor <= 0)
             throw new InvalidDataException($"dataset payload declares divisor {divisor}, expected a finite positive number");
+        if ((long)count * width > Array.MaxLength)
+            throw new InvalidDataException($"dataset payload declares {count}×{width} features, more than an array holds");
         long featureBytes = (kind == Bytes ? 1L : 4L) * count * width, labelBytes = 4L * count;
         if (featureBytes + labelBytes > bytes.Length - position)
             throw new InvalidDataException($"dataset payload is truncated: {count}×{width} samples need {featureBytes + labelBytes} bytes, {bytes.Length - position} left");

@@ -12,7 +12,7 @@ public sealed class Dataset
 {
     private float[]? _features;
     private readonly byte[]? _bytes;
-    private ByteDivisor _divisor = ByteDivisor.One;
+    private ByteDivisor _divisor = ByteDivisor.One; // replaced whole (Volatile), never changed
     private readonly Lock _widening = new();
 
     public Dataset(float[] features, int[] labels, int width, int classes, string source)
@@ -97,7 +97,7 @@ public sealed class Dataset
     public void CopyRow(int index, Span<float> destination)
     {
         if (Volatile.Read(ref _features) is { } features) features.AsSpan(index * Width, Width).CopyTo(destination);
-        else ElementWise.Widen(_bytes.AsSpan(index * Width, Width), _divisor, destination);
+        else ElementWise.Widen(_bytes.AsSpan(index * Width, Width), Volatile.Read(ref _divisor), destination);
     }
 
     /// <summary>In place: x ← x / divisor (true division). Held bytes only take the divisor (the division happens as
@@ -109,7 +109,7 @@ public sealed class Dataset
         {
             if (_features is null && _divisor.Value == 1f)
             {
-                _divisor = new ByteDivisor(divisor);
+                Volatile.Write(ref _divisor, new ByteDivisor(divisor));
                 return;
             }
         }
@@ -133,8 +133,9 @@ public sealed class Dataset
     }
 
     /// <summary>
-    /// The same rows with another class count (arrays shared, not copied): train and test must agree on Classes
-    /// even when one of them happens not to contain the highest label.
+    /// The same rows with another class count (arrays shared, not copied: the float array, or the held bytes with
+    /// their divisor, each copy then making its own floats if asked): train and test must agree on Classes even when
+    /// one of them happens not to contain the highest label.
     /// </summary>
     public Dataset WithClasses(int classes) =>
         classes == Classes ? this

@@ -22,6 +22,7 @@ internal readonly unsafe struct GemmOperand
     public GemmOperand(float* start, int ld, bool kContiguous)
     {
         _start = start;
+        Divisor = ByteDivisor.One;
         Ld = ld;
         KContiguous = kContiguous;
     }

@@ -25,6 +25,7 @@ internal static unsafe class GemmPacking
     /// A k-contiguous byte operand (the batch as A of X·Wᵀ): each line's kc bytes are widened into an L1-resident
     /// block of floats (a panel's worth: MR × kc, 8 KiB at most), which is then packed as a float operand would be.
     /// </summary>
+    [SkipLocalsInit]
     private static void PackBytesTransposing(in GemmOperand src, int line0, int depth0, int count, int kc, int width, float* dst)
     {
         float* block = stackalloc float[width * kc];
@@ -40,6 +41,7 @@ internal static unsafe class GemmPacking
     /// A byte operand whose depth runs across rows (the batch as B of dYᵀ·X): each depth's run of count bytes is widened
     /// once into floats, then spread over the panels as <see cref="PackCopying"/> spreads a float row.
     /// </summary>
+    [SkipLocalsInit]
     private static void PackBytesCopying(in GemmOperand src, int line0, int depth0, int count, int kc, int width, float* dst)
     {
         float* run = stackalloc float[(count + width - 1) / width * width];

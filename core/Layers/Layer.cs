@@ -11,7 +11,7 @@ namespace DistTrain.Core.Layers;
 /// <summary>What a pass knows beyond the tensors: the layer's scratch and, for dropout, the seed, step and samples.</summary>
 public readonly ref struct LayerContext(Span<float> scratch, int maxRows, bool training, long seed, long step,
     ReadOnlySpan<int> samples, ReadOnlySpan<byte> inputBytes = default, ReadOnlySpan<int> inputRows = default,
-    ByteDivisor inputDivisor = default)
+    ByteDivisor? inputDivisor = null)
 {
     /// <summary>This layer's per-thread scratch (<see cref="Layer.ScratchFloats"/> floats), kept from Forward to Backward.</summary>
     public Span<float> Scratch { get; } = scratch;
@@ -31,7 +31,7 @@ public readonly ref struct LayerContext(Span<float> scratch, int maxRows, bool t
     /// </summary>
     public ReadOnlySpan<byte> InputBytes { get; } = inputBytes;
     public ReadOnlySpan<int> InputRows { get; } = inputRows;
-    public ByteDivisor InputDivisor { get; } = inputDivisor;
+    public ByteDivisor InputDivisor { get; } = inputDivisor ?? ByteDivisor.One;
 
     /// <summary>The same pass for a layer inside this one (its own input, never the dataset's rows).</summary>
     public LayerContext WithScratch(Span<float> scratch) => new(scratch, MaxRows, Training, Seed, Step, Samples);

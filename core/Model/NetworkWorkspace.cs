@@ -15,7 +15,7 @@ public sealed class NetworkWorkspace
     private readonly bool _readsBytesInPlace;
     /// <summary>The pass under way reads these bytes (rows named by <see cref="_samples"/>), not <see cref="_input"/>.</summary>
     private byte[]? _gatheredBytes;
-    private ByteDivisor _gatheredDivisor;
+    private ByteDivisor _gatheredDivisor = ByteDivisor.One;
     private readonly int[] _labels;
     private readonly int[] _samples;
     private readonly float[][] _outputs;

@@ -82,11 +82,11 @@ public class ByteDatasetTests
         float[] parameters = network.CreateParameters(4);
         var (bytes, floats) = Pair(200, 29, 255f, 4);
         int[] indices = [.. new Random(6).GetItems(Enumerable.Range(0, 200).ToArray(), 77)];
-        var workspace = new NetworkWorkspace(network, 100);
         var fromFloats = new float[network.ParameterCount];
         var fromBytes = new float[network.ParameterCount];
-        double lossFloats = workspace.ComputeGradient(parameters, floats, indices, fromFloats, out int correctFloats);
-        double lossBytes = workspace.ComputeGradient(parameters, bytes, indices, fromBytes, out int correctBytes);
+        // Separate workspaces: the bytes' pass must not find the float pass's batch left in a shared copy.
+        double lossFloats = new NetworkWorkspace(network, 100).ComputeGradient(parameters, floats, indices, fromFloats, out int correctFloats);
+        double lossBytes = new NetworkWorkspace(network, 100).ComputeGradient(parameters, bytes, indices, fromBytes, out int correctBytes);
         Assert.Equal(Bits(fromFloats), Bits(fromBytes));
         Assert.Equal((lossFloats, correctFloats), (lossBytes, correctBytes));
         Assert.True(bytes.HoldsBytes);
