@@ -86,6 +86,9 @@ public class DatasetCodecTests
         foreach (float bad in new[] { float.NaN, 0f, -255f, float.PositiveInfinity })
             Assert.Contains("divisor", Assert.Throws<InvalidDataException>(() => DatasetCodec.Decode(Changed(divisorAt, BitConverter.GetBytes(bad)))).Message);
         Assert.Throws<InvalidDataException>(() => DatasetCodec.Decode(payload.AsSpan(0, payload.Length - 1)));
+        // Counts whose product wraps around: refused before any size is computed from them.
+        byte[] huge = Changed(8, [.. BitConverter.GetBytes((1 << 30) + (1 << 15)), .. BitConverter.GetBytes(int.MaxValue - (1 << 15))]);
+        Assert.Contains("more than an array holds", Assert.Throws<InvalidDataException>(() => DatasetCodec.Decode(huge)).Message);
         Assert.Throws<InvalidDataException>(() => DatasetCodec.Decode(payload.AsSpan(0, divisorAt + 10)));
     }
 }
