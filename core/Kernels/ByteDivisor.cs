@@ -4,7 +4,7 @@
 // used only where it gives the same floats.
 namespace DistTrain.Core.Kernels;
 
-/// <summary>A divisor for byte values (immutable, so a dataset swaps it whole), with the cheapest exact way to divide by it (see <see cref="ElementWise.Widen(ReadOnlySpan{byte}, in ByteDivisor, Span{float})"/>).</summary>
+/// <summary>A divisor for byte values (immutable, so a dataset swaps it whole), with the cheapest exact way to divide by it (see <see cref="ElementWise.Widen(ReadOnlySpan{byte}, ByteDivisor, Span{float})"/>).</summary>
 public sealed class ByteDivisor
 {
     public ByteDivisor(float divisor)

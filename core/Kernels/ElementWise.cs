@@ -146,7 +146,7 @@ internal static class ElementWise
     /// dividing them. Widens 16 bytes at a time; divides by the reciprocal with one correction where that is exact for
     /// every byte (<see cref="ByteDivisor"/>), by division otherwise.
     /// </summary>
-    public static unsafe void Widen(ReadOnlySpan<byte> x, in ByteDivisor divisor, Span<float> destination)
+    public static unsafe void Widen(ReadOnlySpan<byte> x, ByteDivisor divisor, Span<float> destination)
     {
         if (destination.Length < x.Length)
             throw new ArgumentException($"destination has {destination.Length} elements, needs {x.Length}", nameof(destination));
@@ -155,60 +155,58 @@ internal static class ElementWise
             Widen(xs, x.Length, divisor, ds);
     }
 
-    /// <summary><see cref="Widen(ReadOnlySpan{byte}, in ByteDivisor, Span{float})"/> on n elements at pointers (the
+    /// <summary><see cref="Widen(ReadOnlySpan{byte}, ByteDivisor, Span{float})"/> on n elements at pointers (the
     /// GEMM's packing of a byte operand).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe void Widen(byte* xs, int n, in ByteDivisor divisor, float* ds)
+    internal static unsafe void Widen(byte* xs, int n, ByteDivisor divisor, float* ds)
     {
         float d = divisor.Value, r = divisor.Reciprocal;
         bool one = d == 1f, reciprocal = divisor.ByReciprocal;
         int i = 0;
+        if (Avx512F.IsSupported)
         {
-            if (Avx512F.IsSupported)
+            Vector512<float> vd = Vector512.Create(d), vr = Vector512.Create(r);
+            for (; i + 16 <= n; i += 16)
             {
-                Vector512<float> vd = Vector512.Create(d), vr = Vector512.Create(r);
-                for (; i + 16 <= n; i += 16)
-                {
-                    var a = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(xs + i)));
-                    if (!one) a = reciprocal ? Quotient(a, vd, vr) : a / vd;
-                    a.Store(ds + i);
-                }
+                var a = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(xs + i)));
+                if (!one) a = reciprocal ? Quotient(a, vd, vr) : a / vd;
+                a.Store(ds + i);
             }
-            if (Avx2.IsSupported)
-            {
-                Vector256<float> vd = Vector256.Create(d), vr = Vector256.Create(r);
-                for (; i + 8 <= n; i += 8)
-                {
-                    var a = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(xs + i));
-                    if (!one) a = reciprocal ? Quotient(a, vd, vr) : a / vd;
-                    a.Store(ds + i);
-                }
-            }
-            else if (Vector128.IsHardwareAccelerated)
-            {
-                Vector128<float> vd = Vector128.Create(d), vr = Vector128.Create(r);
-                for (; i + 16 <= n; i += 16)
-                {
-                    var (low, high) = Vector128.Widen(Vector128.Load(xs + i));
-                    var (a, b) = Vector128.Widen(low);
-                    var (c, e) = Vector128.Widen(high);
-                    Vector128<float> fa = Vector128.ConvertToSingle(a.AsInt32()), fb = Vector128.ConvertToSingle(b.AsInt32()),
-                        fc = Vector128.ConvertToSingle(c.AsInt32()), fe = Vector128.ConvertToSingle(e.AsInt32());
-                    if (!one)
-                    {
-                        fa = reciprocal ? Quotient(fa, vd, vr) : fa / vd;
-                        fb = reciprocal ? Quotient(fb, vd, vr) : fb / vd;
-                        fc = reciprocal ? Quotient(fc, vd, vr) : fc / vd;
-                        fe = reciprocal ? Quotient(fe, vd, vr) : fe / vd;
-                    }
-                    fa.Store(ds + i);
-                    fb.Store(ds + i + 4);
-                    fc.Store(ds + i + 8);
-                    fe.Store(ds + i + 12);
-                }
-            }
-            for (; i < n; i++) ds[i] = one ? xs[i] : reciprocal ? ByteDivisor.Quotient(xs[i], d, r) : xs[i] / d;
         }
+        if (Avx2.IsSupported)
+        {
+            Vector256<float> vd = Vector256.Create(d), vr = Vector256.Create(r);
+            for (; i + 8 <= n; i += 8)
+            {
+                var a = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(xs + i));
+                if (!one) a = reciprocal ? Quotient(a, vd, vr) : a / vd;
+                a.Store(ds + i);
+            }
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            Vector128<float> vd = Vector128.Create(d), vr = Vector128.Create(r);
+            for (; i + 16 <= n; i += 16)
+            {
+                var (low, high) = Vector128.Widen(Vector128.Load(xs + i));
+                var (a, b) = Vector128.Widen(low);
+                var (c, e) = Vector128.Widen(high);
+                Vector128<float> fa = Vector128.ConvertToSingle(a.AsInt32()), fb = Vector128.ConvertToSingle(b.AsInt32()),
+                    fc = Vector128.ConvertToSingle(c.AsInt32()), fe = Vector128.ConvertToSingle(e.AsInt32());
+                if (!one)
+                {
+                    fa = reciprocal ? Quotient(fa, vd, vr) : fa / vd;
+                    fb = reciprocal ? Quotient(fb, vd, vr) : fb / vd;
+                    fc = reciprocal ? Quotient(fc, vd, vr) : fc / vd;
+                    fe = reciprocal ? Quotient(fe, vd, vr) : fe / vd;
+                }
+                fa.Store(ds + i);
+                fb.Store(ds + i + 4);
+                fc.Store(ds + i + 8);
+                fe.Store(ds + i + 12);
+            }
+        }
+        for (; i < n; i++) ds[i] = one ? xs[i] : reciprocal ? ByteDivisor.Quotient(xs[i], d, r) : xs[i] / d;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -60,7 +60,7 @@ public static unsafe class Gemm
     /// dataset holds them. The packed panels hold the same floats as a gathered float copy's, so the result has
     /// <see cref="MultiplyABt"/>'s bits on that copy.
     /// </summary>
-    public static void MultiplyGatheredABt(ReadOnlySpan<byte> a, ReadOnlySpan<int> aRows, in ByteDivisor divisor,
+    public static void MultiplyGatheredABt(ReadOnlySpan<byte> a, ReadOnlySpan<int> aRows, ByteDivisor divisor,
         ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate, int threads = 1)
     {
         Check(m * (long)k, b.Length, c.Length, m, n, k, threads);
@@ -77,7 +77,7 @@ public static unsafe class Gemm
     /// <see cref="MultiplyAtB"/> on a gathered float copy.
     /// </summary>
     public static void MultiplyAtGatheredB(ReadOnlySpan<float> a, ReadOnlySpan<byte> b, ReadOnlySpan<int> bRows,
-        in ByteDivisor divisor, Span<float> c, int m, int n, int k, bool accumulate, int threads = 1)
+        ByteDivisor divisor, Span<float> c, int m, int n, int k, bool accumulate, int threads = 1)
     {
         Check(a.Length, n * (long)k, c.Length, m, n, k, threads);
         CheckRows(bRows, k, b.Length, n, nameof(bRows));

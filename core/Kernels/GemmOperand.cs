@@ -27,7 +27,7 @@ internal readonly unsafe struct GemmOperand
         KContiguous = kContiguous;
     }
 
-    public GemmOperand(byte* bytes, int* rows, in ByteDivisor divisor, int ld, bool kContiguous)
+    public GemmOperand(byte* bytes, int* rows, ByteDivisor divisor, int ld, bool kContiguous)
     {
         _bytes = bytes;
         _rows = rows;

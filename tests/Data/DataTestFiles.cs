@@ -1,4 +1,4 @@
-// Test helpers: writers for small IDX files (plain or gzip).
+// Test helpers: writers for small IDX files (plain or gzip), and for dataset payloads of the first version.
 using System.Buffers.Binary;
 using System.IO.Compression;
 using DistTrain.Core.Data;
@@ -43,5 +43,34 @@ internal static class IdxFiles
         Save(MnistLayout.TestImages, Images(Pixels(test), test, 4, 3));
         Save(MnistLayout.TestLabels, Labels(LabelBytes(test)));
         return (trainPixels, trainLabels);
+    }
+}
+
+internal static class DatasetPayloads
+{
+    /// <summary>One set in the first version of the payload ("TDS1": float32 features, no feature kind), as builds
+    /// before version 2 wrote it (and left it in workers' caches).</summary>
+    public static byte[] FirstVersion(Dataset set)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream))
+        {
+            writer.Write(0x31534454u); // "TDS1"
+            writer.Write(1);
+            writer.Write(set.Count);
+            writer.Write(set.Width);
+            writer.Write(set.Classes);
+            byte[] source = System.Text.Encoding.UTF8.GetBytes(set.Source);
+            writer.Write(source.Length);
+            writer.Write(source);
+            var row = new float[set.Width];
+            for (int r = 0; r < set.Count; r++)
+            {
+                set.CopyRow(r, row);
+                foreach (float x in row) writer.Write(x);
+            }
+            foreach (int label in set.Labels) writer.Write(label);
+        }
+        return stream.ToArray();
     }
 }

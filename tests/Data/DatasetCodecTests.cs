@@ -1,7 +1,6 @@
 // The payload that carries a dataset to a worker (and into its cache): float32 sets and sets held as bytes come back
 // with the same floats and fingerprint, bytes at a quarter of the size and still held as bytes; a payload of the
 // first version (float32 only) is still read; a malformed one is an InvalidDataException, never a huge allocation.
-using System.Text;
 using DistTrain.Core.Data;
 using DistTrain.Protos;
 
@@ -51,21 +50,7 @@ public class DatasetCodecTests
     public void APayloadOfTheFirstVersionIsStillRead()
     {
         var set = Synthetic.Blobs(20, 3, 2, 1, 4);
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream))
-        {
-            writer.Write(0x31534454u); // "TDS1"
-            writer.Write(1);
-            writer.Write(set.Count);
-            writer.Write(set.Width);
-            writer.Write(set.Classes);
-            byte[] source = Encoding.UTF8.GetBytes(set.Source);
-            writer.Write(source.Length);
-            writer.Write(source);
-            foreach (float x in set.Features) writer.Write(x);
-            foreach (int label in set.Labels) writer.Write(label);
-        }
-        var decoded = DatasetCodec.Decode(stream.ToArray());
+        var decoded = DatasetCodec.Decode(DatasetPayloads.FirstVersion(set));
         Assert.Equal(set.Features, decoded.Train.Features);
         Assert.Equal(Fingerprint.Compute(new DataSplit(set, null)), Fingerprint.Compute(decoded));
     }

@@ -3,6 +3,7 @@
 // loaded or sent again and cached in the current format.
 using DistTrain.Core.Data;
 using DistTrain.Protos;
+using DistTrain.Tests.Data;
 using DistTrain.Worker;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -19,31 +20,6 @@ public class DatasetCacheVersionTests
         return new DataSplit(train, null);
     }
 
-    /// <summary>The same split in the first version of the payload: float32 features, no feature kind.</summary>
-    private static byte[] FirstVersion(Dataset set)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream))
-        {
-            writer.Write(0x31534454u); // "TDS1"
-            writer.Write(1);
-            writer.Write(set.Count);
-            writer.Write(set.Width);
-            writer.Write(set.Classes);
-            byte[] source = System.Text.Encoding.UTF8.GetBytes(set.Source);
-            writer.Write(source.Length);
-            writer.Write(source);
-            var row = new float[set.Width];
-            for (int r = 0; r < set.Count; r++)
-            {
-                set.CopyRow(r, row);
-                foreach (float x in row) writer.Write(x);
-            }
-            foreach (int label in set.Labels) writer.Write(label);
-        }
-        return stream.ToArray();
-    }
-
     [Fact]
     public void ACacheInTheCurrentFormatIsUsedAndOneInTheFirstIsFetchedAgain()
     {
@@ -55,7 +31,7 @@ public class DatasetCacheVersionTests
         var spec = new DataSpec { Format = "idx" };
         string cached = Path.Combine(dir.Path, $"{fingerprint}.dtds");
 
-        byte[] old = FirstVersion(split.Train);
+        byte[] old = DatasetPayloads.FirstVersion(split.Train);
         Assert.Equal(fingerprint, Fingerprint.Compute(DatasetCodec.Decode(old))); // a valid cache, only older
         File.WriteAllBytes(cached, old);
         Assert.Null(store.Find(spec, fingerprint)); // no --data: the coordinator will send it
