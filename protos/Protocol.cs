@@ -11,6 +11,12 @@ public static class Protocol
     /// <summary>Dataset chunks are small enough to keep memory flat on both ends and large enough to stream fast.</summary>
     public const int DatasetChunkBytes = 1 << 20;
 
+    /// <summary>
+    /// Largest claim_pool id a request may name (a pool's id shares a 64-bit counter with a 24-bit block index in the
+    /// planes that keep pools: SharedWeights).
+    /// </summary>
+    public const long MaxClaimPool = (1L << 39) - 1;
+
     /// <summary>Throws FailedPrecondition unless <paramref name="peerVersion"/> is ours: mixing versions is never safe.</summary>
     public static void Check(uint peerVersion, string what)
     {

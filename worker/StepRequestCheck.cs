@@ -56,8 +56,8 @@ public static class StepRequestCheck
         long pool = request.ClaimPool;
         if (pool != 0 && !shared)
             throw Refuse("claim_pool needs the shared weights file, but the request does not use shared memory");
-        if (pool is < 0 or > SharedWeights.MaxPoolId)
-            throw Invalid($"claim_pool must be 0..{SharedWeights.MaxPoolId}, found {pool}");
+        if (pool is < 0 or > Protocol.MaxClaimPool)
+            throw Invalid($"claim_pool must be 0..{Protocol.MaxClaimPool}, found {pool}");
         if (request.Wire is not (WirePrecision.Float32 or WirePrecision.Bfloat16))
             throw Invalid($"wire must be WIRE_PRECISION_FLOAT32 or WIRE_PRECISION_BFLOAT16, found {(int)request.Wire}");
         bool bf16 = request.Wire == WirePrecision.Bfloat16;

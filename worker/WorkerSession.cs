@@ -17,28 +17,16 @@ public sealed class WorkerSession : IDisposable
 {
     private sealed record Prepared(string ModelJson, string Fingerprint, Network Network, Dataset Train)
     {
-        /// <summary>The same-host files, when the coordinator offered them and they opened; null otherwise.</summary>
-        public SharedFiles? Shared { get; init; }
+        /// <summary>The bulk plane, when the coordinator offered it and it opened; null otherwise (BulkAttachment.cs).</summary>
+        public IBulkAttachment? Bulk { get; init; }
+        /// <summary>The offer it answers (compared with the next Prepare's), and why it was not taken.</summary>
         public SharedMemoryOffer? Offer { get; init; }
-        public string SharedNote { get; init; } = "";
+        public string BulkNote { get; init; } = "";
         public string CpuBinding { get; init; } = "not bound";
-        /// <summary>The TCP step link, when the coordinator offered one, shared memory was not taken and it connected.</summary>
+        /// <summary>The TCP step link, when the coordinator offered one, the bulk plane was not taken and it connected.</summary>
         public WorkerStepLink? TcpLink { get; init; }
         public TcpLinkOffer? TcpOffer { get; init; }
         public string TcpNote { get; init; } = "";
-    }
-
-    private sealed record SharedFiles(SharedWeights Weights, SharedSlots Slots) : IDisposable
-    {
-        /// <summary>The step link, when the offer named a socket and it connected.</summary>
-        public WorkerStepLink? Link { get; set; }
-
-        public void Dispose()
-        {
-            Link?.Dispose();
-            Weights.Dispose();
-            Slots.Dispose();
-        }
     }
 
     private readonly WorkerOptions _options;
@@ -51,7 +39,7 @@ public sealed class WorkerSession : IDisposable
     private long _steps, _blocks;
     private int _disposed;
     private IReadOnlyList<int> _boundTo = [];
-    private int[] _sharedBatch = [];
+    private int[] _bulkBatch = [];
     private string _binding = "not bound";
 
     private readonly CoordinatorWeights? _weights;
@@ -97,8 +85,8 @@ public sealed class WorkerSession : IDisposable
                 // A link that closed meanwhile is connected again (the coordinator may have dropped it).
                 if (LinksCurrent(current, request)) return Reply(current, true, "already prepared");
                 // Same model and data, new coordinator files or links (it restarted): only those change.
-                var renewed = current with { Shared = null, Offer = null, TcpLink = null, TcpOffer = null };
-                renewed = await AttachSharedAsync(renewed, request, cancellationToken);
+                var renewed = current with { Bulk = null, Offer = null, TcpLink = null, TcpOffer = null };
+                renewed = await AttachAsync(renewed, request, cancellationToken);
                 return Reply(renewed, true, "already prepared");
             }
             Network network;
@@ -110,7 +98,7 @@ public sealed class WorkerSession : IDisposable
                 return new PrepareReply { ProtocolVersion = Protocol.Version, DataPresent = false, ParameterCount = network.ParameterCount };
             try { network.CheckCompatible(data.Split.Train); }
             catch (UserInputException e) { throw Refuse($"the model does not fit the data: {e.Message}"); }
-            var prepared = await AttachSharedAsync(
+            var prepared = await AttachAsync(
                 new Prepared(request.ModelSpecJson, request.DatasetFingerprint, network, data.Split.Train), request, cancellationToken);
             _log.LogInformation("prepared {Model} ({Parameters} parameters) on {Samples} samples from {Source}",
                 modelSpec.Describe(), network.ParameterCount, data.Split.Train.Count, data.Source);
@@ -140,8 +128,8 @@ public sealed class WorkerSession : IDisposable
     {
         var prepared = _prepared;
         var work = StepRequestCheck.Check(request, prepared is null ? null
-            : new StepContext(prepared.Network.ParameterCount, prepared.Train.Count, prepared.Shared?.Slots.SlotCount,
-                prepared.Shared?.Weights.IndexCapacity ?? 0, _weights is not null));
+            : new StepContext(prepared.Network.ParameterCount, prepared.Train.Count, prepared.Bulk?.Slots.SlotCount,
+                prepared.Bulk?.IndexCapacity ?? 0, _weights is not null));
         if (work.Weights == WeightsSource.Fetch)
         {
             var (early, ahead) = await TakePrefetchedAsync(request.Step, cancellationToken);
@@ -165,7 +153,7 @@ public sealed class WorkerSession : IDisposable
         CancellationToken cancellationToken)
     {
         var network = prepared.Network;
-        var shared = work.SharedMemory ? prepared.Shared! : null;
+        var bulk = work.SharedMemory ? prepared.Bulk! : null;
         var (plan, blocks, batch, pool, bf16, encoded) = (work.Plan, work.Blocks, work.Batch, work.Pool, work.Bf16, work.Encoded);
         if (inline) _computeLock.Wait(cancellationToken);
         else await _computeLock.WaitAsync(cancellationToken);
@@ -181,15 +169,15 @@ public sealed class WorkerSession : IDisposable
             double cpuSeconds = 0;
             // Which of the request's blocks this worker computed: all of them, or in a pool those it claimed.
             var computed = new bool[blocks.Count];
-            // Indices in shared memory go to a buffer reused under the compute lock.
-            if (batch is null && _sharedBatch.Length < plan.BatchSize) _sharedBatch = new int[plan.BatchSize];
-            var positions = batch ?? _sharedBatch;
+            // Indices on the bulk plane go to a buffer reused under the compute lock.
+            if (batch is null && _bulkBatch.Length < plan.BatchSize) _bulkBatch = new int[plan.BatchSize];
+            var positions = batch ?? _bulkBatch;
             void LoadIndices(int first, int count)
             {
                 if (batch is not null) return;
                 var (start, length) = plan.Range(first, count);
                 var destination = positions.AsSpan(start, length);
-                if (!shared!.Weights.TryReadIndices(work.Step, start, destination))
+                if (!bulk!.TryReadIndices(work.Step, start, destination))
                     throw new RpcException(new Status(StatusCode.Aborted,
                         $"the shared weights file does not hold the indices of step {work.Step} (the coordinator moved on)"));
                 StepRequestCheck.CheckIndices(destination, prepared.Train.Count);
@@ -197,13 +185,13 @@ public sealed class WorkerSession : IDisposable
             Func<float[][]?> compute = () =>
             {
                 var cpu = Environment.CpuUsage.TotalTime;
-                WeightsLoader? load = shared is null
+                WeightsLoader? load = bulk is null
                     ? encoded
                         ? destination => Core.Kernels.BFloat16.Decode(MemoryMarshal.Cast<byte, ushort>(request.Weights.Span), destination)
                         : destination => MemoryMarshal.Cast<byte, float>(request.Weights.Span).CopyTo(destination)
                     : destination =>
                     {
-                        if (!shared.Weights.TryRead(work.Step, destination))
+                        if (!bulk.TryReadWeights(work.Step, destination))
                             throw new RpcException(new Status(StatusCode.Aborted,
                                 $"the shared weights file does not hold the weights of step {work.Step} (the coordinator moved on)"));
                     };
@@ -212,22 +200,22 @@ public sealed class WorkerSession : IDisposable
                 {
                     foreach (var (first, count) in blocks) LoadIndices(first, count);
                     result = _engine.Compute(network, prepared.Train, load, positions, plan, blocks, loss, correct, samples,
-                        reuseBuffers: shared is not null, work.Step, roundLeaves: bf16, keepShards: encoded);
-                    for (int i = 0; shared is not null && i < blocks.Count; i++)
-                        shared.Slots.Write(work.Slots[i], work.Step, blocks[i].First, blocks[i].Count, result[i]);
+                        reuseBuffers: bulk is not null, work.Step, roundLeaves: bf16, keepShards: encoded);
+                    for (int i = 0; bulk is not null && i < blocks.Count; i++)
+                        bulk.Slots.Write(work.Slots[i], work.Step, blocks[i].First, blocks[i].Count, result[i]);
                     computed.AsSpan().Fill(true);
                 }
                 else
                 {
                     // One block at a time, as long as the pool has blocks left: a worker that runs slower this step (a
                     // busy core, a stall) takes fewer, and the step ends when the last block does, not the slowest share.
-                    while (shared!.Weights.TryClaim(pool, blocks.Count, out int n))
+                    while (bulk!.TryClaim(pool, blocks.Count, out int n))
                     {
                         LoadIndices(blocks[n].First, blocks[n].Count);
                         var sum = _engine.Compute(network, prepared.Train, load, positions, plan, [blocks[n]], loss, correct,
                             samples, reuseBuffers: true, work.Step, roundLeaves: bf16)[0];
                         load = null; // loaded with the first block
-                        shared.Slots.Write(work.Slots[n], work.Step, blocks[n].First, blocks[n].Count, sum);
+                        bulk.Slots.Write(work.Slots[n], work.Step, blocks[n].First, blocks[n].Count, sum);
                         computed[n] = true;
                     }
                 }
@@ -250,9 +238,9 @@ public sealed class WorkerSession : IDisposable
                 }
                 var result = new BlockResult
                 {
-                    FirstShard = first, ShardCount = count, GradientInSharedMemory = shared is not null,
+                    FirstShard = first, ShardCount = count, GradientInSharedMemory = bulk is not null,
                     // Rented from the wire's pool: StepWire gives it back once the reply is written.
-                    GradientSum = shared is not null ? Google.Protobuf.ByteString.Empty
+                    GradientSum = bulk is not null ? Google.Protobuf.ByteString.Empty
                         : encoded ? EncodeShards(_engine.ShardSums(i), network.ParameterCount)
                         : WireBuffers.Wrap(sums![i]),
                 };
@@ -354,53 +342,32 @@ public sealed class WorkerSession : IDisposable
     private static PrepareReply Reply(Prepared prepared, bool present, string source) => new()
     {
         ProtocolVersion = Protocol.Version, DataPresent = present, ParameterCount = prepared.Network.ParameterCount,
-        DataSource = source, SharedMemory = prepared.Shared is not null, SharedMemoryNote = prepared.SharedNote,
-        CpuBinding = prepared.CpuBinding, StepLink = prepared.Shared?.Link is not null,
+        DataSource = source, SharedMemory = prepared.Bulk is not null, SharedMemoryNote = prepared.BulkNote,
+        CpuBinding = prepared.CpuBinding, StepLink = prepared.Bulk?.HasLink == true,
         TcpLink = prepared.TcpLink is not null, TcpLinkNote = prepared.TcpNote,
     };
 
     /// <summary>
-    /// Whether what <paramref name="prepared"/> holds answers <paramref name="request"/>'s offers: the same files with
-    /// their link open (or none), and the same TCP link offer connected (unless shared memory made it moot).
+    /// Whether what <paramref name="prepared"/> holds answers <paramref name="request"/>'s offers: the same bulk plane
+    /// offer with its link open (or none), and the same TCP link offer connected (unless the bulk plane made it moot).
     /// </summary>
     private static bool LinksCurrent(Prepared prepared, PrepareRequest request) =>
-        Equals(prepared.Offer, request.SharedMemory) && prepared.Shared?.Link?.IsOpen != false &&
-        (prepared.Shared is not null || request.TcpLink is null
+        Equals(prepared.Offer, request.SharedMemory) && (prepared.Bulk is not { HasLink: true } bulk || bulk.LinkOpen) &&
+        (prepared.Bulk is not null || request.TcpLink is null
             ? prepared.TcpOffer is null
             : Equals(prepared.TcpOffer, request.TcpLink) && prepared.TcpLink?.IsOpen == true);
 
     /// <summary>
-    /// Opens the offered files (when offered and allowed) and makes <paramref name="prepared"/> current. The files
-    /// it replaces are closed under the compute lock, so no running computation still reads them.
+    /// Attaches to the offered bulk plane (when offered and allowed) or TCP link and makes <paramref name="prepared"/>
+    /// current. The attachment it replaces is closed under the compute lock, so no running computation still reads it.
     /// </summary>
-    private async Task<Prepared> AttachSharedAsync(Prepared prepared, PrepareRequest request, CancellationToken cancellationToken)
+    private async Task<Prepared> AttachAsync(Prepared prepared, PrepareRequest request, CancellationToken cancellationToken)
     {
-        var offer = request.SharedMemory;
         string workerId = request.WorkerId;
-        string note = "";
-        SharedFiles? shared = null;
-        if (offer is null) note = "not offered";
-        else if (!_options.SharedMemory) note = "turned off on this worker (--shared-memory false)";
-        else
-        {
-            try { shared = OpenShared(offer, prepared.Network.ParameterCount, _options.SharedMemoryDir, workerId); }
-            catch (SharedMemoryException e) { note = e.Message; }
-            if (shared is not null && offer.StepSocketPath.Length > 0)
-            {
-                try
-                {
-                    shared.Link = WorkerStepLink.Connect(offer.StepSocketPath, offer.Nonce.Span, workerId, ComputeOnLink,
-                        _options.MaxMessageBytes, _log);
-                }
-                catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-                {
-                    note = $"step link not connected ({e.Message}); steps over gRPC";
-                }
-            }
-        }
+        var bulk = BulkAttachments.Attach(request, prepared.Network.ParameterCount, _options, ComputeOnLink, _log, out string note);
         // CPUs: an explicit --cpus list always; with auto, those the coordinator assigned to this same-host worker.
         IReadOnlyList<int> cpus = _options.FixedCpus
-            ?? (shared is not null && _options.Cpus == "auto" ? offer!.ComputeCpus : []);
+            ?? (bulk is not null && _options.Cpus == "auto" ? bulk.OfferedCpus : []);
         if (!cpus.SequenceEqual(_boundTo))
         {
             // Not while a step link computes: binding runs the engine's thread pool, which serves one caller at a time.
@@ -410,10 +377,10 @@ public sealed class WorkerSession : IDisposable
             _boundTo = _binding.StartsWith("not bound:", StringComparison.Ordinal) ? [] : cpus;
             _log.LogInformation("compute threads {Binding}", _binding);
         }
-        // Not on this machine's shared memory: the steps come over the TCP link when one was offered and connects.
+        // Not on the bulk plane: the steps come over the TCP link when one was offered and connects.
         WorkerStepLink? tcp = null;
         string tcpNote = "";
-        if (shared is null && request.TcpLink is { } tcpOffer)
+        if (bulk is null && request.TcpLink is { } tcpOffer)
         {
             try { tcp = await ConnectTcpAsync(tcpOffer, workerId, cancellationToken); }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or RpcException or UriFormatException)
@@ -424,22 +391,20 @@ public sealed class WorkerSession : IDisposable
         }
         prepared = prepared with
         {
-            Shared = shared, Offer = offer, SharedNote = note, CpuBinding = _binding,
-            TcpLink = tcp, TcpOffer = shared is null ? request.TcpLink : null, TcpNote = tcpNote,
+            Bulk = bulk, Offer = request.SharedMemory, BulkNote = note, CpuBinding = _binding,
+            TcpLink = tcp, TcpOffer = bulk is null ? request.TcpLink : null, TcpNote = tcpNote,
         };
         var previous = _prepared;
         _prepared = prepared;
         // A link it replaces is closed (its thread ends with it); one in the middle of a step finishes that step first.
         if (previous?.TcpLink is { } oldTcp && !ReferenceEquals(oldTcp, tcp)) oldTcp.Dispose();
-        if (previous?.Shared is { } old && !ReferenceEquals(old, shared))
+        if (previous?.Bulk is { } old && !ReferenceEquals(old, bulk))
         {
             // Uncancellable: the previous files must be closed even when this Prepare's caller gave up.
             await _computeLock.WaitAsync(CancellationToken.None);
             try { old.Dispose(); }
             finally { _computeLock.Release(); }
         }
-        if (shared is not null) _log.LogInformation("weights and gradients go through shared memory ({Path})", offer!.WeightsPath);
-        else if (offer is not null) _log.LogInformation("shared memory not used: {Why}", note);
         return prepared;
     }
 
@@ -459,31 +424,6 @@ public sealed class WorkerSession : IDisposable
         return link;
     }
 
-    private static SharedFiles OpenShared(SharedMemoryOffer offer, int parameterCount, string root, string workerId)
-    {
-        SharedMemoryPaths.Check(offer, root, workerId);
-        if (offer.Nonce.Length != MappedFile.NonceBytes)
-            throw Invalid($"shared_memory.nonce has {offer.Nonce.Length} bytes, expected {MappedFile.NonceBytes}");
-        if (offer.SlotCount is < 1 or > 4096)
-            throw Invalid($"shared_memory.slot_count must be 1..4096, found {offer.SlotCount}");
-        if (offer.IndexCapacity is < 0 or > 1 << 28)
-            throw Invalid($"shared_memory.index_capacity must be 0..{1 << 28}, found {offer.IndexCapacity}");
-        // Writable for the pool counter in its header; the worker never writes the weights.
-        var weights = MappedFile.Open(offer.WeightsPath, SharedWeights.FileBytes(parameterCount, offer.IndexCapacity),
-            offer.Nonce.Span, writable: true);
-        try
-        {
-            var slots = MappedFile.Open(offer.SlotsPath, SharedSlots.FileBytes(parameterCount, offer.SlotCount), offer.Nonce.Span, writable: true);
-            return new SharedFiles(new SharedWeights(weights, parameterCount, offer.IndexCapacity),
-                new SharedSlots(slots, parameterCount, offer.SlotCount));
-        }
-        catch
-        {
-            weights.Dispose();
-            throw;
-        }
-    }
-
     private static T Parse<T>(string json, string field)
     {
         try
@@ -498,20 +438,20 @@ public sealed class WorkerSession : IDisposable
     private static RpcException Refuse(string message) => StepRequestCheck.Refuse(message);
 
     /// <summary>
-    /// Stops the step link, waits (30 s at most) for a computation in progress, then releases the engine and unmaps
-    /// the shared files — not while a computation could still read them. Safe to call twice.
+    /// Stops the step links, waits (30 s at most) for a computation in progress, then releases the engine and closes
+    /// the bulk plane — not while a computation could still read it. Safe to call twice.
     /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _lifetime.Cancel();
         DropPrefetched();
-        var shared = _prepared?.Shared;
-        shared?.Link?.Dispose();
+        var bulk = _prepared?.Bulk;
+        bulk?.CloseLink();
         _prepared?.TcpLink?.Dispose();
         bool idle = _computeLock.Wait(TimeSpan.FromSeconds(30));
         _engine.Dispose();
-        if (idle) shared?.Dispose();
+        if (idle) bulk?.Dispose();
         _prepareLock.Dispose();
         _computeLock.Dispose();
         _lifetime.Dispose();

@@ -32,7 +32,10 @@ public sealed class ClusterOptions
     /// Directory (on a memory file system) for the same-host transport offered to workers that can open it; null
     /// turns it off and every worker gets weights and gradients in its gRPC messages.
     /// </summary>
-    public string? SharedMemoryRoot { get; init; } = SharedMemoryHost.DefaultRoot;
+    public string? SharedMemoryRoot { get; init; } = DefaultSharedMemoryRoot;
+
+    /// <summary>/dev/shm where it exists (Linux), else none (the same-host transport is off).</summary>
+    public static string? DefaultSharedMemoryRoot => Directory.Exists("/dev/shm") ? "/dev/shm" : null;
     /// <summary>
     /// How gRPC workers get each step's weights: fetched from the coordinator, in the request body, or (auto) fetched
     /// when they are larger than a request can carry without waiting for HTTP/2 flow control. All give the same bits.
@@ -115,7 +118,7 @@ public sealed class ClusterOptions
                 : 0,
             SharedMemoryRoot = flags.Get("--shared-memory") is { } root
                 ? root is "off" or "false" || root.Length == 0 ? null : root
-                : SharedMemoryHost.DefaultRoot,
+                : DefaultSharedMemoryRoot,
             Security = security,
             GradientOutlierFactor = outlier,
         };

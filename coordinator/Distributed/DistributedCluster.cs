@@ -30,16 +30,16 @@ public sealed class DistributedCluster : IAsyncDisposable
     private readonly WorkerSessions _sessions;
     private readonly WorkerPreparer _preparer;
     private readonly Task _ticks;
-    private readonly SharedMemoryHost? _shared;
+    private readonly IBulkPlane? _bulk;
     private TcpLinkHost? _tcp;
     private readonly ClusterOptions _options;
     private readonly ClusterLog _log;
     private (RunOutcome Outcome, string Detail)? _outcome;
 
     private DistributedCluster(WebApplication server, ClusterDriver driver, StepTransport source, WorkerConnections connections,
-        WorkerSessions sessions, WorkerPreparer preparer, SharedMemoryHost? shared, ClusterOptions options, ClusterLog log, EndOfRun endOfRun)
+        WorkerSessions sessions, WorkerPreparer preparer, IBulkPlane? bulk, ClusterOptions options, ClusterLog log, EndOfRun endOfRun)
     {
-        (_server, Driver, Source, _connections, _sessions, _preparer, _shared) = (server, driver, source, connections, sessions, preparer, shared);
+        (_server, Driver, Source, _connections, _sessions, _preparer, _bulk) = (server, driver, source, connections, sessions, preparer, bulk);
         (_options, _log, EndOfRun) = (options, log, endOfRun);
         _ticks = Task.Run(() => driver.TickEveryAsync(driver.Options.SweepInterval, _stopping.Token));
     }
@@ -83,18 +83,7 @@ public sealed class DistributedCluster : IAsyncDisposable
         var clock = new ClusterClock();
         // Slots for the most blocks a step can have: one per shard of a full batch.
         int slots = new ShardPlan(Math.Max(1, config.Training.BatchSize), config.Training.ShardSize).ShardCount;
-        SharedMemoryHost? shared;
-        try
-        {
-            shared = options.SharedMemoryRoot is { } root
-                ? SharedMemoryHost.Create(root, parameterCount, slots, log.Write, options.BindCpus, indexCapacity: Math.Max(1, config.Training.BatchSize))
-                : null;
-        }
-        catch (Protos.SharedMemoryException e)
-        {
-            log.Write($"same-host transport off ({e.Message}); every worker gets weights and gradients over gRPC");
-            shared = null;
-        }
+        var bulk = BulkPlanes.Create(options, parameterCount, slots, config.Training.BatchSize, log.Write);
         TcpLinkHost? tcp = null;
         if (options.TcpLink)
         {
@@ -105,7 +94,7 @@ public sealed class DistributedCluster : IAsyncDisposable
             }
             catch
             {
-                shared?.Dispose();
+                bulk?.Dispose();
                 throw;
             }
         }
@@ -115,10 +104,10 @@ public sealed class DistributedCluster : IAsyncDisposable
         var sessions = new WorkerSessions();
         ClusterDriver? driver = null;
         void Post(ClusterEvent e) => driver!.Post(e);
-        var source = new StepTransport(parameterCount, connections, shared?.Weights, Post, options.WeightsTransfer);
+        var source = new StepTransport(parameterCount, connections, bulk, Post, options.WeightsTransfer);
         // Every distributed run judges its steps' split; the command decides where the notice goes (OnNotice).
         source.Traffic.Monitor = new CommunicationMonitor(config.StepOptions().Bf16Wire);
-        var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, shared, tcp);
+        var preparer = new WorkerPreparer(options, config, parameterCount, data, fingerprint, connections, sessions, Post, log, bulk, tcp);
         driver = new ClusterDriver(machine, () => clock.Now, source, preparer, log.Write);
 
         var endOfRun = new EndOfRun();
@@ -128,11 +117,11 @@ public sealed class DistributedCluster : IAsyncDisposable
         try { server = await StartServerAsync(options, driver, log, endOfRun, sessions, self, source, weightsBytes); }
         catch
         {
-            shared?.Dispose();
+            bulk?.Dispose();
             tcp?.Dispose();
             throw;
         }
-        var cluster = new DistributedCluster(server, driver, source, connections, sessions, preparer, shared, options, log, endOfRun) { _tcp = tcp };
+        var cluster = new DistributedCluster(server, driver, source, connections, sessions, preparer, bulk, options, log, endOfRun) { _tcp = tcp };
         var listen = new Uri(options.Listen);
         var bound = new Uri(server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         cluster.Address = $"{listen.Scheme}://{(listen.Host is "0.0.0.0" or "[::]" or "*" ? "127.0.0.1" : listen.Host)}:{bound.Port}";
@@ -230,7 +219,7 @@ public sealed class DistributedCluster : IAsyncDisposable
             try { await _server.StopAsync(stop.Token); } catch (OperationCanceledException) { }
         await _server.DisposeAsync();
         _connections.Dispose();
-        _shared?.Dispose();
+        _bulk?.Dispose();
         _tcp?.Dispose();
         _stopping.Dispose();
     }

@@ -16,7 +16,7 @@ internal static class ReplyCheck
     /// <paramref name="norm"/>: the gradient's L2 norm when Valid, NaN otherwise. <paramref name="sumOfSquares"/>: the
     /// gradient's sum of squares in Clipping's order when the caller took it while making the gradient (a decode).
     /// </summary>
-    public static BlockVerdict Judge(ComputeReply reply, int i, BlockSpan asked, ShardPlan plan, long step, SharedSlots? slots,
+    public static BlockVerdict Judge(ComputeReply reply, int i, BlockSpan asked, ShardPlan plan, long step, IGradientSlots? slots,
         bool pooled, int parameterCount, out double norm, double? sumOfSquares = null)
     {
         norm = double.NaN;
@@ -54,10 +54,10 @@ internal static class ReplyCheck
     private static double Norm(ReadOnlySpan<float> gradient) => Clipping.GlobalNorm(gradient);
 
     /// <summary>
-    /// The block's sum: in the reply, or — for a same-host worker — in the slot of the attempt's block, which must be
+    /// The block's sum: in the reply, or — for a worker on the bulk plane — in the slot of the attempt's block, which must be
     /// stamped with this step and range. False when it is missing or has the wrong length.
     /// </summary>
-    public static bool TryGradient(BlockResult block, BlockSpan asked, long step, SharedSlots? slots, int parameterCount,
+    public static bool TryGradient(BlockResult block, BlockSpan asked, long step, IGradientSlots? slots, int parameterCount,
         out ReadOnlySpan<float> gradient)
     {
         gradient = default;

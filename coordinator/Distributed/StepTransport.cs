@@ -1,6 +1,6 @@
 // Distributed mode's gradient source and the data plane of its steps. The trainer's step becomes a StepRequested
-// event; the machine's commands become ComputeGradients calls (gRPC, or the same-host step link with weights, indices
-// and gradients in shared memory), each reply is checked block by block (ReplyCheck) and reported as an event, the
+// event; the machine's commands become ComputeGradients calls (gRPC or a step link, with weights, indices and
+// gradients in the messages or, for the workers on the bulk plane, beside them: BulkPlane.cs), each reply is checked block by block (ReplyCheck) and reported as an event, the
 // blocks the machine accepts are kept, and the pairwise tree over them is completed — the same tree as local mode, so
 // the summed gradient is bit-identical whoever computed which block. What to send to whom, and when to give up, is
 // the machine's; this class only moves bytes.
@@ -35,7 +35,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         public ConcurrentDictionary<(int Attempt, int Dispatch), Received> Replies { get; } = new();
     }
 
-    private sealed record Received(SendRequest Request, ComputeReply Reply, SharedSlots? Slots);
+    private sealed record Received(SendRequest Request, ComputeReply Reply, IGradientSlots? Slots);
 
     /// <summary>
     /// A ticket for the weights of a step not yet begun, handed out with a request of the step before it: the worker's
@@ -53,29 +53,28 @@ public sealed class StepTransport : IStepTransport, IGradientSource
 
     private readonly int _parameterCount;
     private readonly WorkerConnections _connections;
-    private readonly SharedWeights? _sharedWeights;
+    private readonly IBulkPlane? _bulk;
     private readonly Action<ClusterEvent> _post;
     private readonly List<float[]> _buffers = [];
     // The step's weights as bfloat16 (16-bit wire), reused from step to step: requests hold it only until they end.
     private float[] _bf16Weights = [];
     private StepInHand? _step;
-    private long _nextPool;
     // The weights tickets of the requests in flight (hex): a worker presents one to fetch the step's weights.
     private readonly ConcurrentDictionary<string, (StepInHand Step, string WorkerId)> _tickets = new();
     // The tickets for the next step's weights (hex), at most one per request sent.
     private readonly ConcurrentDictionary<string, Prefetch> _prefetches = new();
     private volatile bool _closed;
 
-    /// <param name="sharedWeights">Where same-host workers read the weights (null: none use shared memory).</param>
+    /// <param name="bulk">Where the workers on the bulk plane read the weights and leave their sums (null: none).</param>
     /// <param name="post">Where events go (the cluster's driver).</param>
     /// <param name="weightsTransfer">
     /// Whether gRPC workers fetch the weights (Coordinator.FetchWeights with a per-request ticket) instead of receiving
     /// them in the request body; the response direction of .NET's HTTP/2 carries a megabyte in about half the time.
     /// </param>
-    public StepTransport(int parameterCount, WorkerConnections connections, SharedWeights? sharedWeights, Action<ClusterEvent> post,
+    public StepTransport(int parameterCount, WorkerConnections connections, IBulkPlane? bulk, Action<ClusterEvent> post,
         WeightsTransfer weightsTransfer = WeightsTransfer.Push)
     {
-        (_parameterCount, _connections, _sharedWeights, _post, _weightsTransfer) = (parameterCount, connections, sharedWeights, post, weightsTransfer);
+        (_parameterCount, _connections, _bulk, _post, _weightsTransfer) = (parameterCount, connections, bulk, post, weightsTransfer);
     }
 
     /// <summary>
@@ -252,19 +251,11 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         step.Result.Reset(request.Plan.ShardCount);
         step.Replies.Clear();
         while (_buffers.Count < command.BlockCount) _buffers.Add(new float[_parameterCount]);
-        // Same-host workers read the weights from the shared file, written once for all of them before any request
-        // goes out; with the batch's indices, when they fit: the requests then carry neither.
-        step.SharedIndices = _sharedWeights is not null && request.BatchIndices.Count <= _sharedWeights.IndexCapacity;
-        if (command.SharedWeights)
-            _sharedWeights!.Write(request.Step, request.Parameters, step.SharedIndices ? request.BatchIndices.AsSpan() : default,
-                request.RoundToBf16);
-        // A new pool id per attempt: a member still working on an earlier attempt can claim nothing of this one.
-        step.Pool = 0;
-        if (command.Pool)
-        {
-            step.Pool = _nextPool = _nextPool % SharedWeights.MaxPoolId + 1;
-            _sharedWeights!.OpenPool(step.Pool);
-        }
+        // The bulk plane's members read the weights there, published once for all of them before any request goes
+        // out; with the batch's indices, when the plane has room: the requests then carry neither.
+        step.SharedIndices = command.SharedWeights &&
+            _bulk!.Publish(request.Step, request.Parameters, request.BatchIndices.AsSpan(), request.RoundToBf16);
+        step.Pool = command.Pool ? _bulk!.OpenPool() : 0;
     }
 
     public void Send(IReadOnlyList<SendRequest> requests)
@@ -305,7 +296,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             if (!ReplyCheck.TryGradient(block, send.Blocks[i], send.Step, received.Slots, _parameterCount, out var gradient))
                 throw new InvalidOperationException($"block {send.Blocks[i]} of step {send.Step} was accepted but is unreadable");
             // A sum read into a pooled array of its own (over gRPC or a TCP link) becomes the block's buffer, and the
-            // buffer goes to the pool for the next reply: no copy. One in shared memory (or unpooled) is copied.
+            // buffer goes to the pool for the next reply: no copy. One in a slot of the bulk plane (or unpooled) is copied.
             if (WireBuffers.Take(block.GradientSum, _parameterCount) is { } taken)
             {
                 WireBuffers.Return(_buffers[b]);

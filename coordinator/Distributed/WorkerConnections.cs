@@ -1,12 +1,12 @@
 // The data plane's handles to prepared workers: per worker id, the connection of its current life (generation), its
-// shared slots and CPUs when it took the same-host transport. The preparer adds one; the machine's Disconnect removes
+// gradient slots and CPUs when it joined the bulk plane (BulkPlane.cs). The preparer adds one; the machine's Disconnect removes
 // it; the transport looks one up per request. A connection of an older life never replaces a newer one.
 using DistTrain.Protos;
 
 namespace DistTrain.Coordinator.Distributed;
 
 /// <param name="TcpLink">Its steps travel over a TCP step link: the weights always go in the request (a fetch would be a gRPC call).</param>
-public sealed record WorkerConnection(string WorkerId, long Generation, IWorkerClient Client, SharedSlots? Slots = null,
+public sealed record WorkerConnection(string WorkerId, long Generation, IWorkerClient Client, IGradientSlots? Slots = null,
     IReadOnlyList<int>? Cpus = null, bool TcpLink = false);
 
 public sealed class WorkerConnections : IDisposable

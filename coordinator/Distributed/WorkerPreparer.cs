@@ -1,4 +1,4 @@
-// Carries out the machine's Prepare commands: Prepare (model, data spec, fingerprint, the same-host and TCP link offers), streaming
+// Carries out the machine's Prepare commands: Prepare (model, data spec, fingerprint, the bulk plane's and TCP link's offers), streaming
 // the dataset once when a worker lacks it, then Prepare again; the outcome goes back as an event (prepared, refused,
 // unreachable) and a prepared worker's connection into WorkerConnections. Disconnect closes a life's connection.
 using System.Text.Json;
@@ -12,7 +12,7 @@ namespace DistTrain.Coordinator.Distributed;
 
 public sealed class WorkerPreparer(
     ClusterOptions options, TrainingConfig config, int parameterCount, DataSplit data, string fingerprint,
-    WorkerConnections connections, WorkerSessions sessions, Action<ClusterEvent> post, ClusterLog log, SharedMemoryHost? shared = null,
+    WorkerConnections connections, WorkerSessions sessions, Action<ClusterEvent> post, ClusterLog log, IBulkPlane? bulk = null,
     TcpLinkHost? tcp = null)
     : IWorkerPreparation, IAsyncDisposable
 {
@@ -46,16 +46,16 @@ public sealed class WorkerPreparer(
         bool handedOver = false;
         try
         {
-            (SharedMemoryOffer Offer, SharedSlots Slots)? offer = null;
-            try { offer = shared?.ForWorker(worker.WorkerId, worker.Cores); }
-            catch (IOException e) { log.Write($"worker {worker.WorkerId}: no shared memory offered: {e.Message}"); }
+            IBulkOffer? offer = null;
+            try { offer = bulk?.OfferFor(worker.WorkerId, worker.Cores); }
+            catch (IOException e) { log.Write($"worker {worker.WorkerId}: no {bulk!.Name} offered: {e.Message}"); }
             var tcpOffer = tcp?.OfferFor(worker.WorkerId);
-            var reply = await PrepareOnceAsync(client, worker, offer?.Offer, tcpOffer, cancellationToken);
+            var reply = await PrepareOnceAsync(client, worker, offer, tcpOffer, cancellationToken);
             if (!reply.DataPresent)
             {
                 log.Write($"worker {worker.WorkerId} lacks the data; sending it ({_payload.Value.Length / 1048576.0:F1} MiB)");
                 await client.SendDatasetAsync(fingerprint, _payload.Value, DateTime.UtcNow + options.DatasetTimeout, cancellationToken);
-                reply = await PrepareOnceAsync(client, worker, offer?.Offer, tcpOffer, cancellationToken);
+                reply = await PrepareOnceAsync(client, worker, offer, tcpOffer, cancellationToken);
                 if (!reply.DataPresent)
                 {
                     post(new WorkerRefused(worker.WorkerId, worker.Generation, "it did not keep the dataset it was sent"));
@@ -68,22 +68,18 @@ public sealed class WorkerPreparer(
                     $"it built a model with {reply.ParameterCount} parameters, expected {parameterCount}"));
                 return;
             }
-            var slots = reply.SharedMemory && offer is { } accepted ? accepted.Slots : null;
-            var link = slots is not null && reply.StepLink ? shared!.LinkOf(worker.WorkerId) : null;
-            // Where its compute threads run, when it bound them as offered (requests to it go last from a thread on them).
-            var cpus = slots is not null && reply.CpuBinding.StartsWith("bound", StringComparison.Ordinal) ? offer!.Value.Offer.ComputeCpus.ToList() : null;
-            link?.WaitOnCpus(cpus ?? []);
-            var tcpLink = slots is null && reply.TcpLink ? tcp?.LinkOf(worker.WorkerId) : null;
+            var member = offer?.Accept(reply);
+            var tcpLink = member is null && reply.TcpLink ? tcp?.LinkOf(worker.WorkerId) : null;
             connections.Add(new WorkerConnection(worker.WorkerId, worker.Generation,
-                (link ?? tcpLink) is { } stepLink ? new LinkedWorkerClient(client, stepLink, log.Write) : client, slots, cpus, tcpLink is not null));
+                (member?.Link ?? tcpLink) is { } stepLink ? new LinkedWorkerClient(client, stepLink, log.Write) : client,
+                member?.Slots, member?.Cpus, tcpLink is not null));
             handedOver = true;
-            string unshared = offer is null ? "" : $" (shared memory not used: {PeerText.Printable(reply.SharedMemoryNote)})";
-            string transport = slots is not null
-                ? $"weights and gradients through shared memory, steps over {(link is null ? "gRPC" : "the same-host link")}; compute threads {reply.CpuBinding}"
-                : tcpLink is not null ? $"weights and gradients over the TCP step link{unshared}"
-                : tcpOffer is not null ? $"weights and gradients over gRPC{unshared}; {(reply.TcpLink ? "its TCP step link closed" : PeerText.Printable(reply.TcpLinkNote))}"
-                : $"weights and gradients over gRPC{unshared}";
-            post(new WorkerPrepared(worker.WorkerId, worker.Generation, slots is not null, $"data: {PeerText.Printable(reply.DataSource)}; {transport}"));
+            string declined = offer is null || member is not null ? "" : $" ({offer.Declined(reply)})";
+            string transport = member is not null ? member.Description
+                : tcpLink is not null ? $"weights and gradients over the TCP step link{declined}"
+                : tcpOffer is not null ? $"weights and gradients over gRPC{declined}; {(reply.TcpLink ? "its TCP step link closed" : PeerText.Printable(reply.TcpLinkNote))}"
+                : $"weights and gradients over gRPC{declined}";
+            post(new WorkerPrepared(worker.WorkerId, worker.Generation, member is not null, $"data: {PeerText.Printable(reply.DataSource)}; {transport}"));
         }
         catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled)
         {
@@ -101,15 +97,16 @@ public sealed class WorkerPreparer(
         }
     }
 
-    private async Task<PrepareReply> PrepareOnceAsync(IWorkerClient client, PrepareWorker worker, SharedMemoryOffer? offer,
+    private async Task<PrepareReply> PrepareOnceAsync(IWorkerClient client, PrepareWorker worker, IBulkOffer? offer,
         TcpLinkOffer? tcpOffer, CancellationToken cancellationToken)
     {
-        var reply = await client.PrepareAsync(new PrepareRequest
+        var request = new PrepareRequest
         {
             ProtocolVersion = Protocol.Version, ModelSpecJson = _modelJson, DataSpecJson = _dataJson,
-            DatasetFingerprint = fingerprint, MaxRequestBytes = _requestBytes, WorkerId = worker.WorkerId, SharedMemory = offer,
-            TcpLink = tcpOffer,
-        }, DateTime.UtcNow + options.PrepareTimeout, cancellationToken);
+            DatasetFingerprint = fingerprint, MaxRequestBytes = _requestBytes, WorkerId = worker.WorkerId, TcpLink = tcpOffer,
+        };
+        offer?.AddTo(request);
+        var reply = await client.PrepareAsync(request, DateTime.UtcNow + options.PrepareTimeout, cancellationToken);
         if (reply.ProtocolVersion != Protocol.Version)
             throw new RpcException(new Status(StatusCode.FailedPrecondition,
                 $"the worker answered with protocol version {reply.ProtocolVersion}, expected {Protocol.Version}"));

@@ -130,8 +130,10 @@ public sealed class SharedWeights(MappedFile file, int parameterCount, int index
     private const long PoolOffset = StampOffset + 8;
     private const int PoolIndexBits = 24;
 
-    /// <summary>Largest pool id (it shares the 64-bit counter with a 24-bit block index).</summary>
-    public const long MaxPoolId = (1L << (63 - PoolIndexBits)) - 1;
+    /// <summary>Largest pool id: the protocol's bound, which the counter's 39 bits beside the block index hold.</summary>
+    public const long MaxPoolId = Protocol.MaxClaimPool;
+    // A compile-time check that they do: a negative constant converted to ulong does not compile.
+    private const ulong PoolIdFits = (ulong)((1L << (63 - PoolIndexBits)) - 1 - MaxPoolId);
     /// <summary>Most blocks one pool can hold.</summary>
     public const int MaxPoolBlocks = 1 << PoolIndexBits;
 
@@ -222,7 +224,7 @@ public sealed class SharedWeights(MappedFile file, int parameterCount, int index
 }
 
 /// <summary>One worker's gradient slots: the worker writes a block's sum into the slot the request named.</summary>
-public sealed class SharedSlots(MappedFile file, int parameterCount, int slotCount) : IDisposable
+public sealed class SharedSlots(MappedFile file, int parameterCount, int slotCount) : IGradientSlots, IDisposable
 {
     public static long Stride(int parameterCount) => MappedFile.HeaderBytes + (4L * parameterCount + 63) / 64 * 64;
     public static long FileBytes(int parameterCount, int slotCount) => MappedFile.HeaderBytes + slotCount * Stride(parameterCount);

@@ -21,11 +21,11 @@ public sealed class ControlPlane
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<string> _log = [];
 
-    public ControlPlane(int parameterCount, SharedWeights? sharedWeights, ControlOptions? options = null,
+    public ControlPlane(int parameterCount, IBulkPlane? bulk, ControlOptions? options = null,
         WeightsTransfer weightsTransfer = WeightsTransfer.Push)
     {
         ClusterDriver? driver = null;
-        Source = new StepTransport(parameterCount, Connections, sharedWeights, e => driver!.Post(e), weightsTransfer);
+        Source = new StepTransport(parameterCount, Connections, bulk, e => driver!.Post(e), weightsTransfer);
         driver = new ClusterDriver(new ClusterStateMachine(options ?? new ControlOptions { SweepInterval = TimeSpan.Zero }, RunId),
             () => _clock.Elapsed, Source, new NoPreparation(), Write);
         Driver = driver;
@@ -45,7 +45,7 @@ public sealed class ControlPlane
         (await Driver.AskAsync(new WorkerRegistering(address, cores))).OfType<RegistrationAnswer>().Single();
 
     /// <summary>The worker prepared: its connection is handed over and the machine told.</summary>
-    public void Ready(RegistrationAnswer worker, IWorkerClient client, SharedSlots? slots = null)
+    public void Ready(RegistrationAnswer worker, IWorkerClient client, IGradientSlots? slots = null)
     {
         Connections.Add(new WorkerConnection(worker.WorkerId, worker.Generation, client, slots));
         Driver.Post(new WorkerPrepared(worker.WorkerId, worker.Generation, slots is not null, "in-process"));

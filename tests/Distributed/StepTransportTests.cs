@@ -150,7 +150,7 @@ public class StepTransportTests
         var split = DataLoader.Load(Data);
         string fingerprint = Fingerprint.Compute(split);
         var network = new Network(Model);
-        var cluster = new ControlPlane(network.ParameterCount, shared?.Weights);
+        var cluster = new ControlPlane(network.ParameterCount, shared);
         var sessions = new List<WorkerSession>();
         foreach (var tamper in new[] { tamperW1, tamperW2 })
         {

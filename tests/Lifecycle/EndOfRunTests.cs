@@ -94,7 +94,7 @@ public sealed class EndOfRunTests
     [Fact]
     public async Task OnceTheRunEndedRegistrationsAreUnavailableAndOnlyThisRunsHeartbeatsCarryTheNotice()
     {
-        var plane = new Distributed.ControlPlane(parameterCount: 10, sharedWeights: null);
+        var plane = new Distributed.ControlPlane(parameterCount: 10, bulk: null);
         var end = new EndOfRun();
         var service = new CoordinatorService(plane.Driver, new ClusterLog(_ => { }), end);
         var registered = await service.Register(new RegisterRequest { ProtocolVersion = Protocol.Version, Address = "http://127.0.0.1:5", Cores = 1, SessionSecret = Google.Protobuf.ByteString.CopyFrom(new byte[32]) }, null!);

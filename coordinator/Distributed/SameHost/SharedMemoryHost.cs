@@ -16,7 +16,7 @@ using Google.Protobuf;
 
 namespace DistTrain.Coordinator.Distributed;
 
-public sealed class SharedMemoryHost : IDisposable
+public sealed class SharedMemoryHost : IBulkPlane
 {
     private const string Prefix = "disttrain-";
     private readonly byte[] _nonce = RandomNumberGenerator.GetBytes(MappedFile.NonceBytes);
@@ -29,6 +29,7 @@ public sealed class SharedMemoryHost : IDisposable
     private readonly Socket _listener;
     private readonly int _maxReplyBytes;
     private readonly Action<string> _log;
+    private long _lastPool;
     private bool _disposed;
 
     private SharedMemoryHost(string directory, int parameterCount, int slotCount, int indexCapacity, IReadOnlyList<int> cpus,
@@ -110,7 +111,7 @@ public sealed class SharedMemoryHost : IDisposable
     public SharedWeights Weights { get; }
 
     /// <summary>The default root: /dev/shm where it exists (Linux), else none (the transport is off).</summary>
-    public static string? DefaultRoot => System.IO.Directory.Exists("/dev/shm") ? "/dev/shm" : null;
+    public static string? DefaultRoot => ClusterOptions.DefaultSharedMemoryRoot;
 
     /// <summary>
     /// Creates the files under <paramref name="root"/>; <paramref name="slotCount"/> = the most blocks one step can
@@ -162,6 +163,49 @@ public sealed class SharedMemoryHost : IDisposable
             offer.ComputeCpus.AddRange(CpusFor(workerId, threads));
             return (offer, slots);
         }
+    }
+
+    public string Name => "shared memory";
+
+    public IBulkOffer OfferFor(string workerId, int threads)
+    {
+        var (offer, slots) = ForWorker(workerId, threads);
+        return new Offer(this, workerId, offer, slots);
+    }
+
+    /// <summary>The files and the step link as one worker's offer, and what its Prepare reply took of them.</summary>
+    private sealed class Offer(SharedMemoryHost host, string workerId, SharedMemoryOffer offer, SharedSlots slots) : IBulkOffer
+    {
+        public void AddTo(PrepareRequest request) => request.SharedMemory = offer;
+
+        public BulkMember? Accept(PrepareReply reply)
+        {
+            if (!reply.SharedMemory) return null;
+            var link = reply.StepLink ? host.LinkOf(workerId) : null;
+            // Where its compute threads run, when it bound them as offered (requests to it go last from a thread on them).
+            var cpus = reply.CpuBinding.StartsWith("bound", StringComparison.Ordinal) ? offer.ComputeCpus.ToList() : null;
+            link?.WaitOnCpus(cpus ?? []);
+            return new BulkMember(slots, link, cpus,
+                $"weights and gradients through shared memory, steps over {(link is null ? "gRPC" : "the same-host link")}; compute threads {PeerText.Printable(reply.CpuBinding)}");
+        }
+
+        public string Declined(PrepareReply reply) => $"shared memory not used: {PeerText.Printable(reply.SharedMemoryNote)}";
+    }
+
+    /// <summary>Writes the weights, and the indices when the file has room for them, under the step's stamp.</summary>
+    public bool Publish(long step, ReadOnlySpan<float> weights, ReadOnlySpan<int> indices, bool roundToBf16)
+    {
+        bool withIndices = indices.Length <= Weights.IndexCapacity;
+        Weights.Write(step, weights, withIndices ? indices : default, roundToBf16);
+        return withIndices;
+    }
+
+    /// <summary>A new pool id per attempt: a member still working on an earlier attempt can claim nothing of this one.</summary>
+    public long OpenPool()
+    {
+        _lastPool = _lastPool % SharedWeights.MaxPoolId + 1;
+        Weights.OpenPool(_lastPool);
+        return _lastPool;
     }
 
     private IReadOnlyList<int> CpusFor(string workerId, int threads)
