@@ -6,7 +6,7 @@ namespace DistTrain.Protos;
 public static class Protocol
 {
     /// <summary>Bumped whenever a message's meaning changes; carried in every request and reply.</summary>
-    public const uint Version = 5; // 5: the dataset payload may carry images as bytes (DatasetCodec)
+    public const uint Version = 6; // 6: the same-host alternatives are oneofs (SharedStep, a block's sum)
 
     /// <summary>Dataset chunks are small enough to keep memory flat on both ends and large enough to stream fast.</summary>
     public const int DatasetChunkBytes = 1 << 20;

@@ -50,14 +50,14 @@ public static class StepRequestCheck
         var context = prepared ?? throw Refuse("this worker has not been prepared (call Prepare first)");
         if (request.WeightsVersion != request.Step)
             throw Refuse($"weights version {request.WeightsVersion} does not match step {request.Step}");
-        if (request.SharedMemory && context.SharedSlots is null)
+        // The oneof says where the weights are; claim_pool and the shared indices exist only with shared memory.
+        var sharedStep = request.SharedMemory;
+        bool shared = sharedStep is not null;
+        if (shared && context.SharedSlots is null)
             throw Refuse("the request uses shared memory but this worker did not accept it in Prepare");
-        bool shared = request.SharedMemory;
-        long pool = request.ClaimPool;
-        if (pool != 0 && !shared)
-            throw Refuse("claim_pool needs the shared weights file, but the request does not use shared memory");
+        long pool = sharedStep?.ClaimPool ?? 0;
         if (pool is < 0 or > Protocol.MaxClaimPool)
-            throw Invalid($"claim_pool must be 0..{Protocol.MaxClaimPool}, found {pool}");
+            throw Invalid($"shared_memory.claim_pool must be 0..{Protocol.MaxClaimPool}, found {pool}");
         if (request.Wire is not (WirePrecision.Float32 or WirePrecision.Bfloat16))
             throw Invalid($"wire must be WIRE_PRECISION_FLOAT32 or WIRE_PRECISION_BFLOAT16, found {(int)request.Wire}");
         bool bf16 = request.Wire == WirePrecision.Bfloat16;
@@ -73,13 +73,9 @@ public static class StepRequestCheck
                 throw Invalid($"next_weights_ticket has {request.NextWeightsTicket.Length} bytes, at most {MaxTicketBytes}");
             if (!context.CanFetch) throw Refuse("this worker cannot fetch weights from the coordinator");
         }
-        else if (ticket)
-            throw Invalid("weights_ticket is set but the request uses shared memory");
         else if (!request.NextWeightsTicket.IsEmpty)
             throw Invalid("next_weights_ticket is set but the request has no weights_ticket");
         if (source == WeightsSource.Request) CheckWeights(encoded, request.Weights.Length, context.ParameterCount);
-        else if (source == WeightsSource.SharedMemory && !request.Weights.IsEmpty)
-            throw Invalid($"weights has {request.Weights.Length} bytes but the request says they are in shared memory");
         if (request.BatchSize < 1 || request.ShardSize < 1)
             throw Invalid($"batch_size {request.BatchSize} and shard_size {request.ShardSize} must be ≥ 1");
         if (request.BatchSize > context.SampleCount)
@@ -90,11 +86,9 @@ public static class StepRequestCheck
         if (request.Blocks.Count == 0 || request.Blocks.Count > maxBlocks)
             throw Invalid($"a request must name 1..{maxBlocks} blocks, found {request.Blocks.Count}");
 
-        bool sharedIndices = request.IndicesInSharedMemory;
-        if (sharedIndices && (!shared || context.SharedIndexCapacity < plan.BatchSize))
-            throw Invalid(!shared
-                ? "the request says its indices are in shared memory but it does not use shared memory"
-                : $"the shared weights file holds {context.SharedIndexCapacity} indices, fewer than batch_size {plan.BatchSize}");
+        bool sharedIndices = sharedStep?.Indices == true;
+        if (sharedIndices && context.SharedIndexCapacity < plan.BatchSize)
+            throw Invalid($"the shared weights file holds {context.SharedIndexCapacity} indices, fewer than batch_size {plan.BatchSize}");
         var batch = sharedIndices ? null : new int[plan.BatchSize];
         var blocks = new List<(int First, int Count)>(request.Blocks.Count);
         var slots = new List<int>(shared ? request.Blocks.Count : 0);

@@ -233,17 +233,13 @@ public sealed class WorkerSession : IDisposable
                 var (first, count) = blocks[i];
                 if (!computed[i])
                 {
-                    reply.Blocks.Add(new BlockResult { FirstShard = first, ShardCount = count, ClaimedElsewhere = true });
+                    reply.Blocks.Add(new BlockResult { FirstShard = first, ShardCount = count, ClaimedElsewhere = new ClaimedElsewhere() });
                     continue;
                 }
-                var result = new BlockResult
-                {
-                    FirstShard = first, ShardCount = count, GradientInSharedMemory = bulk is not null,
-                    // Rented from the wire's pool: StepWire gives it back once the reply is written.
-                    GradientSum = bulk is not null ? Google.Protobuf.ByteString.Empty
-                        : encoded ? EncodeShards(_engine.ShardSums(i), network.ParameterCount)
-                        : WireBuffers.Wrap(sums![i]),
-                };
+                var result = new BlockResult { FirstShard = first, ShardCount = count };
+                if (bulk is not null) result.InSharedSlot = new SumInSlot();
+                // Rented from the wire's pool: StepWire gives it back once the reply is written.
+                else result.GradientSum = encoded ? EncodeShards(_engine.ShardSums(i), network.ParameterCount) : WireBuffers.Wrap(sums![i]);
                 for (int s = first; s < first + count; s++)
                 {
                     result.ShardLoss.Add(loss[s]);

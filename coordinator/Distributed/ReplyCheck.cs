@@ -23,8 +23,8 @@ internal static class ReplyCheck
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
         var block = reply.Blocks[i];
         if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
-        if (block.ClaimedElsewhere)
-            return pooled && block.GradientSum.IsEmpty && !block.GradientInSharedMemory ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
+        if (block.SumCase == BlockResult.SumOneofCase.ClaimedElsewhere)
+            return pooled ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
         if (!TryGradient(block, asked, step, slots, parameterCount, out var gradient)) return BlockVerdict.Invalid;
         if (block.ShardLoss.Count != asked.ShardCount || block.ShardCorrect.Count != asked.ShardCount ||
             block.ShardSamples.Count != asked.ShardCount) return BlockVerdict.Invalid;
@@ -61,9 +61,13 @@ internal static class ReplyCheck
         out ReadOnlySpan<float> gradient)
     {
         gradient = default;
-        if (block.GradientInSharedMemory)
-            return slots is not null && block.GradientSum.IsEmpty &&
-                slots.TryRead(asked.Index, step, asked.FirstShard, asked.ShardCount, out gradient);
-        return WireArrays.TryReadFloats(block.GradientSum, out gradient) && gradient.Length == parameterCount;
+        return block.SumCase switch
+        {
+            BlockResult.SumOneofCase.InSharedSlot =>
+                slots is not null && slots.TryRead(asked.Index, step, asked.FirstShard, asked.ShardCount, out gradient),
+            BlockResult.SumOneofCase.GradientSum =>
+                WireArrays.TryReadFloats(block.GradientSum, out gradient) && gradient.Length == parameterCount,
+            _ => false,
+        };
     }
 }

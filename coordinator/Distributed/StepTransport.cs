@@ -188,7 +188,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         for (int i = 0; i < reply.Blocks.Count && i < send.Blocks.Count; i++)
         {
             var block = reply.Blocks[i];
-            if (block.ClaimedElsewhere || block.GradientInSharedMemory || block.GradientSum.IsEmpty) continue;
+            if (block.SumCase != BlockResult.SumOneofCase.GradientSum || block.GradientSum.IsEmpty) continue;
             int count = send.Blocks[i].ShardCount;
             if (block.GradientSum.Length != 2L * count * _parameterCount)
             {
@@ -401,13 +401,13 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             {
                 ProtocolVersion = Protocol.Version, Step = send.Step, WeightsVersion = send.Step,
                 NextWeightsTicket = next is null ? Google.Protobuf.ByteString.Empty : Google.Protobuf.UnsafeByteOperations.UnsafeWrap(next),
-                BatchSize = plan.BatchSize, ShardSize = plan.ShardSize, SharedMemory = shared, ClaimPool = send.Pooled ? step.Pool : 0,
-                IndicesInSharedMemory = indicesShared,
+                BatchSize = plan.BatchSize, ShardSize = plan.ShardSize,
                 Wire = step.Request.RoundToBf16 ? WirePrecision.Bfloat16 : WirePrecision.Float32,
             };
-            // One source of weights (a oneof): a ticket to fetch them, the weights themselves, or neither (shared memory).
-            if (ticket is not null) message.WeightsTicket = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(ticket);
-            else if (!shared) message.Weights = step.Weights;
+            // One source of weights (a oneof): a ticket to fetch them, the weights themselves, or the shared file.
+            if (shared) message.SharedMemory = new SharedStep { Indices = indicesShared, ClaimPool = send.Pooled ? step.Pool : 0 };
+            else if (ticket is not null) message.WeightsTicket = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(ticket);
+            else message.Weights = step.Weights;
             foreach (var block in send.Blocks)
             {
                 var (start, length) = plan.Range(block.FirstShard, block.ShardCount);
@@ -435,7 +435,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             // Read from the shared file when it computed anything: the weights, and the indices of what it computed.
             long vector = 4L * _parameterCount;
             long sharedRead = !shared || samples == 0 ? 0 : vector + (indicesShared ? 4L * samples : 0);
-            Traffic.Add(send.WorkerId, sent, received, sharedRead, reply.Blocks.Count(b => b.GradientInSharedMemory) * vector);
+            Traffic.Add(send.WorkerId, sent, received, sharedRead, reply.Blocks.Count(b => b.SumCase == BlockResult.SumOneofCase.InSharedSlot) * vector);
             lock (step) step.SlowestCompute = Math.Max(step.SlowestCompute, reply.ComputeSeconds);
             if (cancellationToken.IsCancellationRequested) return; // the machine gave up on it meanwhile
             step.Replies[(send.Attempt, send.Dispatch)] = new Received(send, reply, worker.Slots);

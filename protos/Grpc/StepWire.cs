@@ -60,9 +60,9 @@ public static class StepWire
     }
 
     /// <summary>
-    /// A request with its weights in a pooled array. weights and weights_ticket are one oneof, where the later field on
-    /// the wire wins: a payload with both (no coordinator sends one) is read by the generated parser, which knows the
-    /// order.
+    /// A request with its weights in a pooled array. weights, weights_ticket and shared_memory are one oneof, where the
+    /// later field on the wire wins: a payload with weights and another (no coordinator sends one) is read by the
+    /// generated parser, which knows the order.
     /// </summary>
     private static ComputeRequest ReadRequest(DeserializationContext context) => ParseRequest(context.PayloadAsReadOnlySequence());
 
@@ -82,7 +82,7 @@ public static class StepWire
         bool both = false;
         var message = TryReadBulk(payload, RequestWeightsField, ComputeRequest.Parser, inPlace, (m, weights) =>
         {
-            if (m.WeightsSourceCase == ComputeRequest.WeightsSourceOneofCase.WeightsTicket)
+            if (m.WeightsSourceCase != ComputeRequest.WeightsSourceOneofCase.None)
             {
                 both = true;
                 WireBuffers.Return(weights);
@@ -98,11 +98,31 @@ public static class StepWire
     public static ComputeReply ParseReply(ReadOnlySequence<byte> payload)
     {
         if (!TryRead(payload, ReplyBlocksField, out var rest, out _,
-                block => TryReadBulk(block, BlockGradientField, BlockResult.Parser, inPlace: false, (m, sum) => m.GradientSum = sum), out var blocks))
+                ReadBlock, out var blocks))
             return ComputeReply.Parser.ParseFrom(payload);
         var message = ComputeReply.Parser.ParseFrom(rest);
         message.Blocks.AddRange(blocks!);
         return message;
+    }
+
+    /// <summary>
+    /// A reply block with its sum in a pooled array. The sum is a oneof with in_shared_slot and claimed_elsewhere: a
+    /// block carrying a sum and another (no worker sends one) is read by the generated parser, which knows the order.
+    /// Null when the scan cannot follow it.
+    /// </summary>
+    private static BlockResult? ReadBlock(ReadOnlySequence<byte> payload)
+    {
+        bool both = false;
+        var block = TryReadBulk(payload, BlockGradientField, BlockResult.Parser, inPlace: false, (m, sum) =>
+        {
+            if (m.SumCase != BlockResult.SumOneofCase.None)
+            {
+                both = true;
+                WireBuffers.Return(sum);
+            }
+            else m.GradientSum = sum;
+        });
+        return block is not null && both ? BlockResult.Parser.ParseFrom(payload) : block;
     }
 
     /// <summary>

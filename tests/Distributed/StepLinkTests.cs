@@ -48,7 +48,7 @@ public sealed class StepLinkTests : IDisposable
     private static ComputeRequest Request(long step, int[] indices) => new()
     {
         ProtocolVersion = Protocol.Version, Step = step, WeightsVersion = step, BatchSize = indices.Length,
-        ShardSize = indices.Length, SharedMemory = true,
+        ShardSize = indices.Length, SharedMemory = new SharedStep(),
         Blocks = { new BlockRange { FirstShard = 0, ShardCount = 1, SampleIndices = WireArrays.Copy(indices), SharedSlot = 0 } },
     };
 
@@ -60,7 +60,7 @@ public sealed class StepLinkTests : IDisposable
         _host.Weights.Write(0, weights);
         var reply = await link.ComputeAsync(Request(0, [3, 1, 4, 1, 5]), DateTime.UtcNow.AddSeconds(30), default);
         Assert.Equal(0, reply.Step);
-        Assert.True(reply.Blocks[0].GradientInSharedMemory);
+        Assert.Equal(BlockResult.SumOneofCase.InSharedSlot, reply.Blocks[0].SumCase);
         Assert.Equal([5], reply.Blocks[0].ShardSamples);
 
         var outside = await Assert.ThrowsAsync<RpcException>(() => link.ComputeAsync(Request(0, [3, 1, 400]), DateTime.UtcNow.AddSeconds(30), default));

@@ -49,9 +49,8 @@ public class StepRequestCheckTests
         Assert.Equal(2 * Parameters, work.WeightBytes(Parameters));
 
         var shared = Valid();
-        shared.ClearWeightsSource();
-        shared.SharedMemory = true;
-        shared.IndicesInSharedMemory = true;
+        shared.SharedMemory = new SharedStep { Indices = true };
+        Assert.True(shared.Weights.IsEmpty); // one source of weights: the shared file replaced them
         shared.Wire = WirePrecision.Bfloat16;
         foreach (var block in shared.Blocks) block.SampleIndices = ByteString.Empty;
         shared.Blocks[0].SharedSlot = 3;
@@ -70,9 +69,9 @@ public class StepRequestCheckTests
         { "unprepared", StatusCode.FailedPrecondition, "has not been prepared" },
         { "weights version", StatusCode.FailedPrecondition, "weights version 6 does not match step 7" },
         { "shared not accepted", StatusCode.FailedPrecondition, "did not accept it in Prepare" },
-        { "pool without shared", StatusCode.FailedPrecondition, "claim_pool needs the shared weights file" },
+        { "pool id", StatusCode.InvalidArgument, "shared_memory.claim_pool must be 0..549755813887, found -1" },
         { "wire", StatusCode.InvalidArgument, "wire must be" },
-        { "ticket with shared memory", StatusCode.InvalidArgument, "weights_ticket is set but the request uses shared memory" },
+        { "shared indices beyond the file", StatusCode.InvalidArgument, "the shared weights file holds 20 indices, fewer than batch_size 24" },
         { "long ticket", StatusCode.InvalidArgument, "weights_ticket has 65 bytes, expected 1..64" },
         { "empty ticket", StatusCode.InvalidArgument, "weights_ticket has 0 bytes, expected 1..64" },
         { "next ticket alone", StatusCode.InvalidArgument, "next_weights_ticket is set but the request has no weights_ticket" },
@@ -84,7 +83,6 @@ public class StepRequestCheckTests
         { "overlap", StatusCode.InvalidArgument, "shard 0 is named by two blocks" },
         { "index count", StatusCode.InvalidArgument, "block at shard 2 carries 20 index bytes, expected 24" },
         { "index range", StatusCode.InvalidArgument, "sample index 50 is outside the dataset's 0..49" },
-        { "shared indices without shared", StatusCode.InvalidArgument, "indices are in shared memory but it does not use shared memory" },
     };
 
     [Theory]
@@ -98,12 +96,15 @@ public class StepRequestCheckTests
             case "protocol": request.ProtocolVersion = Protocol.Version + 1; break;
             case "unprepared": context = null; break;
             case "weights version": request.WeightsVersion = 6; break;
-            case "shared not accepted": request.SharedMemory = true; break;
-            case "pool without shared": request.ClaimPool = 1; break;
+            case "shared not accepted": request.SharedMemory = new SharedStep(); break;
+            case "pool id":
+                request.SharedMemory = new SharedStep { ClaimPool = -1 };
+                context = Shared;
+                break;
             case "wire": request.Wire = (WirePrecision)9; break;
-            case "ticket with shared memory":
-                request.WeightsTicket = ByteString.CopyFrom(new byte[16]);
-                request.SharedMemory = true;
+            case "shared indices beyond the file":
+                request.SharedMemory = new SharedStep { Indices = true };
+                request.BatchSize = 24;
                 context = Shared;
                 break;
             case "long ticket":
@@ -122,7 +123,6 @@ public class StepRequestCheckTests
             case "overlap": request.Blocks[1].FirstShard = 0; break;
             case "index count": request.Blocks[1].SampleIndices = Ints(1, 2, 3, 4, 5); break;
             case "index range": request.Blocks[1].SampleIndices = Ints(1, 2, 3, 4, 5, 50); break;
-            case "shared indices without shared": request.IndicesInSharedMemory = true; break;
             default: throw new ArgumentException(problem);
         }
         var e = Assert.Throws<RpcException>(() => StepRequestCheck.Check(request, context));
@@ -134,8 +134,7 @@ public class StepRequestCheckTests
     public void SharedSlotsAreInRangeAndUsedOnce()
     {
         var request = Valid();
-        request.ClearWeightsSource();
-        request.SharedMemory = true;
+        request.SharedMemory = new SharedStep();
         request.Blocks[0].SharedSlot = 2;
         request.Blocks[1].SharedSlot = 2;
         var e = Assert.Throws<RpcException>(() => StepRequestCheck.Check(request, Shared));
@@ -144,7 +143,7 @@ public class StepRequestCheckTests
         e = Assert.Throws<RpcException>(() => StepRequestCheck.Check(request, Shared));
         Assert.Contains("names shared slot 4", e.Status.Detail);
         request.Blocks[1].SharedSlot = 0;
-        request.IndicesInSharedMemory = true;
+        request.SharedMemory.Indices = true;
         e = Assert.Throws<RpcException>(() => StepRequestCheck.Check(request, Shared));
         Assert.Contains("carries indices but the request says they are in shared memory", e.Status.Detail);
         request.BatchSize = 24;

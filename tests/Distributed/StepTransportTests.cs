@@ -105,10 +105,9 @@ public class StepTransportTests
     /// <summary>Rewrites every slot of <paramref name="slots"/> that holds a block of <paramref name="reply"/>.</summary>
     private static ComputeReply TamperSlots(ComputeReply reply, SharedSlots slots, bool stale)
     {
-        foreach (var block in reply.Blocks.Where(b => !b.ClaimedElsewhere))
+        foreach (var block in reply.Blocks.Where(b => b.SumCase != BlockResult.SumOneofCase.ClaimedElsewhere))
         {
-            Assert.True(block.GradientInSharedMemory);
-            Assert.True(block.GradientSum.IsEmpty);
+            Assert.Equal(BlockResult.SumOneofCase.InSharedSlot, block.SumCase);
             for (int slot = 0; slot < slots.SlotCount; slot++)
             {
                 if (!slots.TryRead(slot, reply.Step, block.FirstShard, block.ShardCount, out var sum)) continue;
@@ -296,9 +295,9 @@ public class StepTransportTests
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.Equal(local.ShardLoss, remote.ShardLoss);
         // The two same-host workers shared one pool: each block computed by exactly one of them, the sum in its slot.
-        var computed = replies.SelectMany(r => r.Blocks).Where(b => !b.ClaimedElsewhere).ToList();
+        var computed = replies.SelectMany(r => r.Blocks).Where(b => b.SumCase != BlockResult.SumOneofCase.ClaimedElsewhere).ToList();
         Assert.Equal(remote.Blocks.Select(b => (b.FirstShard, b.ShardCount)).Order(), computed.Select(b => (b.FirstShard, b.ShardCount)).Order());
-        Assert.All(computed, b => Assert.True(b.GradientInSharedMemory && b.GradientSum.IsEmpty));
+        Assert.All(computed, b => Assert.True(b.SumCase == BlockResult.SumOneofCase.InSharedSlot && b.GradientSum.IsEmpty));
         Assert.All(replies, r => Assert.True(r.CalculateSize() < 4 * ParameterCount, $"reply of {r.CalculateSize()} bytes"));
     }
 
@@ -336,11 +335,11 @@ public class StepTransportTests
         Assert.Equal(local.GradientSum, remote.GradientSum);
         string early = w1Late ? "w2" : "w1", slow = w1Late ? "w1" : "w2";
         Assert.All(remote.Blocks, b => Assert.Equal(early, b.Executor));
-        Assert.All(replies[early].Blocks, b => Assert.False(b.ClaimedElsewhere));
+        Assert.All(replies[early].Blocks, b => Assert.NotEqual(BlockResult.SumOneofCase.ClaimedElsewhere, b.SumCase));
         // The step does not wait for the late member once every block is in (its request is cancelled); if it got as
         // far as the pool, it found every block claimed.
         if (replies.TryGetValue(slow, out var lateReply))
-            Assert.All(lateReply.Blocks, b => Assert.True(b.ClaimedElsewhere && b.ShardLoss.Count == 0 && b.GradientSum.IsEmpty));
+            Assert.All(lateReply.Blocks, b => Assert.True(b.SumCase == BlockResult.SumOneofCase.ClaimedElsewhere && b.ShardLoss.Count == 0));
     }
 
     [Fact]
@@ -352,7 +351,7 @@ public class StepTransportTests
         Assert.Equal(local.GradientSum, remote.GradientSum);
         Assert.Equal(local.ShardLoss, remote.ShardLoss);
         Assert.Equal(2, requests.Count);
-        Assert.All(requests, r => Assert.True(r.IndicesInSharedMemory && r.ClaimPool > 0));
+        Assert.All(requests, r => Assert.True(r.SharedMemory.Indices && r.SharedMemory.ClaimPool > 0));
         Assert.All(requests.SelectMany(r => r.Blocks), b => Assert.True(b.SampleIndices.IsEmpty));
 
         // Without room in the file they go in the requests, as to a worker on another host.
@@ -360,7 +359,7 @@ public class StepTransportTests
         requests.Clear();
         (local, remote, _, _) = await RunStepAsync(null, null, TimeSpan.Zero, small.Host, requests: requests);
         Assert.Equal(local.GradientSum, remote.GradientSum);
-        Assert.All(requests, r => Assert.False(r.IndicesInSharedMemory));
+        Assert.All(requests, r => Assert.False(r.SharedMemory.Indices));
         Assert.Equal(100 * 4, requests[0].Blocks.Sum(b => b.SampleIndices.Length));
     }
 
@@ -387,7 +386,7 @@ public class StepTransportTests
         // Not accepted: a request that says its weights are in shared memory is refused.
         var request = new ComputeRequest
         {
-            ProtocolVersion = Protocol.Version, Step = 0, BatchSize = 10, ShardSize = 10, SharedMemory = true,
+            ProtocolVersion = Protocol.Version, Step = 0, BatchSize = 10, ShardSize = 10, SharedMemory = new SharedStep(),
             Blocks = { new BlockRange { FirstShard = 0, ShardCount = 1, SampleIndices = WireArrays.Copy(Enumerable.Range(0, 10).ToArray()) } },
         };
         var refused = await Assert.ThrowsAsync<RpcException>(() => session.ComputeAsync(request, default));
@@ -405,7 +404,7 @@ public class StepTransportTests
         Assert.Equal(StatusCode.Aborted, stale.StatusCode);
         shared.Host.Weights.Write(0, new Network(Model).CreateParameters(1));
         var done = await session.ComputeAsync(request, default);
-        Assert.True(done.Blocks[0].GradientInSharedMemory);
+        Assert.Equal(BlockResult.SumOneofCase.InSharedSlot, done.Blocks[0].SumCase);
     }
 
     [Fact]
@@ -425,8 +424,8 @@ public class StepTransportTests
         var indices = Enumerable.Range(0, 40).Select(i => i * 7 % 400).ToArray();
         ComputeRequest Request(long pool) => new()
         {
-            ProtocolVersion = Protocol.Version, Step = 3, WeightsVersion = 3, BatchSize = 40, ShardSize = 10, SharedMemory = true,
-            IndicesInSharedMemory = true, ClaimPool = pool,
+            ProtocolVersion = Protocol.Version, Step = 3, WeightsVersion = 3, BatchSize = 40, ShardSize = 10,
+            SharedMemory = new SharedStep { Indices = true, ClaimPool = pool },
             Blocks =
             {
                 new BlockRange { FirstShard = 0, ShardCount = 2, SharedSlot = 0 },
@@ -439,12 +438,12 @@ public class StepTransportTests
         // Pool 1: the first worker claims all three blocks, the second finds none left.
         shared.Host.Weights.OpenPool(1);
         var all = await first.ComputeAsync(Request(1), default);
-        Assert.All(all.Blocks, b => Assert.True(!b.ClaimedElsewhere && b.GradientInSharedMemory && b.ShardLoss.Count == b.ShardCount));
+        Assert.All(all.Blocks, b => Assert.True(b.SumCase == BlockResult.SumOneofCase.InSharedSlot && b.ShardLoss.Count == b.ShardCount));
         var none = await second.ComputeAsync(Request(1), default);
-        Assert.All(none.Blocks, b => Assert.True(b.ClaimedElsewhere && !b.GradientInSharedMemory && b.ShardLoss.Count == 0));
+        Assert.All(none.Blocks, b => Assert.True(b.SumCase == BlockResult.SumOneofCase.ClaimedElsewhere && b.ShardLoss.Count == 0));
         // A request for a pool the counter has left (a late one) claims nothing either.
         shared.Host.Weights.OpenPool(2);
-        Assert.All((await first.ComputeAsync(Request(1), default)).Blocks, b => Assert.True(b.ClaimedElsewhere));
+        Assert.All((await first.ComputeAsync(Request(1), default)).Blocks, b => Assert.Equal(BlockResult.SumOneofCase.ClaimedElsewhere, b.SumCase));
         // Without a pool every block is computed, from the same indices: the same per-shard losses.
         var plain = Request(0);
         var whole = await second.ComputeAsync(plain, default);
@@ -465,14 +464,6 @@ public class StepTransportTests
         tooBig.BatchSize = 41;
         Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(tooBig, default))).StatusCode);
 
-        // A pool needs the shared file: over plain gRPC it is refused.
-        var overGrpc = Request(5);
-        overGrpc.SharedMemory = false;
-        overGrpc.IndicesInSharedMemory = false;
-        overGrpc.Weights = WireArrays.Wrap(weights);
-        foreach (var block in overGrpc.Blocks)
-            block.SampleIndices = WireArrays.Copy(indices.AsSpan(block.FirstShard * 10, block.ShardCount * 10));
-        Assert.Equal(StatusCode.FailedPrecondition, (await Assert.ThrowsAsync<RpcException>(() => second.ComputeAsync(overGrpc, default))).StatusCode);
     }
 
     [Fact]

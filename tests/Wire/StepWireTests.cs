@@ -46,7 +46,7 @@ public class StepWireTests
     private static ComputeRequest Request(int parameters) => new()
     {
         ProtocolVersion = Protocol.Version, Step = 7, WeightsVersion = 7, BatchSize = 100, ShardSize = 25,
-        Weights = WireArrays.Wrap(Floats(parameters, 1)), Wire = WirePrecision.Bfloat16, ClaimPool = 3,
+        Weights = WireArrays.Wrap(Floats(parameters, 1)), Wire = WirePrecision.Bfloat16,
         Blocks =
         {
             new BlockRange { FirstShard = 0, ShardCount = 2, SampleIndices = WireArrays.Copy([1, 2, 3]) },
@@ -89,7 +89,7 @@ public class StepWireTests
         {
             new BlockResult { FirstShard = 0, ShardCount = 2, GradientSum = WireArrays.Wrap(Floats(parameters, 2)),
                 ShardLoss = { 1.5, 2.5 }, ShardCorrect = { 3, 4 }, ShardSamples = { 25, 25 } },
-            new BlockResult { FirstShard = 2, ShardCount = 1, ClaimedElsewhere = true },
+            new BlockResult { FirstShard = 2, ShardCount = 1, ClaimedElsewhere = new ClaimedElsewhere() },
             new BlockResult { FirstShard = 3, ShardCount = 1, GradientSum = WireArrays.Wrap(Floats(parameters, 3)),
                 ShardLoss = { 0.5 }, ShardCorrect = { 1 }, ShardSamples = { 25 } },
         },
@@ -194,6 +194,50 @@ public class StepWireTests
         Assert.Equal(ticketLast ? ComputeRequest.WeightsSourceOneofCase.WeightsTicket : ComputeRequest.WeightsSourceOneofCase.Weights,
             read.WeightsSourceCase);
         Assert.Equal(3, read.Step);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void WeightsAndSharedMemoryOnTheWireLeaveTheLaterOneAsTheGeneratedParserDoes(bool sharedLast)
+    {
+        // shared_memory is the third member of the weights' oneof.
+        var weights = new ComputeRequest { Weights = WireArrays.Wrap(Floats(10_000, 5)) }.ToByteArray();
+        var shared = new ComputeRequest { Step = 3, SharedMemory = new SharedStep { Indices = true, ClaimPool = 2 } }.ToByteArray();
+        byte[] bytes = sharedLast ? [.. weights, .. shared] : [.. shared, .. weights];
+        var read = Deserialize(StepWire.RequestMarshaller, bytes);
+        Assert.Equal(ComputeRequest.Parser.ParseFrom(bytes), read);
+        Assert.Equal(sharedLast ? ComputeRequest.WeightsSourceOneofCase.SharedMemory : ComputeRequest.WeightsSourceOneofCase.Weights,
+            read.WeightsSourceCase);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void ABlockWithASumAndAnotherPlaceForItLeavesTheLaterOneAsTheGeneratedParserDoes(bool claimed, bool sumLast)
+    {
+        // A block's sum is a oneof: in the reply, in a shared slot, or claimed elsewhere; whichever comes last holds.
+        var sum = new BlockResult { FirstShard = 1, ShardCount = 1, GradientSum = WireArrays.Wrap(Floats(10_000, 2)) }.ToByteArray();
+        var other = (claimed ? new BlockResult { ClaimedElsewhere = new ClaimedElsewhere() } : new BlockResult { InSharedSlot = new SumInSlot() })
+            .ToByteArray();
+        byte[] block = sumLast ? [.. other, .. sum] : [.. sum, .. other];
+        var bytes = new ComputeReply { Step = 4 }.ToByteArray()
+            .Concat(new byte[] { 0x1A }).Concat(Varint(block.Length)).Concat(block).ToArray();
+        var read = Deserialize(StepWire.ReplyMarshaller, bytes);
+        Assert.Equal(ComputeReply.Parser.ParseFrom(bytes), read);
+        var expected = sumLast ? BlockResult.SumOneofCase.GradientSum
+            : claimed ? BlockResult.SumOneofCase.ClaimedElsewhere : BlockResult.SumOneofCase.InSharedSlot;
+        Assert.Equal(expected, read.Blocks.Single().SumCase);
+    }
+
+    private static byte[] Varint(int value)
+    {
+        var bytes = new List<byte>();
+        for (; value >= 0x80; value >>= 7) bytes.Add((byte)(value & 0x7F | 0x80));
+        bytes.Add((byte)value);
+        return [.. bytes];
     }
 
     [Theory]
