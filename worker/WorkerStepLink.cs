@@ -1,5 +1,5 @@
 // The worker's end of a step link (protos/StepLink.cs): a dedicated thread reads ComputeGradients requests from the
-// coordinator's Unix-domain socket (same host) or TCP connection (TcpLinkOffer), computes each on itself (bound like the
+// coordinator's TCP connection (TcpLinkOffer) or Unix-domain socket (same host: SameHost/WorkerStepLink.Unix.cs), computes each on itself (bound like the
 // compute thread), and writes the reply or the refusal back. Requests are read (weights into a pooled array) and
 // validated exactly as over gRPC (StepWire, the same WorkerSession code).
 using System.Net.Sockets;
@@ -9,7 +9,7 @@ using Grpc.Core;
 
 namespace DistTrain.Worker;
 
-public sealed class WorkerStepLink : IDisposable
+public sealed partial class WorkerStepLink : IDisposable
 {
     private readonly StepConnection _socket;
     private readonly Func<ComputeRequest, ComputeReply> _compute;
@@ -24,20 +24,6 @@ public sealed class WorkerStepLink : IDisposable
         _maxRequestBytes = maxRequestBytes;
         _log = log;
         new Thread(Serve) { IsBackground = true, Name = "disttrain-link" }.Start();
-    }
-
-    /// <summary>Connects to the Unix-domain socket at <paramref name="path"/> and says hello (see <see cref="Hello"/>).</summary>
-    public static WorkerStepLink Connect(string path, ReadOnlySpan<byte> nonce, string workerId,
-        Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
-    {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try { socket.Connect(new UnixDomainSocketEndPoint(path)); }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-        return Hello(new StepConnection(socket), nonce, workerId, compute, maxRequestBytes, log);
     }
 
     /// <summary>
@@ -96,7 +82,7 @@ public sealed class WorkerStepLink : IDisposable
     }
 
     /// <summary>Proves <paramref name="nonce"/> and <paramref name="workerId"/>, and waits (10 s) for the answer.</summary>
-    private static WorkerStepLink Hello(StepConnection socket, ReadOnlySpan<byte> nonce, string workerId,
+    internal static WorkerStepLink Hello(StepConnection socket, ReadOnlySpan<byte> nonce, string workerId,
         Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log)
     {
         try

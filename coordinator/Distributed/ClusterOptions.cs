@@ -30,7 +30,7 @@ public sealed class ClusterOptions
     public TimeSpan ForgetAfter { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>
     /// Directory (on a memory file system) for the same-host transport offered to workers that can open it; null
-    /// turns it off and every worker gets weights and gradients in its gRPC messages.
+    /// turns it off and every worker gets weights and gradients in its messages (gRPC or the TCP step link).
     /// </summary>
     public string? SharedMemoryRoot { get; init; } = DefaultSharedMemoryRoot;
 

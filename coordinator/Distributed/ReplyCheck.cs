@@ -65,8 +65,10 @@ internal static class ReplyCheck
         {
             BlockResult.SumOneofCase.InSharedSlot =>
                 slots is not null && slots.TryRead(asked.Index, step, asked.FirstShard, asked.ShardCount, out gradient),
+            // A worker on the bulk plane was asked for its sums in its slots: one in the reply (a pool member reporting
+            // a block another claimed, say) is refused.
             BlockResult.SumOneofCase.GradientSum =>
-                WireArrays.TryReadFloats(block.GradientSum, out gradient) && gradient.Length == parameterCount,
+                slots is null && WireArrays.TryReadFloats(block.GradientSum, out gradient) && gradient.Length == parameterCount,
             _ => false,
         };
     }

@@ -88,4 +88,64 @@ public class ReplyCheckTests
         Assert.Equal(BlockVerdict.Valid, Judge(Reply([0.5, 0.5], [1, 1], [2, 1], [3e38f, 3e38f, 0]), out double norm));
         Assert.Equal((double)3e38f * Math.Sqrt(2), norm, 1e25);
     }
+
+    /// <summary>Slots in memory, stamped as the shared slot file stamps them.</summary>
+    private sealed class Slots(int count, int length) : IGradientSlots
+    {
+        private readonly (long Step, int First, int Count, float[] Sum)?[] _slots = new (long, int, int, float[])?[count];
+        public int SlotCount => count;
+
+        public void Write(int slot, long step, int firstShard, int shardCount, ReadOnlySpan<float> sum) =>
+            _slots[slot] = (step, firstShard, shardCount, sum[..length].ToArray());
+
+        public bool TryRead(int slot, long step, int firstShard, int shardCount, out ReadOnlySpan<float> sum)
+        {
+            sum = default;
+            if (_slots[slot] is not { } held || held.Step != step || held.First != firstShard || held.Count != shardCount) return false;
+            sum = held.Sum;
+            return true;
+        }
+    }
+
+    private static ComputeReply WithSum(Action<BlockResult> place)
+    {
+        var reply = Reply([0.7, 0], [2, 0], [2, 1]);
+        place(reply.Blocks[0]);
+        return reply;
+    }
+
+    private static BlockVerdict Judge(ComputeReply reply, IGradientSlots? slots, bool pooled, out double norm) =>
+        ReplyCheck.Judge(reply, 0, Asked, Plan, step: 5, slots, pooled, parameterCount: 3, out norm);
+
+    [Fact]
+    public void WhereTheSumIsDecidesTheVerdict()
+    {
+        var slots = new Slots(4, 3);
+        slots.Write(Asked.Index, 5, Asked.FirstShard, Asked.ShardCount, [2, 0, 0]);
+        // In the slot the request named, stamped with this step and block: valid, its norm measured there.
+        Assert.Equal(BlockVerdict.Valid, Judge(WithSum(b => b.InSharedSlot = new SumInSlot()), slots, pooled: false, out double norm));
+        Assert.Equal(2, norm, 12);
+        // From a worker without slots (it was not asked to use them), or a slot of another step: invalid.
+        Assert.Equal(BlockVerdict.Invalid, Judge(WithSum(b => b.InSharedSlot = new SumInSlot()), null, pooled: false, out _));
+        slots.Write(Asked.Index, 4, Asked.FirstShard, Asked.ShardCount, [2, 0, 0]);
+        Assert.Equal(BlockVerdict.Invalid, Judge(WithSum(b => b.InSharedSlot = new SumInSlot()), slots, pooled: false, out _));
+        // A sum in the reply from a worker asked for its slots (a pool member claiming what another computed): invalid.
+        Assert.Equal(BlockVerdict.Invalid, Judge(WithSum(_ => { }), slots, pooled: true, out _));
+        // No sum anywhere: invalid.
+        Assert.Equal(BlockVerdict.Invalid, Judge(WithSum(b => b.ClearSum()), null, pooled: false, out _));
+    }
+
+    [Fact]
+    public void ClaimedElsewhereIsAnAnswerOnlyInAPool()
+    {
+        var claimed = new ComputeReply
+        {
+            ProtocolVersion = Protocol.Version, Step = 5,
+            Blocks = { new BlockResult { FirstShard = Asked.FirstShard, ShardCount = Asked.ShardCount, ClaimedElsewhere = new ClaimedElsewhere() } },
+        };
+        Assert.Equal(BlockVerdict.Elsewhere, Judge(claimed, new Slots(4, 3), pooled: true, out double norm));
+        Assert.True(double.IsNaN(norm));
+        Assert.Equal(BlockVerdict.Invalid, Judge(claimed, new Slots(4, 3), pooled: false, out _));
+        Assert.Equal(BlockVerdict.Invalid, Judge(claimed, null, pooled: false, out _));
+    }
 }

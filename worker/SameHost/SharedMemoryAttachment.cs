@@ -50,24 +50,30 @@ public sealed class SharedMemoryAttachment : IBulkAttachment
         // Writable for the pool counter in its header; the worker never writes the weights.
         var weights = MappedFile.Open(offer.WeightsPath, SharedWeights.FileBytes(parameterCount, offer.IndexCapacity),
             offer.Nonce.Span, writable: true);
-        MappedFile slots;
-        try { slots = MappedFile.Open(offer.SlotsPath, SharedSlots.FileBytes(parameterCount, offer.SlotCount), offer.Nonce.Span, writable: true); }
+        MappedFile? slots = null;
+        WorkerStepLink? link = null;
+        try
+        {
+            slots = MappedFile.Open(offer.SlotsPath, SharedSlots.FileBytes(parameterCount, offer.SlotCount), offer.Nonce.Span, writable: true);
+            if (offer.StepSocketPath.Length > 0)
+            {
+                try { link = WorkerStepLink.ConnectUnix(offer.StepSocketPath, offer.Nonce.Span, workerId, computeOnLink, maxMessageBytes, log); }
+                catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException)
+                {
+                    note = $"step link not connected ({e.Message}); steps over gRPC";
+                }
+            }
+            return new SharedMemoryAttachment(new SharedWeights(weights, parameterCount, offer.IndexCapacity),
+                new SharedSlots(slots, parameterCount, offer.SlotCount), link, [.. offer.ComputeCpus]);
+        }
         catch
         {
+            // Nothing mapped or connected outlives a failed attachment.
+            link?.Dispose();
+            slots?.Dispose();
             weights.Dispose();
             throw;
         }
-        WorkerStepLink? link = null;
-        if (offer.StepSocketPath.Length > 0)
-        {
-            try { link = WorkerStepLink.Connect(offer.StepSocketPath, offer.Nonce.Span, workerId, computeOnLink, maxMessageBytes, log); }
-            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-            {
-                note = $"step link not connected ({e.Message}); steps over gRPC";
-            }
-        }
-        return new SharedMemoryAttachment(new SharedWeights(weights, parameterCount, offer.IndexCapacity),
-            new SharedSlots(slots, parameterCount, offer.SlotCount), link, [.. offer.ComputeCpus]);
     }
 
     private static RpcException Invalid(string message) => StepRequestCheck.Invalid(message);

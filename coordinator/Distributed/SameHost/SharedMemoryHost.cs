@@ -110,8 +110,6 @@ public sealed class SharedMemoryHost : IBulkPlane
     public string Directory { get; }
     public SharedWeights Weights { get; }
 
-    /// <summary>The default root: /dev/shm where it exists (Linux), else none (the transport is off).</summary>
-    public static string? DefaultRoot => ClusterOptions.DefaultSharedMemoryRoot;
 
     /// <summary>
     /// Creates the files under <paramref name="root"/>; <paramref name="slotCount"/> = the most blocks one step can
