@@ -331,7 +331,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         var plan = step.Request.Plan;
         try
         {
-            BlockTree.CompleteInto(blocks, plan.ShardCount, step.Result.GradientSum.AsSpan(0, _parameterCount));
+            BlockTree.CompleteInto(blocks, plan.ShardCount, step.Result.GradientSum.AsSpan(0, _parameterCount), Math.Max(1, step.Request.MeanOf));
+            step.Result.IsMean = step.Request.MeanOf > 0;
         }
         catch (InvalidOperationException e)
         {

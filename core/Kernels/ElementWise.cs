@@ -135,11 +135,11 @@ internal static class ElementWise
 
     /// <summary>destination[i] = x[i] · factor; destination may be x itself, but no other overlap.</summary>
     public static void Multiply(ReadOnlySpan<float> x, float factor, Span<float> destination) =>
-        Scale<No>(x, factor, destination);
+        Scale<No, No>(x, default, factor, destination);
 
     /// <summary>destination[i] = x[i] / divisor; destination may be x itself, but no other overlap.</summary>
     public static void Divide(ReadOnlySpan<float> x, float divisor, Span<float> destination) =>
-        Scale<Yes>(x, divisor, destination);
+        Scale<Yes, No>(x, default, divisor, destination);
 
     /// <summary>
     /// destination[i] = (float)x[i] / divisor.Value, the IEEE quotient: the same floats as widening the bytes and then
@@ -230,10 +230,40 @@ internal static class ElementWise
         return Vector128.FusedMultiplyAdd(Vector128.FusedMultiplyAdd(-q, d, a), r, q);
     }
 
-    private static void Scale<TDivide>(ReadOnlySpan<float> x, float scalar, Span<float> destination) where TDivide : IFlag
+    /// <summary>
+    /// destination[i] = x[i] / count: by the reciprocal when count is a power of two (it is exact there, so the product
+    /// rounds the same real number as the quotient: the same bits at a fraction of a division's cost), else by
+    /// division. destination may be x itself, but no other overlap.
+    /// </summary>
+    public static void DivideByCount(ReadOnlySpan<float> x, int count, Span<float> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        if (System.Numerics.BitOperations.IsPow2(count)) Scale<No, No>(x, default, 1f / count, destination);
+        else Scale<Yes, No>(x, default, count, destination);
+    }
+
+    /// <summary>
+    /// destination[i] = (x[i] + y[i]) / count in one pass, with the bits of <see cref="Add(ReadOnlySpan{float},
+    /// ReadOnlySpan{float}, Span{float})"/> followed by <see cref="DivideByCount"/> (the sum is rounded to float first).
+    /// destination may be x or y itself, but no other overlap.
+    /// </summary>
+    public static void AddThenDivideByCount(ReadOnlySpan<float> x, ReadOnlySpan<float> y, int count, Span<float> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        if (y.Length != x.Length)
+            throw new ArgumentException($"y has {y.Length} elements, x has {x.Length}", nameof(y));
+        CheckDestination(y, destination);
+        if (System.Numerics.BitOperations.IsPow2(count)) Scale<No, Yes>(x, y, 1f / count, destination);
+        else Scale<Yes, Yes>(x, y, count, destination);
+    }
+
+    /// <summary>destination[i] = (x[i] (+ y[i] when TAdd)) · or / scalar; y is read only when TAdd.</summary>
+    private static void Scale<TDivide, TAdd>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, float scalar, Span<float> destination)
+        where TDivide : IFlag where TAdd : IFlag
     {
         CheckDestination(x, destination);
         ref float xs = ref MemoryMarshal.GetReference(x);
+        ref float ys = ref MemoryMarshal.GetReference(y);
         ref float ds = ref MemoryMarshal.GetReference(destination);
         nuint n = (nuint)x.Length, i = 0;
         if (Vector512.IsHardwareAccelerated)
@@ -242,6 +272,7 @@ internal static class ElementWise
             for (; i + (nuint)Vector512<float>.Count <= n; i += (nuint)Vector512<float>.Count)
             {
                 var a = Vector512.LoadUnsafe(ref xs, i);
+                if (TAdd.Value) a += Vector512.LoadUnsafe(ref ys, i);
                 (TDivide.Value ? a / v : a * v).StoreUnsafe(ref ds, i);
             }
         }
@@ -251,6 +282,7 @@ internal static class ElementWise
             for (; i + (nuint)Vector256<float>.Count <= n; i += (nuint)Vector256<float>.Count)
             {
                 var a = Vector256.LoadUnsafe(ref xs, i);
+                if (TAdd.Value) a += Vector256.LoadUnsafe(ref ys, i);
                 (TDivide.Value ? a / v : a * v).StoreUnsafe(ref ds, i);
             }
         }
@@ -260,12 +292,14 @@ internal static class ElementWise
             for (; i + (nuint)Vector128<float>.Count <= n; i += (nuint)Vector128<float>.Count)
             {
                 var a = Vector128.LoadUnsafe(ref xs, i);
+                if (TAdd.Value) a += Vector128.LoadUnsafe(ref ys, i);
                 (TDivide.Value ? a / v : a * v).StoreUnsafe(ref ds, i);
             }
         }
         for (; i < n; i++)
         {
             float a = Unsafe.Add(ref xs, i);
+            if (TAdd.Value) a += Unsafe.Add(ref ys, i);
             Unsafe.Add(ref ds, i) = TDivide.Value ? a / scalar : a * scalar;
         }
     }

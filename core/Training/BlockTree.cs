@@ -14,22 +14,27 @@ public static class BlockTree
     /// updated in place. Throws InvalidOperationException when the blocks are not such a tiling.
     /// </summary>
     public static float[] Complete(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
-        int totalShards, int length) => Reduce(blocks, totalShards, length, default, out _);
+        int totalShards, int length) => Reduce(blocks, totalShards, length, default, out _, 1);
 
     /// <summary>
     /// <see cref="Complete"/> with the sum written to <paramref name="destination"/> (its length is the vectors'):
     /// the root's addition writes there instead of into the first block, which saves copying the sum out (a
-    /// single block is copied). The blocks' buffers below the root are updated in place as by Complete.
+    /// single block is copied). The blocks' buffers below the root are updated in place as by Complete. With a
+    /// <paramref name="divisor"/> above 1 the destination receives the sum divided by it, in the root's pass (the bits
+    /// of dividing the sum afterwards: ElementWise.DivideByCount), which saves a pass over the vector.
     /// </summary>
     public static void CompleteInto(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
-        int totalShards, Span<float> destination)
+        int totalShards, Span<float> destination, int divisor = 1)
     {
-        var root = Reduce(blocks, totalShards, destination.Length, destination, out bool written);
-        if (!written) root.AsSpan(0, destination.Length).CopyTo(destination);
+        ArgumentOutOfRangeException.ThrowIfLessThan(divisor, 1);
+        var root = Reduce(blocks, totalShards, destination.Length, destination, out bool written, divisor);
+        if (written) return;
+        if (divisor == 1) root.AsSpan(0, destination.Length).CopyTo(destination);
+        else Kernels.ElementWise.DivideByCount(root.AsSpan(0, destination.Length), divisor, destination);
     }
 
     private static float[] Reduce(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
-        int totalShards, int length, Span<float> destination, out bool written)
+        int totalShards, int length, Span<float> destination, out bool written, int divisor)
     {
         if (blocks.Count == 0) throw new InvalidOperationException("no blocks to reduce");
         int first = blocks[0].FirstShard;
@@ -39,7 +44,7 @@ public static class BlockTree
         if (!GradientReduction.IsAlignedBlock(first, span, totalShards))
             throw new InvalidOperationException($"blocks cover shards [{first}, {last}), which is not an aligned node of {totalShards}");
         int cursor = 0;
-        var root = Sum(blocks, ref cursor, first, level, totalShards, length, destination, out written);
+        var root = Sum(blocks, ref cursor, first, level, totalShards, length, destination, out written, divisor);
         if (cursor != blocks.Count)
             throw new InvalidOperationException($"blocks overlap or are out of order after shard {blocks[cursor].FirstShard}");
         return root;
@@ -47,15 +52,16 @@ public static class BlockTree
 
     /// <summary>
     /// The node's sum: a block's buffer, or its left child's updated in place — or, when <paramref name="into"/> is
-    /// not empty and the node adds, written there instead (<paramref name="written"/>).
+    /// not empty and the node adds, written there instead (<paramref name="written"/>), divided by
+    /// <paramref name="divisor"/>.
     /// </summary>
     private static float[] Sum(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks, ref int cursor,
-        int first, int level, int total, int length, Span<float> into, out bool written)
+        int first, int level, int total, int length, Span<float> into, out bool written, int divisor)
     {
         written = false;
         int half = level > 0 ? 1 << (level - 1) : 0;
         // Right child empty (the truncated end of the batch): the node is its left child, no arithmetic.
-        if (level > 0 && first + half >= total) return Sum(blocks, ref cursor, first, level - 1, total, length, into, out written);
+        if (level > 0 && first + half >= total) return Sum(blocks, ref cursor, first, level - 1, total, length, into, out written, divisor);
         if (cursor >= blocks.Count)
             throw new InvalidOperationException($"no block covers shard {first}");
         var block = blocks[cursor];
@@ -68,10 +74,11 @@ public static class BlockTree
         if (level == 0 || block.FirstShard != first || block.ShardCount > covered)
             throw new InvalidOperationException(
                 $"block [{block.FirstShard}, {block.FirstShard + block.ShardCount}) is not aligned to the tree at shard {first}");
-        var left = Sum(blocks, ref cursor, first, level - 1, total, length, default, out _);
-        var right = Sum(blocks, ref cursor, first + half, level - 1, total, length, default, out _);
+        var left = Sum(blocks, ref cursor, first, level - 1, total, length, default, out _, 1);
+        var right = Sum(blocks, ref cursor, first + half, level - 1, total, length, default, out _, 1);
         written = !into.IsEmpty;
-        Kernels.ElementWise.Add(left.AsSpan(0, length), right.AsSpan(0, length), written ? into : left.AsSpan(0, length));
+        if (written && divisor > 1) Kernels.ElementWise.AddThenDivideByCount(left.AsSpan(0, length), right.AsSpan(0, length), divisor, into);
+        else Kernels.ElementWise.Add(left.AsSpan(0, length), right.AsSpan(0, length), written ? into : left.AsSpan(0, length));
         return left;
     }
 

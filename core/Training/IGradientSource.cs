@@ -6,7 +6,9 @@ public interface IGradientSource
 {
     /// <summary>
     /// Computes, for every shard of <paramref name="request"/>'s plan, the summed gradient, loss and correct count,
-    /// and completes the fixed pairwise tree so that <see cref="GradientResult.GradientSum"/> holds the batch sum.
+    /// and completes the fixed pairwise tree so that <see cref="GradientResult.GradientSum"/> holds the batch sum — or,
+    /// when the request asks for it (<see cref="GradientRequest.MeanOf"/>) and the source can, the sum divided by
+    /// MeanOf, with <see cref="GradientResult.IsMean"/> set.
     /// </summary>
     ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken);
 }
@@ -24,6 +26,11 @@ public sealed class GradientRequest
     /// to bfloat16 before it is summed (ShardBlockComputer), so a worker can send both at 2 bytes per value exactly.
     /// </summary>
     public bool RoundToBf16 { get; set; }
+    /// <summary>
+    /// Above 0: the caller wants the sum divided by this (the batch's mean gradient), which a source may compute in the
+    /// tree's last pass instead of leaving it to a pass of its own; the bits are those of dividing the sum.
+    /// </summary>
+    public int MeanOf { get; set; }
 }
 
 /// <summary>Who computed which shards of a step (for the step log).</summary>
@@ -33,8 +40,10 @@ public sealed class GradientResult
 {
     public GradientResult(int parameterCount) => GradientSum = new float[parameterCount];
 
-    /// <summary>Σ over the batch of per-sample gradients, reduced along the shard tree.</summary>
+    /// <summary>Σ over the batch of per-sample gradients, reduced along the shard tree (divided by MeanOf when <see cref="IsMean"/>).</summary>
     public float[] GradientSum { get; }
+    /// <summary>Whether the source divided <see cref="GradientSum"/> by the request's MeanOf.</summary>
+    public bool IsMean { get; set; }
     /// <summary>Per-shard summed loss, correct predictions and sample counts (index = shard).</summary>
     private readonly List<(double[] Loss, int[] Correct, int[] Samples)> _byCount = [];
     public double[] ShardLoss { get; private set; } = [];
@@ -62,6 +71,7 @@ public sealed class GradientResult
         Array.Clear(ShardCorrect);
         Array.Clear(ShardSamples);
         Blocks.Clear();
+        IsMean = false;
     }
 
     public double TotalLoss()

@@ -57,7 +57,8 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
 
         // The blocks tile the batch: the same tree as a distributed step's (BlockTree), whoever computed them.
         foreach (var (first, count, _) in _tiling) result.Blocks.Add(new BlockRecord(first, count, ExecutorName));
-        BlockTree.CompleteInto(_tiling, shards, result.GradientSum);
+        BlockTree.CompleteInto(_tiling, shards, result.GradientSum, Math.Max(1, request.MeanOf));
+        result.IsMean = request.MeanOf > 0;
         return ValueTask.CompletedTask;
     }
 

@@ -50,7 +50,9 @@ public sealed class TrainingStep
     private readonly IGradientSource _source;
     private readonly GradientRequest _request = new();
     private readonly GradientResult _result;
-    private readonly float[] _mean;
+    // The step's averaged gradient: the source's result when it averaged (GradientResult.IsMean), else _ownMean.
+    private float[] _mean;
+    private readonly float[] _ownMean;
     private readonly (int Offset, int Length)[] _groups;
     private readonly StepOutcome _outcome;
     private readonly RunningStatistics[] _statistics;
@@ -71,7 +73,7 @@ public sealed class TrainingStep
         _source = source;
         optimizer.Threads = options.Threads;
         _result = new GradientResult(network.ParameterCount);
-        _mean = new float[network.ParameterCount];
+        _mean = _ownMean = new float[network.ParameterCount];
         _groups = network.Groups.Select(g => (g.Offset, g.Length)).ToArray();
         _outcome = new StepOutcome(_groups.Length);
         _statistics = [.. network.Statistics];
@@ -104,6 +106,8 @@ public sealed class TrainingStep
         _request.RoundToBf16 = Options.Bf16Wire;
         _request.BatchIndices = batchIndices;
         _request.Plan = new ShardPlan(batchIndices.Count, Options.ShardSize);
+        // The mean is taken in the tree's last pass where the source can (the same bits as dividing the sum here).
+        _request.MeanOf = batchIndices.Count;
         var pending = _source.ComputeAsync(_request, _result, cancellationToken);
         // Local sources finish synchronously: no async state machine, so the step allocates nothing.
         if (pending.IsCompletedSuccessfully)
@@ -131,7 +135,12 @@ public sealed class TrainingStep
             throw new InvalidOperationException(
                 $"step {Step}: gradient source covered {outcome.Samples} samples, expected {batchSize}");
 
-        Mean(_result.GradientSum, batchSize, _mean);
+        if (_result.IsMean) _mean = _result.GradientSum;
+        else
+        {
+            _mean = _ownMean;
+            Mean(_result.GradientSum, batchSize, _mean);
+        }
         // Batch norm's slots carry the batch's statistics, not a gradient: taken out before norms, clipping and the
         // optimizer, and folded into the running statistics after the update.
         bool statisticsFinite = TakeStatistics();
@@ -164,11 +173,7 @@ public sealed class TrainingStep
     /// mean = sum / count. For a power of two the reciprocal is exact, so sum · (1/count) rounds the same real number as
     /// the division and gives the same bits, at a fraction of a division's cost.
     /// </summary>
-    internal static void Mean(ReadOnlySpan<float> sum, int count, Span<float> mean)
-    {
-        if (System.Numerics.BitOperations.IsPow2(count)) Kernels.ElementWise.Multiply(sum, 1f / count, mean);
-        else Kernels.ElementWise.Divide(sum, count, mean);
-    }
+    internal static void Mean(ReadOnlySpan<float> sum, int count, Span<float> mean) => Kernels.ElementWise.DivideByCount(sum, count, mean);
 
     /// <summary>Moves the statistics out of the averaged gradient (zeroing their slots); false if any is not finite.</summary>
     private bool TakeStatistics()

@@ -24,6 +24,56 @@ public class TrainingStepTests
             OptimizerFactory.Create(new OptimizerSpec { Type = "sgd", LearningRate = lr }, network.ParameterCount),
             ScheduleFactory.Create(new ScheduleSpec(), lr, 100), options, source);
 
+    /// <summary>A source that hands back the sum however it is asked: the step then takes the mean itself.</summary>
+    private sealed class SumOnly(IGradientSource inner) : IGradientSource
+    {
+        public ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
+        {
+            int meanOf = request.MeanOf;
+            request.MeanOf = 0;
+            try { return inner.ComputeAsync(request, result, cancellationToken); }
+            finally { request.MeanOf = meanOf; }
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 64)]
+    [InlineData(2, 100)]
+    [InlineData(2, 128)]
+    public async Task TheMeanTakenInTheTreesLastPassGivesTheWeightsOfTakingItAfter(int threads, int batch)
+    {
+        var (network, data) = Problem();
+        var options = new StepOptions { ShardSize = 16, Threads = threads };
+        using var fused = new LocalGradientSource(network, data, threads);
+        using var plain = new LocalGradientSource(network, data, threads);
+        var a = Step(network, data, fused, options);
+        var b = Step(network, data, new SumOnly(plain), options);
+        var random = new Random(batch);
+        // The local source does average when asked (else this would compare the same path twice).
+        var request = new GradientRequest
+        {
+            Parameters = network.CreateParameters(3), BatchIndices = Enumerable.Range(0, batch).ToArray(),
+            Plan = new ShardPlan(batch, 16), MeanOf = batch,
+        };
+        var result = new GradientResult(network.ParameterCount);
+        await fused.ComputeAsync(request, result, default);
+        Assert.True(result.IsMean);
+        var mean = (float[])result.GradientSum.Clone();
+        request.MeanOf = 0;
+        await fused.ComputeAsync(request, result, default);
+        Assert.False(result.IsMean);
+        Assert.Equal(result.GradientSum.Select(v => BitConverter.SingleToInt32Bits(v / batch)), mean.Select(BitConverter.SingleToInt32Bits));
+        for (int step = 0; step < 6; step++)
+        {
+            // The last batch of an epoch is shorter: a count that is not the others'.
+            var indices = Enumerable.Range(0, step == 5 ? batch / 2 + 3 : batch).Select(_ => random.Next(data.Count)).ToArray();
+            await a.RunAsync(indices);
+            await b.RunAsync(indices);
+            Assert.True(a.MeanGradient.SequenceEqual(b.MeanGradient), $"step {step}: the averaged gradients differ");
+        }
+        Assert.Equal(b.Parameters.Select(BitConverter.SingleToInt32Bits), a.Parameters.Select(BitConverter.SingleToInt32Bits));
+    }
+
     [Fact]
     public void MeanOverAPowerOfTwoHasTheDivisionsBits()
     {

@@ -43,6 +43,13 @@ public class BlockTreeTests
             var into = new float[length];
             BlockTree.CompleteInto(copies, shards, into);
             Assert.Equal(reference[0].Select(BitConverter.SingleToInt32Bits), into.Select(BitConverter.SingleToInt32Bits));
+            // Divided in the root's pass: the bits of dividing the sum afterwards (a single block is divided as copied).
+            foreach (int divisor in new[] { 2, 3, 64, 1000 })
+            {
+                var mean = new float[length];
+                BlockTree.CompleteInto(blocks.Select(b => (b.Item1, b.Item2, (float[])b.Item3.Clone())).ToList(), shards, mean, divisor);
+                Assert.Equal(reference[0].Select(v => BitConverter.SingleToInt32Bits(v / divisor)), mean.Select(BitConverter.SingleToInt32Bits));
+            }
             var total = BlockTree.Complete(blocks, shards, length);
             Assert.Equal(reference[0], total);
             if (blocks.Count > 1) Assert.Equal(blocks.Skip(1).Select(b => b.Item3), copies.Skip(1).Select(b => b.Item3));

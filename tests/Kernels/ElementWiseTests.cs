@@ -213,6 +213,40 @@ public class ElementWiseTests
     }
 
     [Fact]
+    public void AddThenDivideByCountHasTheBitsOfTheTwoPassesAtEveryLengthAndOffsetInAndOutOfPlace()
+    {
+        // Random bit patterns (NaNs, infinities, subnormals, sums that overflow) and counts that are powers of two
+        // (multiplied by the reciprocal) and not (divided): the one pass must give (x + y) rounded, then divided.
+        var random = new Random(29);
+        float Any() => BitConverter.Int32BitsToSingle(random.Next(int.MinValue, int.MaxValue));
+        int[] counts = [1, 2, 3, 7, 64, 100, 128, 1000, 1 << 20];
+        foreach (var (n, offset) in LengthsAndOffsets())
+        {
+            float[] x = Guarded(n, offset, Any), y = Guarded(n, offset, () => random.Next(4) == 0 ? float.MaxValue : Any());
+            Span<float> xs = x.AsSpan(offset, n), ys = y.AsSpan(offset, n);
+            int count = counts[random.Next(counts.Length)];
+            float[] mean = Guarded(n, offset, () => 0f), divided = Guarded(n, offset, () => 0f);
+            ElementWise.AddThenDivideByCount(xs, ys, count, mean.AsSpan(offset, n));
+            ElementWise.DivideByCount(xs, count, divided.AsSpan(offset, n));
+            for (int i = 0; i < n; i++)
+            {
+                AssertSameBits((xs[i] + ys[i]) / count, mean[offset + i], $"add then divide n={n} i={i} count={count}");
+                AssertSameBits(xs[i] / count, divided[offset + i], $"divide by count n={n} i={i} count={count}");
+            }
+            AssertGuardsIntact(mean, n, offset);
+            AssertGuardsIntact(divided, n, offset);
+
+            float[] intoX = (float[])x.Clone(), intoY = (float[])y.Clone();
+            ElementWise.AddThenDivideByCount(intoX.AsSpan(offset, n), ys, count, intoX.AsSpan(offset, n));
+            ElementWise.AddThenDivideByCount(xs, intoY.AsSpan(offset, n), count, intoY.AsSpan(offset, n));
+            AssertAllSameBits(mean, intoX, $"into x n={n}");
+            AssertAllSameBits(mean, intoY, $"into y n={n}");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => ElementWise.AddThenDivideByCount(new float[8], new float[8], 0, new float[8]));
+        Assert.Throws<ArgumentException>(() => ElementWise.AddThenDivideByCount(new float[8], new float[7], 2, new float[8]));
+    }
+
+    [Fact]
     public void ShiftedOverlapAndShortSpansAreRefused()
     {
         float[] buffer = new float[40];
