@@ -230,11 +230,19 @@ public sealed class StepLink : IDisposable
 
 /// <summary>
 /// A worker with a step link: Prepare and the dataset over gRPC, every step over the link — or, once the link has
-/// closed (the worker's end went, a call was given up), as gRPC calls until the worker is prepared again (said once).
+/// closed (the worker's end went, a call was given up), as gRPC calls (said once) until a link is connected again:
+/// with <paramref name="reconnect"/> (the TCP link: it prepares the worker again, which connects a new link), tried
+/// in the background at most once per <paramref name="reconnectInterval"/> while steps need it; else until the worker
+/// is prepared again.
 /// </summary>
-public sealed class LinkedWorkerClient(IWorkerClient grpc, StepLink link, Action<string>? log = null) : IWorkerClient
+public sealed class LinkedWorkerClient(IWorkerClient grpc, StepLink link, Action<string>? log = null,
+    Func<CancellationToken, Task<StepLink?>>? reconnect = null, TimeSpan? reconnectInterval = null) : IWorkerClient
 {
-    private int _fellBack;
+    private volatile StepLink _link = link;
+    private int _fellBack, _reconnecting, _failedBefore;
+    private long _lastAttempt = long.MinValue;
+    private readonly long _interval = (long)(reconnectInterval ?? TimeSpan.FromSeconds(5)).TotalMilliseconds;
+    private readonly CancellationTokenSource _disposed = new();
 
     public Task<PrepareReply> PrepareAsync(PrepareRequest request, DateTime deadline, CancellationToken cancellationToken) =>
         grpc.PrepareAsync(request, deadline, cancellationToken);
@@ -244,11 +252,64 @@ public sealed class LinkedWorkerClient(IWorkerClient grpc, StepLink link, Action
 
     public Task<ComputeReply> ComputeAsync(ComputeRequest request, DateTime deadline, CancellationToken cancellationToken)
     {
-        if (link.IsOpen) return link.ComputeAsync(request, deadline, cancellationToken);
+        var current = _link;
+        if (current.IsOpen) return current.ComputeAsync(request, deadline, cancellationToken);
         if (Interlocked.Exchange(ref _fellBack, 1) == 0)
-            log?.Invoke($"worker {link.WorkerId}: {link.ClosedBecause}; its steps go as gRPC calls until it is prepared again");
+            log?.Invoke($"worker {current.WorkerId}: {current.ClosedBecause}; its steps go as gRPC calls until " +
+                        (reconnect is null ? "it is prepared again" : "its link is connected again"));
+        TryReconnect(current.WorkerId);
         return grpc.ComputeAsync(request, deadline, cancellationToken);
     }
 
-    public void Dispose() => grpc.Dispose();
+    /// <summary>Starts connecting a new link unless an attempt is running or the last began less than the interval ago.</summary>
+    private void TryReconnect(string workerId)
+    {
+        if (reconnect is null) return;
+        long now = Environment.TickCount64;
+        long last = Interlocked.Read(ref _lastAttempt);
+        if (last != long.MinValue && now - last < _interval) return;
+        if (Interlocked.CompareExchange(ref _reconnecting, 1, 0) != 0) return;
+        Interlocked.Exchange(ref _lastAttempt, now);
+        CancellationToken stop;
+        try { stop = _disposed.Token; }
+        catch (ObjectDisposedException)
+        {
+            Volatile.Write(ref _reconnecting, 0);
+            return;
+        }
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var fresh = await reconnect(stop).ConfigureAwait(false);
+                if (stop.IsCancellationRequested) fresh?.Dispose(); // this worker's life ended meanwhile
+                else if (fresh is { IsOpen: true })
+                {
+                    _link = fresh;
+                    Volatile.Write(ref _fellBack, 0);
+                    Volatile.Write(ref _failedBefore, 0);
+                    log?.Invoke($"worker {workerId}: its step link is connected again; its steps go over it");
+                }
+                else Failed(workerId, "the worker did not connect one");
+            }
+            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or ObjectDisposedException)
+            {
+                if (!stop.IsCancellationRequested) Failed(workerId, e is RpcException rpc ? $"{rpc.StatusCode}: {PeerText.Printable(rpc.Status.Detail)}" : e.Message);
+            }
+            finally { Volatile.Write(ref _reconnecting, 0); }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>Said once until a link connects: a worker that cannot connect one is tried again quietly.</summary>
+    private void Failed(string workerId, string why)
+    {
+        if (Interlocked.Exchange(ref _failedBefore, 1) == 0)
+            log?.Invoke($"worker {workerId}: its step link could not be connected again ({why}); trying again while its steps need it");
+    }
+
+    public void Dispose()
+    {
+        _disposed.Cancel();
+        grpc.Dispose();
+    }
 }

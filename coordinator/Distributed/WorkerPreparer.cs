@@ -70,9 +70,12 @@ public sealed class WorkerPreparer(
             }
             var member = offer?.Accept(reply);
             var tcpLink = member is null && reply.TcpLink ? tcp?.LinkOf(worker.WorkerId) : null;
-            connections.Add(new WorkerConnection(worker.WorkerId, worker.Generation,
-                (member?.Link ?? tcpLink) is { } stepLink ? new LinkedWorkerClient(client, stepLink, log.Write) : client,
-                member?.Slots, member?.Cpus, tcpLink is not null));
+            // A TCP link that closes later (a call given up, a broken connection) is connected again by preparing the
+            // worker again; its steps go as gRPC calls meanwhile.
+            IWorkerClient stepClient = member?.Link is { } sameHost ? new LinkedWorkerClient(client, sameHost, log.Write)
+                : tcpLink is not null ? new LinkedWorkerClient(client, tcpLink, log.Write, token => ReconnectAsync(client, worker, token))
+                : client;
+            connections.Add(new WorkerConnection(worker.WorkerId, worker.Generation, stepClient, member?.Slots, member?.Cpus, tcpLink is not null));
             handedOver = true;
             string declined = offer is null || member is not null ? "" : $" ({offer.Declined(reply)})";
             string transport = member is not null ? member.Description
@@ -95,6 +98,17 @@ public sealed class WorkerPreparer(
         {
             if (!handedOver) client.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Prepares <paramref name="worker"/> again with a fresh TCP link offer (it is prepared already, so it only connects
+    /// the link) and returns its new link, or null when it did not connect one.
+    /// </summary>
+    private async Task<StepLink?> ReconnectAsync(IWorkerClient client, PrepareWorker worker, CancellationToken cancellationToken)
+    {
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        var reply = await PrepareOnceAsync(client, worker, offer: null, tcp!.OfferFor(worker.WorkerId), both.Token).ConfigureAwait(false);
+        return reply.TcpLink ? tcp.LinkOf(worker.WorkerId) : null;
     }
 
     private async Task<PrepareReply> PrepareOnceAsync(IWorkerClient client, PrepareWorker worker, IBulkOffer? offer,

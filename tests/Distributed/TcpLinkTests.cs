@@ -280,6 +280,78 @@ public sealed class TcpLinkTests : IDisposable
         Assert.Contains("a call was given up (deadline); its steps go as gRPC calls until it is prepared again", Assert.Single(logged));
     }
 
+    [Fact]
+    public async Task AClosedLinkIsConnectedAgainInTheBackgroundAndTheStepsGoBackOverIt()
+    {
+        Assert.True((await PrepareAsync()).TcpLink);
+        var first = _host.LinkOf("w1")!;
+        var logged = new List<string>();
+        var grpc = new CountingClient();
+        int attempts = 0;
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var client = new LinkedWorkerClient(grpc, first, line =>
+        {
+            lock (logged) logged.Add(line);
+            if (line.Contains("connected again; its steps go over it")) reconnected.TrySetResult();
+        }, async token =>
+        {
+            // As the preparer does: the worker, prepared already, is prepared again with a fresh offer.
+            Interlocked.Increment(ref attempts);
+            return (await _session.PrepareAsync(Prepare(Model, "w1", _host.OfferFor("w1")), token)).TcpLink ? _host.LinkOf("w1") : null;
+        });
+        var weights = new Network(Model).CreateParameters(2);
+        first.Dispose(); // the link closes (its reader failed, or a call was given up)
+        Assert.Equal(0, (await client.ComputeAsync(Request(0, weights, [7]), DateTime.UtcNow.AddSeconds(30), default)).Step);
+        Assert.Equal(1, grpc.Calls);
+        await reconnected.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        var second = _host.LinkOf("w1");
+        Assert.NotNull(second);
+        Assert.NotSame(first, second);
+        // Back on the link: no further gRPC call, and the step computes as before.
+        Assert.Equal(1, (await client.ComputeAsync(Request(1, weights, [7]), DateTime.UtcNow.AddSeconds(30), default)).Step);
+        Assert.Equal(1, grpc.Calls);
+        Assert.Equal(1, attempts);
+        lock (logged)
+        {
+            Assert.Contains(logged, l => l.Contains("its steps go as gRPC calls until its link is connected again"));
+            Assert.Equal(2, logged.Count);
+        }
+    }
+
+    [Fact]
+    public async Task AWorkerThatConnectsNoLinkIsTriedAgainOnlyAfterTheIntervalAndSaidOnce()
+    {
+        using var worker = LinkedWorker(_host, "w1");
+        var link = _host.LinkOf("w1")!;
+        var logged = new List<string>();
+        var grpc = new CountingClient();
+        int attempts = 0;
+        var tried = new SemaphoreSlim(0);
+        using var client = new LinkedWorkerClient(grpc, link, line => { lock (logged) logged.Add(line); }, _ =>
+        {
+            Interlocked.Increment(ref attempts);
+            tried.Release();
+            return Task.FromResult<StepLink?>(null);
+        }, reconnectInterval: TimeSpan.FromHours(1));
+        link.Dispose();
+        for (int step = 0; step < 5; step++)
+        {
+            await client.ComputeAsync(Request(step, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
+            if (step == 0) Assert.True(await tried.WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+        // Every step went as a gRPC call; one attempt within the interval; the fallback and the failure said once each.
+        Assert.Equal(5, grpc.Calls);
+        Assert.Equal(1, attempts);
+        var until = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            lock (logged) if (logged.Count == 2) break;
+            Assert.True(DateTime.UtcNow < until, "the failed attempt was not logged");
+            await Task.Delay(10);
+        }
+        lock (logged) Assert.Contains(logged, l => l.Contains("could not be connected again (the worker did not connect one)"));
+    }
+
     /// <summary>A stand-in for a worker's gRPC client that answers every step.</summary>
     private sealed class CountingClient : IWorkerClient
     {
