@@ -15,7 +15,7 @@ namespace DistTrain.Worker;
 
 public sealed class WorkerSession : IDisposable
 {
-    private sealed record Prepared(string ModelJson, string Fingerprint, Network Network, Dataset Train)
+    internal sealed record Prepared(string ModelJson, string Fingerprint, Network Network, Dataset Train)
     {
         /// <summary>The bulk plane, when the coordinator offered it and it opened; null otherwise (BulkAttachment.cs).</summary>
         public IBulkAttachment? Bulk { get; init; }
@@ -159,8 +159,7 @@ public sealed class WorkerSession : IDisposable
         else await _computeLock.WaitAsync(cancellationToken);
         try
         {
-            // A Prepare that ran since this request was checked may have closed the files it names.
-            if (!ReferenceEquals(prepared, _prepared))
+            if (!StillServes(prepared, _prepared, work))
                 throw new RpcException(new Status(StatusCode.Aborted, "the worker was prepared again while this request waited"));
             var loss = new double[plan.ShardCount];
             var correct = new int[plan.ShardCount];
@@ -259,6 +258,16 @@ public sealed class WorkerSession : IDisposable
             WireBuffers.Return(request.Weights);
         }
     }
+
+    /// <summary>
+    /// Whether a request checked against <paramref name="checkedWith"/> can still be computed now that
+    /// <paramref name="current"/> is prepared: the same model and data, and — for a request on the bulk plane — the same
+    /// attachment (a new one closed the files it names). A Prepare that only connected a new link (the coordinator
+    /// reconnecting a closed TCP link while this request waited) changes neither.
+    /// </summary>
+    internal static bool StillServes(Prepared checkedWith, Prepared? current, StepWork work) =>
+        current is not null && ReferenceEquals(current.Network, checkedWith.Network) && ReferenceEquals(current.Train, checkedWith.Train) &&
+        (!work.SharedMemory || ReferenceEquals(current.Bulk, checkedWith.Bulk));
 
     /// <summary>
     /// The weights of <paramref name="step"/> fetched early with the previous request's next-step ticket, or null when

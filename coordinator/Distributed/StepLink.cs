@@ -279,24 +279,28 @@ public sealed class LinkedWorkerClient(IWorkerClient grpc, StepLink link, Action
         }
         _ = Task.Run(async () =>
         {
+            string? failure = null;
             try
             {
                 var fresh = await reconnect(stop).ConfigureAwait(false);
-                if (stop.IsCancellationRequested) fresh?.Dispose(); // this worker's life ended meanwhile
-                else if (fresh is { IsOpen: true })
+                // A life that ended meanwhile takes no link (the host closes a link with the life it belongs to).
+                if (stop.IsCancellationRequested) return;
+                if (fresh is { IsOpen: true })
                 {
                     _link = fresh;
                     Volatile.Write(ref _fellBack, 0);
                     Volatile.Write(ref _failedBefore, 0);
                     log?.Invoke($"worker {workerId}: its step link is connected again; its steps go over it");
                 }
-                else Failed(workerId, "the worker did not connect one");
+                else failure = "the worker did not connect one";
             }
-            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or ObjectDisposedException)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
-                if (!stop.IsCancellationRequested) Failed(workerId, e is RpcException rpc ? $"{rpc.StatusCode}: {PeerText.Printable(rpc.Status.Detail)}" : e.Message);
+                // Nothing escapes the background attempt: the steps go on as gRPC calls, and a later one tries again.
+                if (!stop.IsCancellationRequested) failure = e is RpcException rpc ? $"{rpc.StatusCode}: {PeerText.Printable(rpc.Status.Detail)}" : e.Message;
             }
             finally { Volatile.Write(ref _reconnecting, 0); }
+            if (failure is not null) Failed(workerId, failure);
         }, CancellationToken.None);
     }
 

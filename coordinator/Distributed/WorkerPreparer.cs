@@ -106,7 +106,11 @@ public sealed class WorkerPreparer(
     /// </summary>
     private async Task<StepLink?> ReconnectAsync(IWorkerClient client, PrepareWorker worker, CancellationToken cancellationToken)
     {
-        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        CancellationToken stopping;
+        try { stopping = _stopping.Token; }
+        catch (ObjectDisposedException) { return null; } // the run is over
+        if (stopping.IsCancellationRequested) return null;
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
         var reply = await PrepareOnceAsync(client, worker, offer: null, tcp!.OfferFor(worker.WorkerId), both.Token).ConfigureAwait(false);
         return reply.TcpLink ? tcp.LinkOf(worker.WorkerId) : null;
     }

@@ -318,38 +318,56 @@ public sealed class TcpLinkTests : IDisposable
         }
     }
 
-    [Fact]
-    public async Task AWorkerThatConnectsNoLinkIsTriedAgainOnlyAfterTheIntervalAndSaidOnce()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AWorkerThatConnectsNoLinkIsTriedAgainOnlyAfterTheIntervalAndSaidOnce(bool intervalPassed)
     {
         using var worker = LinkedWorker(_host, "w1");
         var link = _host.LinkOf("w1")!;
         var logged = new List<string>();
         var grpc = new CountingClient();
         int attempts = 0;
-        var tried = new SemaphoreSlim(0);
-        using var client = new LinkedWorkerClient(grpc, link, line => { lock (logged) logged.Add(line); }, _ =>
+        var failed = new SemaphoreSlim(0);
+        using var client = new LinkedWorkerClient(grpc, link, line =>
+        {
+            lock (logged) logged.Add(line);
+            if (line.Contains("could not be connected again (the worker did not connect one)")) failed.Release();
+        }, _ =>
         {
             Interlocked.Increment(ref attempts);
-            tried.Release();
             return Task.FromResult<StepLink?>(null);
-        }, reconnectInterval: TimeSpan.FromHours(1));
+        }, reconnectInterval: intervalPassed ? TimeSpan.Zero : TimeSpan.FromHours(1));
         link.Dispose();
-        for (int step = 0; step < 5; step++)
+        await client.ComputeAsync(Request(0, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
+        // The first attempt has ended (it is said once it has) before the next steps: only the interval can hold them back.
+        Assert.True(await failed.WaitAsync(TimeSpan.FromSeconds(20)));
+        int steps = 1;
+        if (intervalPassed)
         {
-            await client.ComputeAsync(Request(step, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
-            if (step == 0) Assert.True(await tried.WaitAsync(TimeSpan.FromSeconds(20)));
+            // With no interval a step tries again once the attempt before has ended; the attempt runs in the
+            // background, so the steps leave it time to start (bounded: 2,000 steps, 20 s).
+            var until = DateTime.UtcNow.AddSeconds(20);
+            while (Volatile.Read(ref attempts) < 2 && steps < 2000 && DateTime.UtcNow < until)
+            {
+                await client.ComputeAsync(Request(steps++, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
+                await Task.Delay(5);
+            }
+            Assert.True(Volatile.Read(ref attempts) >= 2, "no second attempt once the interval had passed");
         }
-        // Every step went as a gRPC call; one attempt within the interval; the fallback and the failure said once each.
-        Assert.Equal(5, grpc.Calls);
-        Assert.Equal(1, attempts);
-        var until = DateTime.UtcNow.AddSeconds(20);
-        while (true)
+        else
         {
-            lock (logged) if (logged.Count == 2) break;
-            Assert.True(DateTime.UtcNow < until, "the failed attempt was not logged");
-            await Task.Delay(10);
+            for (; steps < 5; steps++)
+                await client.ComputeAsync(Request(steps, new float[10], [1]), DateTime.UtcNow.AddSeconds(30), default);
+            Assert.Equal(1, Volatile.Read(ref attempts));
         }
-        lock (logged) Assert.Contains(logged, l => l.Contains("could not be connected again (the worker did not connect one)"));
+        Assert.Equal(steps, grpc.Calls); // every step went as a gRPC call
+        // The fallback and the failure are said once each, however many attempts failed.
+        lock (logged)
+        {
+            Assert.Single(logged, l => l.Contains("its steps go as gRPC calls until its link is connected again"));
+            Assert.Single(logged, l => l.Contains("could not be connected again"));
+        }
     }
 
     /// <summary>A stand-in for a worker's gRPC client that answers every step.</summary>
