@@ -171,6 +171,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     {
         if (!request.RoundToBf16) return WireArrays.Wrap(request.Parameters);
         int length = request.Parameters.Length;
+        // Encoded by the optimizer as it wrote the weights: wrapped as they are.
+        if (request.Bf16Parameters.Length == 2 * length) return Google.Protobuf.UnsafeByteOperations.UnsafeWrap(request.Bf16Parameters);
         if (_bf16Weights.Length != (length + 1) / 2) _bf16Weights = new float[(length + 1) / 2];
         Core.Kernels.BFloat16.Encode(request.Parameters, System.Runtime.InteropServices.MemoryMarshal.Cast<float, ushort>(_bf16Weights.AsSpan()));
         return WireArrays.Wrap(_bf16Weights, 2 * length);
@@ -331,8 +333,11 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         var plan = step.Request.Plan;
         try
         {
-            BlockTree.CompleteInto(blocks, plan.ShardCount, step.Result.GradientSum.AsSpan(0, _parameterCount), Math.Max(1, step.Request.MeanOf));
+            var squares = step.Result.TakeSquares(step.Request);
+            BlockTree.CompleteInto(blocks, plan.ShardCount, step.Result.GradientSum.AsSpan(0, _parameterCount), Math.Max(1, step.Request.MeanOf),
+                squares.IsEmpty ? default : step.Request.NormSlices, squares);
             step.Result.IsMean = step.Request.MeanOf > 0;
+            step.Result.HasSquares = !squares.IsEmpty;
         }
         catch (InvalidOperationException e)
         {

@@ -31,6 +31,16 @@ internal interface IBinaryOperator
 }
 
 /// <summary>
+/// Told which parameters an optimizer step has just written (ElementWise.Update): a pass that reads the new weights
+/// (an encoding for the wire) runs on each piece while it is in cache instead of over the whole vector afterwards.
+/// </summary>
+public abstract class UpdatedPieces
+{
+    /// <summary>parameters[start .. start + count) hold their new values; may be called on several threads at once.</summary>
+    public abstract void Updated(int start, int count);
+}
+
+/// <summary>
 /// One optimizer step for one parameter w with gradient g and up to three state values (moments, momentum):
 /// returns the new w and updates the states in place. The hyper-parameters of the step are the struct's fields.
 /// A state the optimizer does not keep arrives as 0 and whatever is left in it is dropped.
@@ -307,10 +317,12 @@ internal static class ElementWise
     /// <summary>
     /// parameters[i] = update(parameters[i], gradient[i], ref state0[i], ref state1[i], ref state2[i]). A state
     /// span is either empty (never read or written; the operator must not keep that state) or as long as
-    /// parameters. The spans must not overlap one another.
+    /// parameters. The spans must not overlap one another. With <paramref name="updated"/>, the parameters are updated
+    /// in pieces of <see cref="ParallelUpdateChunk"/> elements, each told to it as soon as it holds its new values,
+    /// while the piece is still in cache (on the thread that updated it: pieces may be told concurrently).
     /// </summary>
     public static void Update<TUpdate>(TUpdate update, Span<float> parameters, ReadOnlySpan<float> gradient,
-        Span<float> state0, Span<float> state1, Span<float> state2, int threads = 1)
+        Span<float> state0, Span<float> state1, Span<float> state2, int threads = 1, UpdatedPieces? updated = null)
         where TUpdate : struct, IParameterUpdate
     {
         int length = parameters.Length;
@@ -329,7 +341,7 @@ internal static class ElementWise
                     fixed (float* w = parameters, g = gradient, s0 = state0, s1 = state1, s2 = state2)
                     {
                         var job = UpdateJob<TUpdate>.Instance;
-                        job.Set(update, w, g, has0 ? s0 : null, has1 ? s1 : null, has2 ? s2 : null, length);
+                        job.Set(update, w, g, has0 ? s0 : null, has1 ? s1 : null, has2 ? s2 : null, length, updated);
                         GemmWorkers.Run(job, parts - 1);
                     }
                 }
@@ -340,8 +352,21 @@ internal static class ElementWise
             }
             return;
         }
-        UpdateSerial(update, parameters, gradient, state0, state1, state2, has0, has1, has2);
+        if (updated is null)
+        {
+            UpdateSerial(update, parameters, gradient, state0, state1, state2, has0, has1, has2);
+            return;
+        }
+        for (int start = 0; start < length; start += ParallelUpdateChunk)
+        {
+            int count = Math.Min(ParallelUpdateChunk, length - start);
+            UpdateSerial(update, parameters.Slice(start, count), gradient.Slice(start, count), Piece(state0, has0, start, count),
+                Piece(state1, has1, start, count), Piece(state2, has2, start, count), has0, has1, has2);
+            updated.Updated(start, count);
+        }
     }
+
+    private static Span<float> Piece(Span<float> state, bool has, int start, int count) => has ? state.Slice(start, count) : default;
 
     /// <summary>Elements per piece of a parallel update (a multiple of every vector width): 64 KiB of each buffer.</summary>
     internal const int ParallelUpdateChunk = 16 * 1024;
@@ -384,9 +409,11 @@ internal static class ElementWise
         private TUpdate _update;
         private float* _w, _g, _s0, _s1, _s2;
         private int _length, _next;
+        private UpdatedPieces? _updated;
 
-        public void Set(TUpdate update, float* w, float* g, float* s0, float* s1, float* s2, int length)
+        public void Set(TUpdate update, float* w, float* g, float* s0, float* s1, float* s2, int length, UpdatedPieces? updated)
         {
+            _updated = updated;
             _update = update;
             _w = w;
             _g = g;
@@ -407,6 +434,7 @@ internal static class ElementWise
                 UpdateSerial(_update, new Span<float>(_w + start, count), new ReadOnlySpan<float>(_g + start, count),
                     Piece(_s0, start, count), Piece(_s1, start, count), Piece(_s2, start, count),
                     _s0 != null, _s1 != null, _s2 != null);
+                _updated?.Updated((int)start, count);
             }
         }
 

@@ -39,7 +39,7 @@ public sealed class AdaGrad : OptimizerBase
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
-        ElementWise.Update(new AdaGradUpdate(learningRate, Epsilon, WeightDecay), parameters, gradient, _sum, default, default, Threads);
+        ElementWise.Update(new AdaGradUpdate(learningRate, Epsilon, WeightDecay), parameters, gradient, _sum, default, default, Threads, AfterUpdate);
         CompleteStep();
     }
 }

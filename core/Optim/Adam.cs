@@ -61,7 +61,7 @@ public sealed class Adam : OptimizerBase
         // One fused pass: each element's w, g, m, v are read once and w, m, v written once (the buffers are
         // memory-bound, so six separate TensorPrimitives passes would cost ~3× the traffic).
         var update = new AdamUpdate(Beta1, Beta2, Epsilon, stepSize, correction2Sqrt, decay, l2);
-        ElementWise.Update(update, parameters, gradient, _m, _v, default, Threads);
+        ElementWise.Update(update, parameters, gradient, _m, _v, default, Threads, AfterUpdate);
         CompleteStep();
     }
 }

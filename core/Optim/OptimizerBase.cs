@@ -24,6 +24,12 @@ public abstract class OptimizerBase : IOptimizer
         set { ArgumentOutOfRangeException.ThrowIfLessThan(value, 1); _threads = value; }
     }
 
+    /// <summary>
+    /// Told each piece of the parameters as a step writes it (see <see cref="Kernels.UpdatedPieces"/>), for a pass over
+    /// the new weights fused into the step; null: none. Every built-in optimizer honours it.
+    /// </summary>
+    public Kernels.UpdatedPieces? AfterUpdate { get; set; }
+
     /// <summary>The live state buffers (see <see cref="IOptimizer.State"/>).</summary>
     public IReadOnlyDictionary<string, float[]> State => StateBuffers;
 

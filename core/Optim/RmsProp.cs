@@ -56,7 +56,7 @@ public sealed class RmsProp : OptimizerBase
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
         var update = new RmsPropUpdate(learningRate, Alpha, Epsilon, Momentum, Centered, WeightDecay);
-        ElementWise.Update(update, parameters, gradient, _squareAverage, _gradientAverage, _momentumBuffer, Threads);
+        ElementWise.Update(update, parameters, gradient, _squareAverage, _gradientAverage, _momentumBuffer, Threads, AfterUpdate);
         CompleteStep();
     }
 }

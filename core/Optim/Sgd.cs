@@ -44,7 +44,7 @@ public sealed class Sgd : OptimizerBase
     {
         OptimizerGuard.CheckStep(ParameterCount, parameters.Length, gradient.Length, learningRate);
         var update = new SgdUpdate(learningRate, Momentum, Nesterov, WeightDecay);
-        ElementWise.Update(update, parameters, gradient, _momentumBuffer, default, default, Threads);
+        ElementWise.Update(update, parameters, gradient, _momentumBuffer, default, default, Threads, AfterUpdate);
         CompleteStep();
     }
 }

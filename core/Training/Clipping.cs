@@ -58,6 +58,23 @@ public static class Clipping
         return tiles && end == g.Length ? Math.Sqrt(total) : GlobalNorm(g);
     }
 
+    /// <summary>
+    /// <see cref="LayerAndGlobalNorms"/> of slices that tile the vector, from their sums of squares taken elsewhere in
+    /// <see cref="SquareSums"/>' order (BlockTree.CompleteInto takes them in the tree's last pass): the same bits.
+    /// </summary>
+    public static double NormsFromSquares(ReadOnlySpan<double> squares, Span<double> norms)
+    {
+        if (norms.Length != squares.Length)
+            throw new ArgumentException($"norms has {norms.Length} entries for {squares.Length} slices", nameof(norms));
+        double total = 0;
+        for (int k = 0; k < squares.Length; k++)
+        {
+            norms[k] = Math.Sqrt(squares[k]);
+            total += squares[k];
+        }
+        return Math.Sqrt(total);
+    }
+
     /// <summary>norms[k] = ‖g[offset_k .. offset_k + length_k)‖₂, each in the order of <see cref="GlobalNorm"/>.</summary>
     public static void LayerNorms(ReadOnlySpan<float> g, ReadOnlySpan<(int offset, int length)> slices, Span<double> norms) =>
         LayerSquares(g, slices, norms);

@@ -27,10 +27,23 @@ public sealed class GradientRequest
     /// </summary>
     public bool RoundToBf16 { get; set; }
     /// <summary>
+    /// With <see cref="RoundToBf16"/>: <see cref="Parameters"/> rounded and encoded as bfloat16 (2 bytes each,
+    /// little-endian, as BFloat16.Encode writes them) when the step has them already — the optimizer's step wrote them
+    /// piece by piece as it updated the weights — so a source that sends them need not encode them again. Empty
+    /// otherwise. Unchanged until the step returns.
+    /// </summary>
+    public ReadOnlyMemory<byte> Bf16Parameters { get; set; }
+    /// <summary>
     /// Above 0: the caller wants the sum divided by this (the batch's mean gradient), which a source may compute in the
     /// tree's last pass instead of leaving it to a pass of its own; the bits are those of dividing the sum.
     /// </summary>
     public int MeanOf { get; set; }
+    /// <summary>
+    /// With <see cref="MeanOf"/>: slices tiling the vector (the layers) whose norms the step measures next, or null. A
+    /// source that takes the mean in the tree's last pass may take their sums of squares there too
+    /// (<see cref="GradientResult.SliceSquares"/>), in Clipping's order, instead of leaving the step a pass of its own.
+    /// </summary>
+    public (int Offset, int Length)[]? NormSlices { get; set; }
 }
 
 /// <summary>Who computed which shards of a step (for the step log).</summary>
@@ -44,6 +57,24 @@ public sealed class GradientResult
     public float[] GradientSum { get; }
     /// <summary>Whether the source divided <see cref="GradientSum"/> by the request's MeanOf.</summary>
     public bool IsMean { get; set; }
+    /// <summary>
+    /// The sums of squares of the mean over the request's NormSlices, when the source took them
+    /// (<see cref="HasSquares"/>); see <see cref="TakeSquares"/>. A source that changes GradientSum after the tree (a
+    /// wrapper) must clear HasSquares, or the step measures the norms of what the tree left.
+    /// </summary>
+    public double[] SliceSquares { get; private set; } = [];
+    public bool HasSquares { get; set; }
+
+    /// <summary>
+    /// The buffer for the sums of squares of <paramref name="request"/>'s NormSlices when the request asks for them
+    /// with the mean (empty otherwise); a source that fills it sets <see cref="HasSquares"/>.
+    /// </summary>
+    public Span<double> TakeSquares(GradientRequest request)
+    {
+        if (request.MeanOf <= 0 || request.NormSlices is not { } slices) return default;
+        if (SliceSquares.Length != slices.Length) SliceSquares = new double[slices.Length];
+        return SliceSquares;
+    }
     /// <summary>Per-shard summed loss, correct predictions and sample counts (index = shard).</summary>
     private readonly List<(double[] Loss, int[] Correct, int[] Samples)> _byCount = [];
     public double[] ShardLoss { get; private set; } = [];
@@ -72,6 +103,7 @@ public sealed class GradientResult
         Array.Clear(ShardSamples);
         Blocks.Clear();
         IsMean = false;
+        HasSquares = false;
     }
 
     public double TotalLoss()

@@ -57,8 +57,11 @@ public sealed class LocalGradientSource : IGradientSource, IDisposable
 
         // The blocks tile the batch: the same tree as a distributed step's (BlockTree), whoever computed them.
         foreach (var (first, count, _) in _tiling) result.Blocks.Add(new BlockRecord(first, count, ExecutorName));
-        BlockTree.CompleteInto(_tiling, shards, result.GradientSum, Math.Max(1, request.MeanOf));
+        var squares = result.TakeSquares(request);
+        BlockTree.CompleteInto(_tiling, shards, result.GradientSum, Math.Max(1, request.MeanOf),
+            squares.IsEmpty ? default : request.NormSlices, squares);
         result.IsMean = request.MeanOf > 0;
+        result.HasSquares = !squares.IsEmpty;
         return ValueTask.CompletedTask;
     }
 

@@ -58,6 +58,13 @@ public sealed class TrainingStep
     private readonly RunningStatistics[] _statistics;
     private readonly float[] _batchStatistics;
     private readonly float[] _heldStatistics;
+    // The 16-bit wire's encoding of Parameters, written by the optimizer as it updates each piece, and the version of
+    // the weights it holds (-1: none yet).
+    private readonly byte[]? _bf16;
+    private long _bf16Version = -1;
+    // The layers, when the sources may measure their norms in the tree's last pass: they tile the vector and no batch
+    // statistics are taken out of the mean before the norms.
+    private readonly (int Offset, int Length)[]? _normSlices;
 
     public TrainingStep(Network network, float[] parameters, IOptimizer optimizer, ILearningRateSchedule schedule,
         StepOptions options, IGradientSource source)
@@ -79,6 +86,22 @@ public sealed class TrainingStep
         _statistics = [.. network.Statistics];
         _batchStatistics = new float[_statistics.Sum(s => 2 * s.Channels + 1)];
         _heldStatistics = new float[_batchStatistics.Length];
+        int end = 0;
+        foreach (var (offset, length) in _groups) end = offset == end ? end + length : -1;
+        if (_statistics.Length == 0 && end == network.ParameterCount) _normSlices = _groups;
+        // Batch norm's running statistics are written after the optimizer: the weights it leaves are not final there.
+        if (options.Bf16Wire && optimizer is OptimizerBase fused && fused.AfterUpdate is null && _statistics.Length == 0)
+        {
+            _bf16 = new byte[2 * parameters.Length];
+            fused.AfterUpdate = new Bf16Pieces(parameters, _bf16);
+        }
+    }
+
+    /// <summary>Encodes each piece of the weights as the optimizer writes it.</summary>
+    private sealed class Bf16Pieces(float[] parameters, byte[] encoded) : Kernels.UpdatedPieces
+    {
+        public override void Updated(int start, int count) => Kernels.BFloat16.Encode(parameters.AsSpan(start, count),
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(encoded.AsSpan(2 * start, 2 * count)));
     }
 
     public float[] Parameters { get; }
@@ -104,10 +127,12 @@ public sealed class TrainingStep
         // rounding, made where the weights are copied anyway (into a worker's message, the shared file, a local buffer).
         _request.Parameters = Parameters;
         _request.RoundToBf16 = Options.Bf16Wire;
+        _request.Bf16Parameters = _bf16 is not null && _bf16Version == Step ? _bf16 : ReadOnlyMemory<byte>.Empty;
         _request.BatchIndices = batchIndices;
         _request.Plan = new ShardPlan(batchIndices.Count, Options.ShardSize);
         // The mean is taken in the tree's last pass where the source can (the same bits as dividing the sum here).
         _request.MeanOf = batchIndices.Count;
+        _request.NormSlices = _normSlices;
         var pending = _source.ComputeAsync(_request, _result, cancellationToken);
         // Local sources finish synchronously: no async state machine, so the step allocates nothing.
         if (pending.IsCompletedSuccessfully)
@@ -144,7 +169,9 @@ public sealed class TrainingStep
         // Batch norm's slots carry the batch's statistics, not a gradient: taken out before norms, clipping and the
         // optimizer, and folded into the running statistics after the update.
         bool statisticsFinite = TakeStatistics();
-        double norm = Clipping.LayerAndGlobalNorms(_mean, _groups, outcome.LayerNorms);
+        double norm = _result.IsMean && _result.HasSquares
+            ? Clipping.NormsFromSquares(_result.SliceSquares, outcome.LayerNorms)
+            : Clipping.LayerAndGlobalNorms(_mean, _groups, outcome.LayerNorms);
         if (!statisticsFinite) norm = double.NaN;
         outcome.GradientNorm = norm;
         outcome.LearningRate = Schedule.At(Step);
@@ -154,6 +181,8 @@ public sealed class TrainingStep
         {
             if (Options.NonFinite == NonFinitePolicy.Stop) throw new NonFiniteGradientException(Step, norm);
             SkippedSteps++;
+            // The weights stay as they were, and so does their encoding.
+            if (_bf16Version == Step) _bf16Version = Step + 1;
         }
         else
         {
@@ -162,7 +191,9 @@ public sealed class TrainingStep
                 outcome.Clipped = true;
                 ClipEvents++;
             }
+            _bf16Version = -1;
             Optimizer.Step(Parameters, _mean, outcome.LearningRate);
+            if (_bf16 is not null) _bf16Version = Step + 1;
             UpdateRunningStatistics();
         }
         Step++;

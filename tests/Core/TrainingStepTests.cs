@@ -58,7 +58,12 @@ public class TrainingStepTests
         var result = new GradientResult(network.ParameterCount);
         await fused.ComputeAsync(request, result, default);
         Assert.True(result.IsMean);
+        Assert.False(result.HasSquares); // none asked for
         var mean = (float[])result.GradientSum.Clone();
+        request.NormSlices = [.. network.Groups.Select(g => (g.Offset, g.Length))];
+        await fused.ComputeAsync(request, result, default);
+        Assert.True(result.HasSquares); // and so the steps below compare the norms of the two paths
+        request.NormSlices = null;
         request.MeanOf = 0;
         await fused.ComputeAsync(request, result, default);
         Assert.False(result.IsMean);
@@ -67,11 +72,83 @@ public class TrainingStepTests
         {
             // The last batch of an epoch is shorter: a count that is not the others'.
             var indices = Enumerable.Range(0, step == 5 ? batch / 2 + 3 : batch).Select(_ => random.Next(data.Count)).ToArray();
-            await a.RunAsync(indices);
-            await b.RunAsync(indices);
+            var fusedOutcome = await a.RunAsync(indices);
+            var (norm, layers) = (fusedOutcome.GradientNorm, fusedOutcome.LayerNorms.ToArray());
+            var plainOutcome = await b.RunAsync(indices);
             Assert.True(a.MeanGradient.SequenceEqual(b.MeanGradient), $"step {step}: the averaged gradients differ");
+            // The norms measured in the tree's last pass (a's) are those of measuring the mean after it (b's).
+            Assert.Equal(BitConverter.DoubleToInt64Bits(plainOutcome.GradientNorm), BitConverter.DoubleToInt64Bits(norm));
+            Assert.Equal(plainOutcome.LayerNorms.ToArray().Select(BitConverter.DoubleToInt64Bits), layers.Select(BitConverter.DoubleToInt64Bits));
         }
         Assert.Equal(b.Parameters.Select(BitConverter.SingleToInt32Bits), a.Parameters.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    /// <summary>Records each request's bfloat16 weights and the weights they should encode; poisons chosen steps.</summary>
+    private sealed class Bf16Recorder(IGradientSource inner, params long[] poisoned) : IGradientSource
+    {
+        public List<(long Step, byte[] Sent, float[] Weights)> Requests { get; } = [];
+
+        public async ValueTask ComputeAsync(GradientRequest request, GradientResult result, CancellationToken cancellationToken)
+        {
+            Requests.Add((request.Step, request.Bf16Parameters.ToArray(), (float[])request.Parameters.Clone()));
+            await inner.ComputeAsync(request, result, cancellationToken);
+            if (!poisoned.Contains(request.Step)) return;
+            // A source that changes the sum after the tree drops the squares taken there.
+            result.GradientSum[0] = float.NaN;
+            result.HasSquares = false;
+        }
+    }
+
+    private static byte[] EncodeBf16(float[] weights)
+    {
+        var bits = new ushort[weights.Length];
+        DistTrain.Core.Kernels.BFloat16.Encode(weights, bits);
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(bits.AsSpan()).ToArray();
+    }
+
+    [Theory]
+    [InlineData("sgd", 23, 17, 1)] // a few hundred weights: the serial update, in pieces
+    [InlineData("adam", 784, 256, 2)] // 200k weights on two threads: pieces told from both
+    [InlineData("adam", 784, 256, 1)]
+    public async Task TheOptimizerEncodesTheBf16WeightsAsItWritesThem(string optimizer, int inputs, int hidden, int threads)
+    {
+        var network = new Network(GradientCheckTests.Spec("relu", "softmax_cross_entropy", inputs: inputs, hidden: hidden, outputs: 5));
+        var random = new Random(4);
+        var features = new float[200 * inputs];
+        for (int i = 0; i < features.Length; i++) features[i] = (float)(random.NextDouble() * 2 - 1);
+        var data = new Dataset(features, Enumerable.Range(0, 200).Select(i => i % 5).ToArray(), inputs, 5, "random");
+        using var local = new LocalGradientSource(network, data, threads);
+        // Step 3's gradient is not finite: it is skipped and leaves the weights, and their encoding, as they were.
+        var source = new Bf16Recorder(local, 3);
+        var step = new TrainingStep(network, network.CreateParameters(3),
+            OptimizerFactory.Create(new OptimizerSpec { Type = optimizer, LearningRate = 0.01f }, network.ParameterCount),
+            ScheduleFactory.Create(new ScheduleSpec(), 0.01f, 100), new StepOptions { ShardSize = 16, Threads = threads, Bf16Wire = true }, source);
+        for (int k = 0; k < 6; k++)
+            Assert.Equal(k == 3, (await step.RunAsync(Enumerable.Range(0, 48).Select(_ => random.Next(data.Count)).ToArray())).Skipped);
+        Assert.Empty(source.Requests[0].Sent); // nothing encoded before the first step
+        foreach (var (number, sent, weights) in source.Requests.Skip(1))
+            Assert.True(EncodeBf16(weights).AsSpan().SequenceEqual(sent), $"step {number}: the encoding is not of the weights");
+    }
+
+    [Fact]
+    public async Task WithBatchNormTheSourceEncodesTheBf16WeightsItself()
+    {
+        // The running statistics are written after the optimizer: an encoding made as it wrote would be stale there.
+        var spec = System.Text.Json.JsonSerializer.Deserialize<ModelSpec>("""
+            { "input": [1, 4, 4], "layers": [ { "type": "conv2d", "channels": 2, "kernel": 3, "padding": 1 },
+              { "type": "batchnorm2d" }, { "type": "flatten" }, { "type": "linear", "units": 3 } ], "loss": "softmax_cross_entropy" }
+            """, TrainingConfig.Json)!;
+        var network = new Network(spec);
+        var random = new Random(2);
+        var data = new Dataset(Enumerable.Range(0, 40 * 16).Select(_ => (float)random.NextDouble()).ToArray(),
+            Enumerable.Range(0, 40).Select(i => i % 3).ToArray(), 16, 3, "random");
+        using var local = new LocalGradientSource(network, data, 1);
+        var source = new Bf16Recorder(local);
+        var step = new TrainingStep(network, network.CreateParameters(1),
+            OptimizerFactory.Create(new OptimizerSpec { Type = "adam", LearningRate = 0.01f }, network.ParameterCount),
+            ScheduleFactory.Create(new ScheduleSpec(), 0.01f, 100), new StepOptions { ShardSize = 8, Bf16Wire = true }, source);
+        for (int k = 0; k < 3; k++) await step.RunAsync(Enumerable.Range(0, 16).ToArray());
+        Assert.All(source.Requests, r => Assert.Empty(r.Sent));
     }
 
     [Fact]

@@ -56,6 +56,53 @@ public class BlockTreeTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 64)]
+    [InlineData(3, 100)]
+    [InlineData(8, 1)]
+    [InlineData(5, 128)]
+    public void TheSlicesSquaresTakenInTheLastPassHaveClippingsBits(int shards, int divisor)
+    {
+        // Slices shorter than, equal to and longer than Clipping's 32 lanes and the pass's 8192-value pieces, and empty.
+        int[] lengths = [1, 31, 32, 33, 0, 8192, 8192 + 31, 3 * 8192 + 64, 7, 20000];
+        int length = lengths.Sum();
+        var slices = new (int Offset, int Length)[lengths.Length];
+        for (int k = 0, at = 0; k < lengths.Length; at += lengths[k], k++) slices[k] = (at, lengths[k]);
+        var random = new Random(shards * 1000 + divisor);
+        var blocks = new List<(int, int, float[])>();
+        foreach (var (first, count) in BlockTree.Decompose(0, shards, shards))
+            blocks.Add((first, count, Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 2e3 - 1e3)).ToArray()));
+        var expected = new float[length];
+        BlockTree.CompleteInto(blocks.Select(b => (b.Item1, b.Item2, (float[])b.Item3.Clone())).ToList(), shards, expected, divisor);
+
+        var mean = new float[length];
+        var squares = new double[slices.Length];
+        BlockTree.CompleteInto(blocks, shards, mean, divisor, slices, squares);
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), mean.Select(BitConverter.SingleToInt32Bits));
+        var norms = new double[slices.Length];
+        var fromSquares = new double[slices.Length];
+        double global = Clipping.LayerAndGlobalNorms(mean, slices, norms);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(global), BitConverter.DoubleToInt64Bits(Clipping.NormsFromSquares(squares, fromSquares)));
+        Assert.Equal(norms.Select(BitConverter.DoubleToInt64Bits), fromSquares.Select(BitConverter.DoubleToInt64Bits));
+        // And each against a float64 sum of squares of its slice.
+        for (int k = 0; k < slices.Length; k++)
+        {
+            double reference = 0;
+            foreach (float v in mean.AsSpan(slices[k].Offset, slices[k].Length)) reference += (double)v * v;
+            Assert.Equal(reference, squares[k], reference * 1e-12);
+        }
+    }
+
+    [Fact]
+    public void SlicesThatDoNotTileTheVectorAreRefused()
+    {
+        var blocks = new List<(int, int, float[])> { (0, 1, new float[10]) };
+        Assert.Throws<ArgumentException>(() => BlockTree.CompleteInto(blocks, 1, new float[10], 1, [(0, 4), (5, 5)], new double[2]));
+        Assert.Throws<ArgumentException>(() => BlockTree.CompleteInto(blocks, 1, new float[10], 1, [(0, 4), (4, 5)], new double[2]));
+        Assert.Throws<ArgumentException>(() => BlockTree.CompleteInto(blocks, 1, new float[10], 1, [(0, 10)], new double[2]));
+    }
+
     [Fact]
     public void RejectsATilingWithAGap()
     {

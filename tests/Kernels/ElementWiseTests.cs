@@ -246,6 +246,50 @@ public class ElementWiseTests
         Assert.Throws<ArgumentException>(() => ElementWise.AddThenDivideByCount(new float[8], new float[7], 2, new float[8]));
     }
 
+    /// <summary>Records the pieces it is told and checks each already holds its new weights.</summary>
+    private sealed class PieceLog(float[] parameters, float[] expected) : UpdatedPieces
+    {
+        public System.Collections.Concurrent.ConcurrentBag<(int Start, int Count, int Thread)> Pieces { get; } = [];
+        public int Stale;
+
+        public override void Updated(int start, int count)
+        {
+            for (int i = start; i < start + count; i++)
+                if (BitConverter.SingleToInt32Bits(parameters[i]) != BitConverter.SingleToInt32Bits(expected[i])) Interlocked.Increment(ref Stale);
+            Pieces.Add((start, count, Environment.CurrentManagedThreadId));
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 1)]
+    [InlineData(1000, 1)]
+    [InlineData(3 * ElementWise.ParallelUpdateChunk + 17, 1)]
+    [InlineData(9 * ElementWise.ParallelUpdateChunk + 5, 2)]
+    [InlineData(9 * ElementWise.ParallelUpdateChunk, 3)]
+    public void AnUpdateTellsEachPieceOnceWithItsNewValues(int length, int threads)
+    {
+        var random = new Random(length + threads);
+        var w = Enumerable.Range(0, length).Select(_ => Uniform(random)).ToArray();
+        var g = Enumerable.Range(0, length).Select(_ => Uniform(random)).ToArray();
+        var update = new AdamUpdate(0.9f, 0.999f, 1e-8f, 0.1f, 0.05f, 1f, 0.1f);
+        var (expected, m0, v0) = ((float[])w.Clone(), new float[length], new float[length]);
+        ElementWise.Update(update, expected, g, m0, v0, default);
+        var (m, v) = (new float[length], new float[length]);
+        var log = new PieceLog(w, expected);
+        ElementWise.Update(update, w, g, m, v, default, threads, log);
+        AssertAllSameBits(expected, w, "weights");
+        AssertAllSameBits(m0, m, "m");
+        AssertAllSameBits(v0, v, "v");
+        Assert.Equal(0, log.Stale);
+        var told = new int[length];
+        foreach (var (start, count, _) in log.Pieces)
+        {
+            Assert.True(count is > 0 and <= ElementWise.ParallelUpdateChunk, $"a piece of {count}");
+            for (int i = start; i < start + count; i++) told[i]++;
+        }
+        Assert.All(told, t => Assert.Equal(1, t));
+    }
+
     [Fact]
     public void ShiftedOverlapAndShortSpansAreRefused()
     {
