@@ -14,10 +14,12 @@ internal static class ReplyCheck
     /// <summary>
     /// Reply block <paramref name="i"/>, asked as <paramref name="asked"/>; shapes first, then statistics, then finiteness.
     /// <paramref name="norm"/>: the gradient's L2 norm when Valid, NaN otherwise. <paramref name="sumOfSquares"/>: the
-    /// gradient's sum of squares in Clipping's order when the caller took it while making the gradient (a decode).
+    /// gradient's sum of squares in Clipping's order when the caller took it (from a bfloat16 vector, say).
+    /// <paramref name="encoded"/>: the block's sum is still a one-shard bfloat16 vector (2 bytes a value) whose squares
+    /// the caller took.
     /// </summary>
     public static BlockVerdict Judge(ComputeReply reply, int i, BlockSpan asked, ShardPlan plan, long step, IGradientSlots? slots,
-        bool pooled, int parameterCount, out double norm, double? sumOfSquares = null)
+        bool pooled, int parameterCount, out double norm, double? sumOfSquares = null, bool encoded = false)
     {
         norm = double.NaN;
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
@@ -25,7 +27,12 @@ internal static class ReplyCheck
         if (block.FirstShard != asked.FirstShard || block.ShardCount != asked.ShardCount) return BlockVerdict.Invalid;
         if (block.SumCase == BlockResult.SumOneofCase.ClaimedElsewhere)
             return pooled ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
-        if (!TryGradient(block, asked, step, slots, parameterCount, out var gradient)) return BlockVerdict.Invalid;
+        ReadOnlySpan<float> gradient = default;
+        if (encoded
+                ? sumOfSquares is null || slots is not null || asked.ShardCount != 1 || block.SumCase != BlockResult.SumOneofCase.GradientSum ||
+                  block.GradientSum.Length != 2L * parameterCount
+                : !TryGradient(block, asked, step, slots, parameterCount, out gradient))
+            return BlockVerdict.Invalid;
         if (block.ShardLoss.Count != asked.ShardCount || block.ShardCorrect.Count != asked.ShardCount ||
             block.ShardSamples.Count != asked.ShardCount) return BlockVerdict.Invalid;
         bool finite = true;

@@ -35,7 +35,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         public ConcurrentDictionary<(int Attempt, int Dispatch), Received> Replies { get; } = new();
     }
 
-    private sealed record Received(SendRequest Request, ComputeReply Reply, IGradientSlots? Slots);
+    /// <param name="Encoded">Per block, whether its sum is still the bfloat16 vector it came as (null: none is).</param>
+    private sealed record Received(SendRequest Request, ComputeReply Reply, IGradientSlots? Slots, bool[]? Encoded);
 
     /// <summary>
     /// A ticket for the weights of a step not yet begun, handed out with a request of the step before it: the worker's
@@ -56,6 +57,9 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     private readonly IBulkPlane? _bulk;
     private readonly Action<ClusterEvent> _post;
     private readonly List<float[]> _buffers = [];
+    // The kept blocks whose sums are still bfloat16 (the reply's pooled bytes), by block; the tree decodes them as it
+    // reads them, and they go back to the pool when the attempt ends.
+    private readonly List<Google.Protobuf.ByteString?> _encoded = [];
     // The step's weights as bfloat16 (16-bit wire), reused from step to step: requests hold it only until they end.
     private float[] _bf16Weights = [];
     private StepInHand? _step;
@@ -179,14 +183,18 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     }
 
     /// <summary>
-    /// A 16-bit reply's blocks as float32 sums, decoded here so that the checks and the reduction see what a float32
-    /// reply carries: each block's per-shard bfloat16 vectors summed along the tree (as the worker and local mode sum
+    /// A 16-bit reply's blocks, made ready for the checks and the reduction. A one-shard block stays the bfloat16
+    /// vector it came as (the tree decodes it piece by piece as it reads it: no float32 vector of its own is written and
+    /// read back); its sum of squares, for the reply's check, is taken now from a decoded piece at a time. A block of
+    /// several shards becomes the float32 sum of its per-shard vectors along the tree (as the worker and local mode sum
     /// them). A block whose payload is not one vector per shard is left empty, so it is judged malformed. Returns the
-    /// sums of squares of the one-shard blocks, taken while decoding (NaN for the others), or null when there are none.
+    /// sums of squares of the one-shard blocks (NaN for the others) and which blocks stay encoded, or nulls when there
+    /// are none.
     /// </summary>
-    private double[]? DecodeBf16(ComputeReply reply, SendRequest send, int totalShards)
+    private (double[]? Squares, bool[]? Encoded) DecodeBf16(ComputeReply reply, SendRequest send, int totalShards)
     {
         double[]? squares = null;
+        bool[]? encoded = null;
         for (int i = 0; i < reply.Blocks.Count && i < send.Blocks.Count; i++)
         {
             var block = reply.Blocks[i];
@@ -198,52 +206,63 @@ public sealed class StepTransport : IStepTransport, IGradientSource
                 continue;
             }
             var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(block.GradientSum.Span);
+            if (count == 1)
+            {
+                if (squares is null)
+                {
+                    squares = new double[send.Blocks.Count];
+                    squares.AsSpan().Fill(double.NaN); // not taken: ReplyCheck measures the norm itself
+                    encoded = new bool[send.Blocks.Count];
+                }
+                squares[i] = SumOfSquaresBf16(bits);
+                encoded![i] = true;
+                continue;
+            }
             var shards = new List<(int, int, float[])>(count);
             for (int k = 0; k < count; k++)
             {
                 var vector = WireBuffers.Rent(_parameterCount);
-                if (count == 1)
-                {
-                    // The block is this one vector: its sum of squares (for the reply's check) is taken as it is
-                    // decoded, piece by piece while the piece is in cache, instead of in a pass of its own.
-                    if (squares is null)
-                    {
-                        squares = new double[send.Blocks.Count];
-                        squares.AsSpan().Fill(double.NaN); // not taken: ReplyCheck measures the norm itself
-                    }
-                    squares[i] = DecodeSumOfSquares(bits[.._parameterCount], vector.AsSpan(0, _parameterCount));
-                }
-                else Core.Kernels.BFloat16.Decode(bits.Slice(k * _parameterCount, _parameterCount), vector);
+                Core.Kernels.BFloat16.Decode(bits.Slice(k * _parameterCount, _parameterCount), vector);
                 shards.Add((send.Blocks[i].FirstShard + k, 1, vector));
             }
-            var sum = count == 1 ? shards[0].Item3 : BlockTree.Complete(shards, totalShards, _parameterCount);
+            var sum = BlockTree.Complete(shards, totalShards, _parameterCount);
             for (int k = 1; k < count; k++) WireBuffers.Return(shards[k].Item3);
             WireBuffers.Return(block.GradientSum);
             block.GradientSum = WireBuffers.Wrap(sum);
         }
-        return squares;
+        return (squares, encoded);
     }
 
-    /// <summary>Floats decoded at a time by <see cref="DecodeSumOfSquares"/>: 32 KiB, well inside the L1 cache.</summary>
+    /// <summary>Floats decoded at a time by <see cref="SumOfSquaresBf16"/>: 32 KiB, well inside the L1 cache.</summary>
     private const int DecodePiece = 8 * 1024;
 
+    [ThreadStatic] private static float[]? t_decodePiece;
+
     /// <summary>
-    /// Decodes <paramref name="bits"/> into <paramref name="destination"/> and returns the sum of squares of the
-    /// result, with the bits of Clipping's (the norm ReplyCheck would otherwise compute in another pass).
+    /// The sum of squares of the decoded <paramref name="bits"/>, with the bits of Clipping's (the norm ReplyCheck would
+    /// otherwise compute), decoding a piece at a time into a buffer that stays in cache.
     /// </summary>
-    internal static double DecodeSumOfSquares(ReadOnlySpan<ushort> bits, Span<float> destination)
+    internal static double SumOfSquaresBf16(ReadOnlySpan<ushort> bits)
     {
+        var piece = t_decodePiece ??= new float[DecodePiece];
         Span<double> lanes = stackalloc double[Clipping.SquareSums.Lanes];
         var sums = new Clipping.SquareSums(lanes);
         int n = bits.Length, bulk = n / Clipping.SquareSums.Lanes * Clipping.SquareSums.Lanes;
         for (int start = 0; start < n; start += DecodePiece)
         {
             int length = Math.Min(DecodePiece, n - start);
-            var piece = destination.Slice(start, length);
-            Core.Kernels.BFloat16.Decode(bits.Slice(start, length), piece);
-            sums.Add(piece[..(Math.Min(start + length, bulk) - start)]);
+            var values = piece.AsSpan(0, length);
+            Core.Kernels.BFloat16.Decode(bits.Slice(start, length), values);
+            int inBulk = Math.Min(start + length, bulk) - start;
+            if (inBulk == length) sums.Add(values);
+            else
+            {
+                // The last piece: its bulk part, then the tail (fewer than Lanes values) in order.
+                sums.Add(values[..inBulk]);
+                return sums.Finish(values[inBulk..]);
+            }
         }
-        return sums.Finish(destination[bulk..n]);
+        return sums.Finish(default);
     }
 
     public void BeginAttempt(BeginAttempt command)
@@ -253,6 +272,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         step.Result.Reset(request.Plan.ShardCount);
         step.Replies.Clear();
         while (_buffers.Count < command.BlockCount) _buffers.Add(new float[_parameterCount]);
+        while (_encoded.Count < command.BlockCount) _encoded.Add(null);
+        ReleaseEncoded(); // what an earlier attempt kept
         // The bulk plane's members read the weights there, published once for all of them before any request goes
         // out; with the batch's indices, when the plane has room: the requests then carry neither.
         step.SharedIndices = command.SharedWeights &&
@@ -295,6 +316,15 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         {
             int i = IndexOf(send.Blocks, b);
             var block = reply.Blocks[i];
+            if (received.Encoded?[i] == true)
+            {
+                // Still bfloat16: kept as it came (the tree decodes it as it reads it); its float buffer is the tree's scratch.
+                WireBuffers.Return(_encoded[b]);
+                _encoded[b] = block.GradientSum;
+                block.GradientSum = Google.Protobuf.ByteString.Empty;
+                KeepStatistics(step, block);
+                continue;
+            }
             if (!ReplyCheck.TryGradient(block, send.Blocks[i], send.Step, received.Slots, _parameterCount, out var gradient))
                 throw new InvalidOperationException($"block {send.Blocks[i]} of step {send.Step} was accepted but is unreadable");
             // A sum read into a pooled array of its own (over gRPC or a TCP link) becomes the block's buffer, and the
@@ -305,37 +335,59 @@ public sealed class StepTransport : IStepTransport, IGradientSource
                 _buffers[b] = taken;
             }
             else gradient.CopyTo(_buffers[b]);
-            for (int k = 0; k < block.ShardCount; k++)
-            {
-                int shard = block.FirstShard + k;
-                step.Result.ShardLoss[shard] = block.ShardLoss[k];
-                step.Result.ShardCorrect[shard] = block.ShardCorrect[k];
-                step.Result.ShardSamples[shard] = block.ShardSamples[k];
-            }
+            KeepStatistics(step, block);
         }
         // Copied out: the sums' pooled arrays (StepWire) serve the next replies.
         foreach (var block in reply.Blocks) WireBuffers.Return(block.GradientSum);
     }
 
+    private static void KeepStatistics(StepInHand step, BlockResult block)
+    {
+        for (int k = 0; k < block.ShardCount; k++)
+        {
+            int shard = block.FirstShard + k;
+            step.Result.ShardLoss[shard] = block.ShardLoss[k];
+            step.Result.ShardCorrect[shard] = block.ShardCorrect[k];
+            step.Result.ShardSamples[shard] = block.ShardSamples[k];
+        }
+    }
+
+    /// <summary>Gives the kept bfloat16 sums back to the wire's pool (the attempt ended, or another begins).</summary>
+    private void ReleaseEncoded()
+    {
+        for (int b = 0; b < _encoded.Count; b++)
+        {
+            WireBuffers.Return(_encoded[b]);
+            _encoded[b] = null;
+        }
+    }
+
     public Action? Complete(CompleteStep command)
     {
         var step = Current(command.Step);
-        var blocks = new List<(int, int, float[])>(command.Blocks.Count);
+        var order = new List<(int First, int Count, int Block)>(command.Blocks.Count);
         for (int b = 0; b < command.Blocks.Count; b++)
         {
             var record = command.Blocks[b];
-            blocks.Add((record.FirstShard, record.ShardCount, _buffers[b]));
+            order.Add((record.FirstShard, record.ShardCount, b));
             step.Result.Blocks.Add(record);
         }
         // The tree takes its blocks in shard order; a pool's blocks come in the order they were handed out (largest
         // first), after the blocks assigned to other workers.
-        blocks.Sort((a, b) => a.Item1.CompareTo(b.Item1));
+        order.Sort((a, b) => a.First.CompareTo(b.First));
+        var blocks = new List<(int, int, float[])>(order.Count);
+        List<ReadOnlyMemory<byte>>? encoded = null;
+        foreach (var (first, count, b) in order)
+        {
+            blocks.Add((first, count, _buffers[b]));
+            if (b < _encoded.Count && _encoded[b] is { } bits) (encoded ??= [.. Enumerable.Repeat(ReadOnlyMemory<byte>.Empty, order.Count)])[blocks.Count - 1] = bits.Memory;
+        }
         var plan = step.Request.Plan;
         try
         {
             var squares = step.Result.TakeSquares(step.Request);
             BlockTree.CompleteInto(blocks, plan.ShardCount, step.Result.GradientSum.AsSpan(0, _parameterCount), Math.Max(1, step.Request.MeanOf),
-                squares.IsEmpty ? default : step.Request.NormSlices, squares);
+                squares.IsEmpty ? default : step.Request.NormSlices, squares, encoded);
             step.Result.IsMean = step.Request.MeanOf > 0;
             step.Result.HasSquares = !squares.IsEmpty;
         }
@@ -343,6 +395,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         {
             throw new InvalidOperationException($"{e.Message} (blocks {string.Join(", ", command.Blocks.Select(r => $"[{r.FirstShard}+{r.ShardCount} {r.Executor}]"))} of {plan.ShardCount} shards)", e);
         }
+        finally { ReleaseEncoded(); }
         Traffic.EndStep(step.Clock.Elapsed.TotalSeconds, Volatile.Read(ref step.SlowestCompute));
         return Finish(step, null);
     }
@@ -350,6 +403,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     public Action? Fail(FailStep command)
     {
         if (Volatile.Read(ref _step) is not { } step) return null;
+        ReleaseEncoded();
         return Finish(step, command.Cancelled ? new OperationCanceledException(command.Reason) : new WorkersUnavailableException(command.Reason));
     }
 
@@ -428,14 +482,14 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             sent = message.CalculateSize();
             var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + send.Timeout, cancellationToken).ConfigureAwait(false);
             long received = reply.CalculateSize();
-            var squares = step.Request.RoundToBf16 ? DecodeBf16(reply, send, plan.ShardCount) : null;
+            var (squares, encoded) = step.Request.RoundToBf16 ? DecodeBf16(reply, send, plan.ShardCount) : (null, null);
             var verdicts = new BlockVerdict[send.Blocks.Count];
             var norms = new double[send.Blocks.Count];
             int samples = 0;
             for (int i = 0; i < verdicts.Length; i++)
             {
                 verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount,
-                    out norms[i], squares is null || double.IsNaN(squares[i]) ? null : squares[i]);
+                    out norms[i], squares is null || double.IsNaN(squares[i]) ? null : squares[i], encoded?[i] == true);
                 if (verdicts[i] != BlockVerdict.Elsewhere) samples += plan.Range(send.Blocks[i].FirstShard, send.Blocks[i].ShardCount).Length;
             }
             // Read from the shared file when it computed anything: the weights, and the indices of what it computed.
@@ -444,7 +498,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             Traffic.Add(send.WorkerId, sent, received, sharedRead, reply.Blocks.Count(b => b.SumCase == BlockResult.SumOneofCase.InSharedSlot) * vector);
             lock (step) step.SlowestCompute = Math.Max(step.SlowestCompute, reply.ComputeSeconds);
             if (cancellationToken.IsCancellationRequested) return; // the machine gave up on it meanwhile
-            step.Replies[(send.Attempt, send.Dispatch)] = new Received(send, reply, worker.Slots);
+            step.Replies[(send.Attempt, send.Dispatch)] = new Received(send, reply, worker.Slots, encoded);
             _post(new ReplyReceived(send.Step, send.Attempt, send.Dispatch, verdicts, reply.ComputeSeconds, reply.ComputeCpuSeconds, norms));
         }
         catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or InvalidOperationException)

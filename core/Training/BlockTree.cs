@@ -14,7 +14,11 @@ public static class BlockTree
     /// updated in place. Throws InvalidOperationException when the blocks are not such a tiling.
     /// </summary>
     public static float[] Complete(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
-        int totalShards, int length) => Reduce(blocks, totalShards, length, default, out _, new RootPass(1, default, default));
+        int totalShards, int length)
+    {
+        var root = Reduce(blocks, null, totalShards, length, default, out _, new RootPass(1, default, default));
+        return root.Buffer;
+    }
 
     /// <summary>
     /// <see cref="Complete"/> with the sum written to <paramref name="destination"/> (its length is the vectors'):
@@ -25,16 +29,28 @@ public static class BlockTree
     /// <paramref name="slices"/> (else empty) tiling the destination in order, each slice's sum of squares of what the
     /// destination receives goes to <paramref name="squares"/>, taken in the same pass while each piece is in cache, with
     /// the bits of Clipping's (see <see cref="Clipping.NormsFromSquares"/>): that saves the norms' pass too.
+    /// <paramref name="bf16"/>, when given (one entry per block), holds the blocks that are still bfloat16 vectors (2
+    /// bytes a value, as BFloat16.Encode writes them; empty for a float block): they are decoded piece by piece as the
+    /// tree reads them, into a scratch piece in cache, never into a vector of their own — the bits of decoding them first,
+    /// which is exact. Such a block's float buffer is scratch the tree may write a sum into.
     /// </summary>
     public static void CompleteInto(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
         int totalShards, Span<float> destination, int divisor = 1,
-        ReadOnlySpan<(int Offset, int Length)> slices = default, Span<double> squares = default)
+        ReadOnlySpan<(int Offset, int Length)> slices = default, Span<double> squares = default,
+        IReadOnlyList<ReadOnlyMemory<byte>>? bf16 = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(divisor, 1);
         CheckTiling(slices, squares, destination.Length);
+        if (bf16 is not null)
+        {
+            if (bf16.Count != blocks.Count) throw new ArgumentException($"{bf16.Count} encodings for {blocks.Count} blocks", nameof(bf16));
+            for (int i = 0; i < bf16.Count; i++)
+                if (!bf16[i].IsEmpty && (blocks[i].ShardCount != 1 || bf16[i].Length != 2 * destination.Length))
+                    throw new ArgumentException($"block {i}'s bfloat16 vector is not one shard of {destination.Length} values", nameof(bf16));
+        }
         var pass = new RootPass(divisor, slices, squares);
-        var root = Reduce(blocks, totalShards, destination.Length, destination, out bool written, pass);
-        if (!written) pass.Run(root.AsSpan(0, destination.Length), default, destination);
+        var root = Reduce(blocks, bf16, totalShards, destination.Length, destination, out bool written, pass);
+        if (!written) pass.Run(root, default, destination);
     }
 
     private static void CheckTiling(ReadOnlySpan<(int Offset, int Length)> slices, Span<double> squares, int length)
@@ -51,23 +67,52 @@ public static class BlockTree
         if (end != length) throw new ArgumentException($"the slices cover {end} of {length} values", nameof(slices));
     }
 
+    /// <summary>A node's sum: in its float buffer, or (a leaf block not yet read) still bfloat16 in <see cref="Bits"/>.</summary>
+    private readonly struct Operand(float[] buffer, ReadOnlyMemory<byte> bits)
+    {
+        public float[] Buffer { get; } = buffer;
+        public ReadOnlyMemory<byte> Bits { get; } = bits;
+        public bool IsEmpty => Buffer is null;
+
+        /// <summary>Values [start, start + count): the buffer's, or decoded into <paramref name="scratch"/>.</summary>
+        public ReadOnlySpan<float> Piece(int start, int count, Span<float> scratch)
+        {
+            if (Bits.IsEmpty) return Buffer.AsSpan(start, count);
+            var piece = scratch[..count];
+            Kernels.BFloat16.Decode(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(Bits.Span.Slice(2 * start, 2 * count)), piece);
+            return piece;
+        }
+    }
+
+    /// <summary>Values a pass handles at a time: 32 KiB of floats, in cache, and a multiple of Clipping's lanes.</summary>
+    private const int Piece = 8 * 1024;
+
+    // Two decoded pieces (left and right operand) per thread that completes a tree.
+    [ThreadStatic] private static float[]? t_scratch;
+
+    private static Span<float> Scratch(int which) => (t_scratch ??= new float[2 * Piece]).AsSpan(which * Piece, Piece);
+
     /// <summary>
     /// The root's pass: destination = (left [+ right]) / divisor, piece by piece, each piece's squares added to its
     /// slice's sum while it is in cache when slices are asked for. An empty right: the root is one block (copied or divided).
     /// </summary>
     private readonly ref struct RootPass(int divisor, ReadOnlySpan<(int Offset, int Length)> slices, Span<double> squares)
     {
-        /// <summary>Values per piece: 32 KiB of the result, a multiple of Clipping's lanes.</summary>
-        private const int Piece = 8 * 1024;
         private readonly int _divisor = divisor;
         private readonly ReadOnlySpan<(int Offset, int Length)> _slices = slices;
         private readonly Span<double> _squares = squares;
 
-        public void Run(ReadOnlySpan<float> left, ReadOnlySpan<float> right, Span<float> into)
+        public void Run(Operand left, Operand right, Span<float> into)
         {
             if (_slices.IsEmpty)
             {
-                Apply(left, right, into);
+                if (left.Bits.IsEmpty && (right.IsEmpty || right.Bits.IsEmpty))
+                {
+                    Apply(left.Buffer.AsSpan(0, into.Length), right.IsEmpty ? default : right.Buffer.AsSpan(0, into.Length), into);
+                    return;
+                }
+                for (int start = 0; start < into.Length; start += Piece)
+                    ApplyPiece(left, right, into, start, Math.Min(Piece, into.Length - start));
                 return;
             }
             Span<double> lanes = stackalloc double[Clipping.SquareSums.Lanes];
@@ -79,13 +124,16 @@ public static class BlockTree
                 for (int start = offset; start < end; start += Piece)
                 {
                     int n = Math.Min(Piece, end - start);
-                    Apply(left.Slice(start, n), right.IsEmpty ? default : right.Slice(start, n), into.Slice(start, n));
+                    ApplyPiece(left, right, into, start, n);
                     int bulk = Math.Min(start + n, bulkEnd) - start;
                     if (bulk > 0) sums.Add(into.Slice(start, bulk));
                 }
                 _squares[k] = sums.Finish(into[bulkEnd..end]);
             }
         }
+
+        private void ApplyPiece(Operand left, Operand right, Span<float> into, int start, int n) =>
+            Apply(left.Piece(start, n, Scratch(0)), right.IsEmpty ? default : right.Piece(start, n, Scratch(1)), into.Slice(start, n));
 
         private void Apply(ReadOnlySpan<float> left, ReadOnlySpan<float> right, Span<float> into)
         {
@@ -99,8 +147,9 @@ public static class BlockTree
         }
     }
 
-    private static float[] Reduce(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
-        int totalShards, int length, Span<float> destination, out bool written, in RootPass pass)
+    private static Operand Reduce(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
+        IReadOnlyList<ReadOnlyMemory<byte>>? bf16, int totalShards, int length, Span<float> destination, out bool written,
+        in RootPass pass)
     {
         if (blocks.Count == 0) throw new InvalidOperationException("no blocks to reduce");
         int first = blocks[0].FirstShard;
@@ -110,42 +159,69 @@ public static class BlockTree
         if (!GradientReduction.IsAlignedBlock(first, span, totalShards))
             throw new InvalidOperationException($"blocks cover shards [{first}, {last}), which is not an aligned node of {totalShards}");
         int cursor = 0;
-        var root = Sum(blocks, ref cursor, first, level, totalShards, length, destination, out written, pass);
+        var root = Sum(blocks, bf16, ref cursor, first, level, totalShards, length, destination, out written, pass);
         if (cursor != blocks.Count)
             throw new InvalidOperationException($"blocks overlap or are out of order after shard {blocks[cursor].FirstShard}");
+        // A sum handed back as a buffer (Complete) is never left encoded.
+        if (destination.IsEmpty && !root.Bits.IsEmpty) root = AddInto(root, default, length);
         return root;
     }
 
     /// <summary>
-    /// The node's sum: a block's buffer, or its left child's updated in place — or, when <paramref name="into"/> is
-    /// not empty and the node adds, written there instead (<paramref name="written"/>) by <paramref name="pass"/>.
+    /// The node's sum: a block (its buffer, or its bfloat16 vector), or its left child's buffer updated in place — or,
+    /// when <paramref name="into"/> is not empty and the node adds, written there instead (<paramref name="written"/>)
+    /// by <paramref name="pass"/>.
     /// </summary>
-    private static float[] Sum(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks, ref int cursor,
-        int first, int level, int total, int length, Span<float> into, out bool written, in RootPass pass)
+    private static Operand Sum(IReadOnlyList<(int FirstShard, int ShardCount, float[] Sum)> blocks,
+        IReadOnlyList<ReadOnlyMemory<byte>>? bf16, ref int cursor, int first, int level, int total, int length,
+        Span<float> into, out bool written, in RootPass pass)
     {
         written = false;
         int half = level > 0 ? 1 << (level - 1) : 0;
         // Right child empty (the truncated end of the batch): the node is its left child, no arithmetic.
-        if (level > 0 && first + half >= total) return Sum(blocks, ref cursor, first, level - 1, total, length, into, out written, pass);
+        if (level > 0 && first + half >= total) return Sum(blocks, bf16, ref cursor, first, level - 1, total, length, into, out written, pass);
         if (cursor >= blocks.Count)
             throw new InvalidOperationException($"no block covers shard {first}");
         var block = blocks[cursor];
         int covered = Math.Min(1 << level, total - first);
         if (block.FirstShard == first && block.ShardCount == covered)
         {
+            var bits = bf16 is null ? default : bf16[cursor];
             cursor++;
-            return block.Sum;
+            return new Operand(block.Sum, bits);
         }
         if (level == 0 || block.FirstShard != first || block.ShardCount > covered)
             throw new InvalidOperationException(
                 $"block [{block.FirstShard}, {block.FirstShard + block.ShardCount}) is not aligned to the tree at shard {first}");
         var below = new RootPass(1, default, default);
-        var left = Sum(blocks, ref cursor, first, level - 1, total, length, default, out _, below);
-        var right = Sum(blocks, ref cursor, first + half, level - 1, total, length, default, out _, below);
+        var left = Sum(blocks, bf16, ref cursor, first, level - 1, total, length, default, out _, below);
+        var right = Sum(blocks, bf16, ref cursor, first + half, level - 1, total, length, default, out _, below);
         written = !into.IsEmpty;
-        if (written) pass.Run(left.AsSpan(0, length), right.AsSpan(0, length), into);
-        else Kernels.ElementWise.Add(left.AsSpan(0, length), right.AsSpan(0, length), left.AsSpan(0, length));
-        return left;
+        if (written)
+        {
+            pass.Run(left, right, into);
+            return left;
+        }
+        return AddInto(left, right, length);
+    }
+
+    /// <summary>left + right (or left alone, decoded) into left's buffer; the sum as a float operand.</summary>
+    private static Operand AddInto(Operand left, Operand right, int length)
+    {
+        var sum = left.Buffer.AsSpan(0, length);
+        if (left.Bits.IsEmpty && (right.IsEmpty || right.Bits.IsEmpty))
+        {
+            if (!right.IsEmpty) Kernels.ElementWise.Add(sum, right.Buffer.AsSpan(0, length), sum);
+            return left;
+        }
+        for (int start = 0; start < length; start += Piece)
+        {
+            int n = Math.Min(Piece, length - start);
+            var l = left.Piece(start, n, Scratch(0));
+            if (right.IsEmpty) l.CopyTo(sum.Slice(start, n));
+            else Kernels.ElementWise.Add(l, right.Piece(start, n, Scratch(1)), sum.Slice(start, n));
+        }
+        return new Operand(left.Buffer, default);
     }
 
     /// <summary>

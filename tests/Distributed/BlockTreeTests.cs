@@ -94,6 +94,55 @@ public class BlockTreeTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 1)] [InlineData(2, 128)] [InlineData(3, 1)] [InlineData(5, 100)] [InlineData(8, 64)] [InlineData(9, 3)]
+    public void BlocksStillInBfloat16GiveTheBitsOfDecodingThemFirst(int shards, int divisor)
+    {
+        // Longer than a piece of the pass, with a tail, so pieces and the tail both decode.
+        const int length = 2 * 8192 + 77;
+        var random = new Random(shards * 31 + divisor);
+        for (int trial = 0; trial < 6; trial++)
+        {
+            var cuts = Enumerable.Range(1, shards - 1).Where(_ => random.Next(2) == 0).Prepend(0).Append(shards).ToList();
+            var blocks = new List<(int, int, float[])>();
+            var encoded = new List<ReadOnlyMemory<byte>>();
+            for (int r = 0; r + 1 < cuts.Count; r++)
+                foreach (var (first, count) in BlockTree.Decompose(cuts[r], cuts[r + 1], shards))
+                {
+                    // Values a bfloat16 holds exactly (as a worker's rounded shard sums are), signed zeros and ±∞ among them.
+                    var sum = Enumerable.Range(0, length).Select(_ => DistTrain.Core.Kernels.BFloat16.Round((float)(random.NextDouble() * 2e3 - 1e3))).ToArray();
+                    sum[random.Next(length)] = -0f;
+                    blocks.Add((first, count, sum));
+                    var bits = new ushort[length];
+                    DistTrain.Core.Kernels.BFloat16.Encode(sum, bits);
+                    // Single shards only, and only some of them: the tree mixes both kinds.
+                    encoded.Add(count == 1 && random.Next(3) > 0 ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(bits.AsSpan()).ToArray() : default);
+                }
+            var slices = new (int, int)[] { (0, 100), (100, 8192), (8292, length - 8292) };
+            var expected = new float[length];
+            var expectedSquares = new double[3];
+            BlockTree.CompleteInto(blocks.Select(b => (b.Item1, b.Item2, (float[])b.Item3.Clone())).ToList(), shards, expected, divisor, slices, expectedSquares);
+            // The encoded blocks' buffers hold garbage: the tree must read their bits.
+            var scratch = blocks.Select((b, i) => (b.Item1, b.Item2, encoded[i].IsEmpty ? (float[])b.Item3.Clone()
+                : Enumerable.Repeat(float.NaN, length).ToArray())).ToList();
+            var mean = new float[length];
+            var squares = new double[3];
+            BlockTree.CompleteInto(scratch, shards, mean, divisor, slices, squares, encoded);
+            Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), mean.Select(BitConverter.SingleToInt32Bits));
+            Assert.Equal(expectedSquares.Select(BitConverter.DoubleToInt64Bits), squares.Select(BitConverter.DoubleToInt64Bits));
+        }
+    }
+
+    [Fact]
+    public void ABfloat16BlockOfTheWrongShapeIsRefused()
+    {
+        var blocks = new List<(int, int, float[])> { (0, 2, new float[10]) };
+        Assert.Throws<ArgumentException>(() => BlockTree.CompleteInto(blocks, 2, new float[10], 1, default, default, [new byte[20]]));
+        var single = new List<(int, int, float[])> { (0, 1, new float[10]) };
+        Assert.Throws<ArgumentException>(() => BlockTree.CompleteInto(single, 1, new float[10], 1, default, default, [new byte[18]]));
+        Assert.Throws<ArgumentException>(() => BlockTree.CompleteInto(single, 1, new float[10], 1, default, default, []));
+    }
+
     [Fact]
     public void SlicesThatDoNotTileTheVectorAreRefused()
     {

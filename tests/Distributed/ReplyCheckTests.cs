@@ -28,6 +28,34 @@ public class ReplyCheckTests
     private static BlockVerdict Judge(ComputeReply reply, out double norm) =>
         ReplyCheck.Judge(reply, 0, Asked, Plan, step: 5, slots: null, pooled: false, parameterCount: 3, out norm);
 
+    /// <summary>A one-shard block (shard 2 of the plan: 2 samples) whose sum is <paramref name="bytes"/> bytes of bfloat16.</summary>
+    private static ComputeReply Bf16Reply(int bytes)
+    {
+        var block = new BlockResult { FirstShard = 2, ShardCount = 1, GradientSum = Google.Protobuf.ByteString.CopyFrom(new byte[bytes]) };
+        block.ShardLoss.Add(0.5);
+        block.ShardCorrect.Add(1);
+        block.ShardSamples.Add(2);
+        return new ComputeReply { ProtocolVersion = Protocol.Version, Step = 5, Blocks = { block } };
+    }
+
+    [Fact]
+    public void ABlockStillInBfloat16IsJudgedOnItsLengthAndTheSquaresTakenOfIt()
+    {
+        var one = new BlockSpan(0, 2, 1);
+        BlockVerdict Encoded(ComputeReply reply, double? squares, BlockSpan asked, out double norm) =>
+            ReplyCheck.Judge(reply, 0, asked, Plan, step: 5, slots: null, pooled: false, parameterCount: 3, out norm, squares, encoded: true);
+        Assert.Equal(BlockVerdict.Valid, Encoded(Bf16Reply(6), 9, one, out double norm));
+        Assert.Equal(3, norm);
+        // Non-finite squares (a NaN or ∞ among the values) are NonFinite, as a float32 block's would be.
+        Assert.Equal(BlockVerdict.NonFinite, Encoded(Bf16Reply(6), double.PositiveInfinity, one, out _));
+        Assert.Equal(BlockVerdict.NonFinite, Encoded(Bf16Reply(6), double.NaN, one, out _));
+        // Two bytes a value, no more, no fewer; squares taken; one shard.
+        Assert.Equal(BlockVerdict.Invalid, Encoded(Bf16Reply(12), 9, one, out _));
+        Assert.Equal(BlockVerdict.Invalid, Encoded(Bf16Reply(4), 9, one, out _));
+        Assert.Equal(BlockVerdict.Invalid, Encoded(Bf16Reply(6), null, one, out _));
+        Assert.Equal(BlockVerdict.Invalid, Encoded(Bf16Reply(6), 9, new BlockSpan(0, 2, 2), out _));
+    }
+
     [Fact]
     public void AnHonestBlockIsValidWithItsNorm()
     {

@@ -167,21 +167,25 @@ public class ClippingTests
     }
 
     [Fact]
-    public void ARepliesDecodeGivesTheNormTheCheckWouldMeasure()
+    public void ABfloat16RepliesSquaresAreThoseOfItsDecodedVector()
     {
-        // The coordinator's bf16 decode with the sum of squares taken on the way (StepTransport.DecodeSumOfSquares).
-        foreach (int n in new[] { 0, 5, 32, 8191, 8192, 8224, 20_000, 235_146 })
+        // The coordinator's check of a one-shard bf16 block (StepTransport.SumOfSquaresBf16): the vector is never decoded
+        // whole, and its norm must be the one Clipping measures on the decoded vector; NaN and ±∞ patterns included.
+        foreach (int n in new[] { 0, 5, 32, 8191, 8192, 8224, 16384, 20_000, 235_146 })
         {
             var random = new Random(n);
             var bits = Enumerable.Range(0, n).Select(_ => (ushort)(random.Next(0, 0x7F80) | (random.Next(2) << 15))).ToArray();
             var expected = new float[n];
             DistTrain.Core.Kernels.BFloat16.Decode(bits, expected);
-            var decoded = new float[n + 1];
-            decoded[n] = -3f;
-            double squares = DistTrain.Coordinator.Distributed.StepTransport.DecodeSumOfSquares(bits, decoded.AsSpan(0, n));
-            Assert.Equal(expected, decoded.Take(n));
-            Assert.Equal(-3f, decoded[n]);
+            double squares = DistTrain.Coordinator.Distributed.StepTransport.SumOfSquaresBf16(bits);
             Assert.Equal(BitConverter.DoubleToInt64Bits(Clipping.GlobalNorm(expected)), BitConverter.DoubleToInt64Bits(Math.Sqrt(squares)));
+            if (n < 40) continue;
+            foreach (ushort special in new ushort[] { 0x7F80, 0xFF80, 0x7FC1 })
+            {
+                var poisoned = (ushort[])bits.Clone();
+                poisoned[n - 3] = special;
+                Assert.False(double.IsFinite(DistTrain.Coordinator.Distributed.StepTransport.SumOfSquaresBf16(poisoned)));
+            }
         }
     }
 
