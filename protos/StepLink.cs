@@ -18,35 +18,133 @@ namespace DistTrain.Protos;
 /// <summary>
 /// One step link's bytes: a socket read and written directly, or (a TCP link of a node with TLS) a TLS stream over
 /// it. One thread may read while another writes.
+/// A plain socket is switched to non-blocking calls, and this class waits for it itself, with poll(2) on the thread
+/// that reads or writes; so a sender can also give the socket what it takes now and leave the rest to a thread
+/// (<see cref="TrySend"/>). Neither end ever makes an asynchronous call on a link's socket (connect and hello are
+/// synchronous too): .NET registers such a socket with its epoll thread for good, and from then on every arrival of
+/// bytes wakes that thread and a thread-pool thread, several times per megabyte — on a busy machine each of them waits
+/// for a CPU that a computation needs.
 /// </summary>
-public sealed class StepConnection(Socket socket, Stream? tls = null) : IDisposable
+public sealed class StepConnection : IDisposable
 {
-    public Socket Socket { get; } = socket;
+    private readonly Stream? _tls;
 
-    public void Send(ReadOnlySpan<byte> data)
+    public StepConnection(Socket socket, Stream? tls = null)
     {
-        if (tls is not null) tls.Write(data);
-        else while (!data.IsEmpty) data = data[Socket.Send(data)..];
+        Socket = socket;
+        _tls = tls;
+        if (tls is null) socket.Blocking = false;
     }
 
-    public int Receive(Span<byte> data) => tls is not null ? tls.Read(data) : Socket.Receive(data);
+    public Socket Socket { get; }
+
+    /// <summary>Sends all of <paramref name="data"/>, waiting for room up to the socket's SendTimeout (0: for ever).</summary>
+    public void Send(ReadOnlySpan<byte> data)
+    {
+        if (_tls is not null)
+        {
+            _tls.Write(data);
+            return;
+        }
+        while (!data.IsEmpty)
+        {
+            int sent = Socket.Send(data, SocketFlags.None, out var error);
+            if (error == SocketError.Success) data = data[sent..];
+            else if (error == SocketError.WouldBlock) Wait(SelectMode.SelectWrite, Socket.SendTimeout);
+            else throw new SocketException((int)error);
+        }
+    }
 
     /// <summary>
-    /// Waits until the socket has data, with poll(POLLIN) rather than in recv: a thread blocked in recv on a Unix
-    /// socket also wakes each time the peer consumes what this end sent (write space), which here is every step, on
-    /// the CPU where the peer starts computing; poll filters those wake-ups in the kernel. Not with a receive timeout
-    /// (recv enforces it), nor over TLS (decrypted bytes may already wait in the stream).
+    /// Sends what the socket takes now, without waiting: the count sent (0 when it has no room, and over TLS, where a
+    /// record must be written whole by one thread).
+    /// </summary>
+    public int TrySend(ReadOnlySpan<byte> data)
+    {
+        if (_tls is not null || data.IsEmpty) return 0;
+        int sent = Socket.Send(data, SocketFlags.None, out var error);
+        if (error == SocketError.Success) return sent;
+        if (error == SocketError.WouldBlock) return 0;
+        throw new SocketException((int)error);
+    }
+
+    /// <summary>Reads at least one byte (0 at the end of the stream), waiting up to the socket's ReceiveTimeout (0: for ever).</summary>
+    public int Receive(Span<byte> data)
+    {
+        if (_tls is not null) return _tls.Read(data);
+        while (true)
+        {
+            int read = Socket.Receive(data, SocketFlags.None, out var error);
+            if (error == SocketError.Success) return read;
+            if (error != SocketError.WouldBlock) throw new SocketException((int)error);
+            Wait(SelectMode.SelectRead, Socket.ReceiveTimeout);
+        }
+    }
+
+    /// <summary>
+    /// Waits until the socket has data (or its end): with poll(POLLIN), which, unlike a thread blocked in recv on a Unix
+    /// socket, does not wake each time the peer consumes what this end sent (write space: every step, on the CPU where
+    /// the peer starts computing). Over TLS decrypted bytes may already wait in the stream: its read waits instead.
     /// </summary>
     public void WaitReadable()
     {
-        if (tls is null && Socket.ReceiveTimeout == 0) Socket.Poll(-1, SelectMode.SelectRead);
+        if (_tls is null) Wait(SelectMode.SelectRead, Socket.ReceiveTimeout);
+    }
+
+    /// <summary>poll(2) for <paramref name="mode"/>, up to <paramref name="timeoutMs"/> (0: no limit), as a blocking call would time out.</summary>
+    private void Wait(SelectMode mode, int timeoutMs)
+    {
+        if (!Socket.Poll(timeoutMs > 0 ? (int)Math.Min(1000L * timeoutMs, int.MaxValue) : -1, mode))
+            throw new SocketException((int)SocketError.TimedOut);
     }
 
     /// <summary>
-    /// True when a small write would not block: a Unix socket with room (writable there means three quarters of its
-    /// buffer are free; a TCP socket is writable with far less).
+    /// A TCP connection to the first of <paramref name="addresses"/> that accepts one before <paramref name="deadline"/>,
+    /// made without .NET's asynchronous calls (see the class): a non-blocking connect, waited for with poll(2) in slices
+    /// of 100 ms so that <paramref name="cancellationToken"/> is seen. Null when the deadline passed (before an address
+    /// answered, or before one was tried); the last address's error when every one refused.
     /// </summary>
-    public bool CanWriteNow => tls is null && Socket.AddressFamily == AddressFamily.Unix && Socket.Poll(0, SelectMode.SelectWrite);
+    public static Socket? ConnectTcp(IReadOnlyList<System.Net.IPAddress> addresses, int port, DateTime deadline,
+        CancellationToken cancellationToken)
+    {
+        SocketException? failure = null;
+        foreach (var address in addresses)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (DateTime.UtcNow >= deadline) return null;
+            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
+            try
+            {
+                try { socket.Connect(new System.Net.IPEndPoint(address, port)); }
+                catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+                {
+                    while (!socket.Poll(100_000, SelectMode.SelectWrite) && !socket.Poll(0, SelectMode.SelectError))
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        if (DateTime.UtcNow >= deadline)
+                        {
+                            socket.Dispose();
+                            return null;
+                        }
+                    }
+                    var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+                    if (error != SocketError.Success) throw new SocketException((int)error);
+                }
+                return socket;
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                failure = e;
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
+        throw failure ?? new SocketException((int)SocketError.HostNotFound);
+    }
 
     /// <summary>TCP keepalive (probes after 30 s idle, every 10 s, 3 unanswered close it): a silently dropped peer ends the link.</summary>
     public static void KeepAlive(Socket socket)
@@ -59,7 +157,7 @@ public sealed class StepConnection(Socket socket, Stream? tls = null) : IDisposa
 
     public void Dispose()
     {
-        try { tls?.Dispose(); }
+        try { _tls?.Dispose(); }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { }
         Socket.Dispose();
     }

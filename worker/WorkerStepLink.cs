@@ -29,47 +29,84 @@ public sealed partial class WorkerStepLink : IDisposable
     /// <summary>
     /// Connects over TCP to <paramref name="host"/>:<paramref name="port"/>, as a TLS client with
     /// <paramref name="tls"/> when given, says hello and waits for the answer — 10 s for all of it, and no longer than
-    /// <paramref name="cancellationToken"/> allows (the Prepare it serves may be given up).
+    /// <paramref name="cancellationToken"/> allows (the Prepare it serves may be given up). Every call on the socket is
+    /// synchronous, on a thread of its own (StepConnection says why): a non-blocking connect waited for with poll(2), a
+    /// blocking TLS handshake and hello.
     /// </summary>
     public static async Task<WorkerStepLink> ConnectTcpAsync(string host, int port, ReadOnlyMemory<byte> nonce, string workerId,
         Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log,
         System.Net.Security.SslClientAuthenticationOptions? tls, CancellationToken cancellationToken)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        System.Net.IPAddress[] addresses;
+        using (var resolving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            resolving.CancelAfter(TimeSpan.FromSeconds(10));
+            try
+            {
+                addresses = System.Net.IPAddress.TryParse(host, out var literal) ? [literal]
+                    : await System.Net.Dns.GetHostAddressesAsync(host, resolving.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new IOException($"no step link to {host}:{port}: resolving {host} took over 10 s");
+            }
+        }
+        return await Task.Factory.StartNew(() => Connect(addresses, host, port, nonce, workerId, compute, maxRequestBytes, log, tls,
+            deadline, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+    }
+
+    private static WorkerStepLink Connect(System.Net.IPAddress[] addresses, string host, int port, ReadOnlyMemory<byte> nonce,
+        string workerId, Func<ComputeRequest, ComputeReply> compute, int maxRequestBytes, ILogger log,
+        System.Net.Security.SslClientAuthenticationOptions? tls, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var socket = StepConnection.ConnectTcp(addresses, port, deadline, cancellationToken)
+            ?? throw new IOException($"no step link to {host}:{port} within 10 s");
         StepConnection? connection = null;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(10));
+        // Blocking calls end when the socket is closed: at the deadline, or when the caller gives up — unless the link
+        // was made first (state 1; 2: closed by one of them).
+        int state = 0;
+        void Abandon()
+        {
+            if (Interlocked.CompareExchange(ref state, 2, 0) == 0) socket.Dispose();
+        }
+        using var stop = new Timer(_ => Abandon(), null, Remaining(deadline), Timeout.InfiniteTimeSpan);
+        using var cancelled = cancellationToken.Register(Abandon);
         try
         {
             StepConnection.KeepAlive(socket);
-            await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
-            Stream stream = new NetworkStream(socket, ownsSocket: false);
             if (tls is not null)
             {
-                var secure = new System.Net.Security.SslStream(stream);
-                stream = secure;
+                socket.Blocking = true;
+                var secure = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: false));
                 connection = new StepConnection(socket, secure);
-                await secure.AuthenticateAsClientAsync(tls, timeout.Token).ConfigureAwait(false);
+                secure.AuthenticateAsClient(tls);
             }
             else connection = new StepConnection(socket);
-            StepFrames.Write(connection, 0, StepFrames.Hello, HelloPayload(nonce.Span, workerId));
-            var answer = new byte[StepFrames.HeaderBytes];
-            try { await stream.ReadExactlyAsync(answer, timeout.Token).ConfigureAwait(false); }
-            catch (EndOfStreamException) { throw new IOException("the coordinator did not accept the step link"); }
-            if (answer[12] != StepFrames.Hello || System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(answer) != 0)
-                throw new IOException("the coordinator did not answer the hello");
-            return new WorkerStepLink(connection, compute, maxRequestBytes, log);
+            socket.ReceiveTimeout = socket.SendTimeout = Math.Max(1, (int)Remaining(deadline).TotalMilliseconds);
+            var link = Hello(connection, nonce.Span, workerId, compute, maxRequestBytes, log);
+            socket.SendTimeout = 0;
+            if (Interlocked.CompareExchange(ref state, 1, 0) == 0) return link;
+            link.Dispose();
+            throw new ObjectDisposedException(nameof(Socket)); // the deadline or the caller came first
         }
         catch (Exception e)
         {
             if (connection is not null) connection.Dispose();
             else socket.Dispose();
-            if (e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
-                throw new IOException($"no step link to {host}:{port} within 10 s");
+            cancellationToken.ThrowIfCancellationRequested();
             if (e is System.Security.Authentication.AuthenticationException)
                 throw new IOException($"TLS with {host}:{port} failed: {e.Message}");
+            if (DateTime.UtcNow >= deadline || e is ObjectDisposedException)
+                throw new IOException($"no step link to {host}:{port} within 10 s");
             throw;
         }
+    }
+
+    private static TimeSpan Remaining(DateTime deadline)
+    {
+        var left = deadline - DateTime.UtcNow;
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
     private static byte[] HelloPayload(ReadOnlySpan<byte> nonce, string workerId)
@@ -88,7 +125,7 @@ public sealed partial class WorkerStepLink : IDisposable
         try
         {
             StepFrames.Write(socket, 0, StepFrames.Hello, HelloPayload(nonce, workerId));
-            socket.Socket.ReceiveTimeout = 10_000;
+            if (socket.Socket.ReceiveTimeout is <= 0 or > 10_000) socket.Socket.ReceiveTimeout = 10_000;
             var buffer = new byte[16];
             if (!StepFrames.Read(socket, ref buffer, buffer.Length, out _, out byte kind, out _) || kind != StepFrames.Hello)
                 throw new IOException("the coordinator did not accept the step link");

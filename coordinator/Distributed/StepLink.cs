@@ -3,11 +3,11 @@
 // completes each call on that thread, so the step goes on without waiting for a thread-pool thread to wake.
 // While it waits, the thread is bound to the worker's CPUs (when the worker's compute threads are bound): the reply
 // wakes it where the worker has just finished, not behind another worker's computation on a busy CPU.
-// Sending never blocks the caller (the control plane's driver): a request goes out at once when the socket can take
-// it, and otherwise waits in a backlog that a writer thread sends — a worker that stopped reading (SIGSTOP) fills its
-// socket's buffer within a few hundred steps, and a blocking write would then hold up every other worker too. A
-// request carrying the weights (TCP) is larger than a socket takes at once, so it always goes through the writer,
-// which sends the weights from where the step holds them (StepFrames.RentRequestFrame: no copy per worker).
+// Sending never blocks the caller (the control plane's driver): a request goes out at once as far as the socket takes
+// it, and what is left waits in a backlog that a writer thread sends — a worker that stopped reading (SIGSTOP) fills its
+// socket's buffer within a few hundred steps, and a blocking write would then hold up every other worker too. The
+// weights go from where the step holds them (StepFrames.RentRequestFrame: no copy per worker); on an idle link the
+// whole request usually fits the socket at once, and the worker starts reading it without waiting for the writer to wake.
 // Replies are read as the gRPC path reads them (StepWire): each gradient sum lands in a pooled array.
 using System.Collections.Concurrent;
 using System.Net.Sockets;
@@ -21,10 +21,9 @@ namespace DistTrain.Coordinator.Distributed;
 public sealed class StepLink : IDisposable
 {
     private readonly StepConnection _socket;
-    /// <summary>Frames up to this size go out inline when the socket is writable (it then has room for them).</summary>
-    private const int InlineFrameBytes = 16 << 10;
     private readonly object _sendLock = new();
-    private readonly Queue<(long Id, byte[] Frame, int Length, ReadOnlyMemory<byte> Tail)> _backlog = new();
+    // Each entry: the frame's bytes [Sent, Length) of an ArrayPool array, then the tail.
+    private readonly Queue<(long Id, byte[] Frame, int Sent, int Length, ReadOnlyMemory<byte> Tail)> _backlog = new();
     private bool _writerSending;
     private Thread? _writer;
     private readonly ConcurrentDictionary<long, TaskCompletionSource<ComputeReply>> _pending = new();
@@ -94,20 +93,26 @@ public sealed class StepLink : IDisposable
     }
 
     /// <summary>
-    /// Writes the frame now when nothing is queued before it and the socket is writable (a Unix socket is writable
-    /// while three quarters of its buffer are free, more than a small frame needs); otherwise queues it for the writer.
+    /// Gives the socket what it takes now of the frame and its tail when nothing is queued before them; what is left
+    /// goes to the writer thread.
     /// </summary>
     private void Send(long id, byte[] frame, int length, ReadOnlyMemory<byte> tail)
     {
         lock (_sendLock)
         {
-            if (_backlog.Count == 0 && !_writerSending && length <= InlineFrameBytes && tail.IsEmpty && _socket.CanWriteNow)
+            int sent = 0;
+            if (_backlog.Count == 0 && !_writerSending)
             {
-                try { _socket.Send(frame.AsSpan(0, length)); }
-                finally { System.Buffers.ArrayPool<byte>.Shared.Return(frame); }
-                return;
+                sent = _socket.TrySend(frame.AsSpan(0, length));
+                if (sent == length)
+                    while (!tail.IsEmpty && _socket.TrySend(tail.Span) is var more and > 0) tail = tail[more..];
+                if (sent == length && tail.IsEmpty)
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(frame);
+                    return;
+                }
             }
-            _backlog.Enqueue((id, frame, length, tail));
+            _backlog.Enqueue((id, frame, sent, length, tail));
             if (_writer is null)
             {
                 _writer = new Thread(WriteBacklog) { IsBackground = true, Name = $"disttrain-link-send-{WorkerId}" };
@@ -124,11 +129,12 @@ public sealed class StepLink : IDisposable
         {
             while (true)
             {
-                (long Id, byte[] Frame, int Length, ReadOnlyMemory<byte> Tail) next;
+                (long Id, byte[] Frame, int Sent, int Length, ReadOnlyMemory<byte> Tail) next;
                 lock (_sendLock)
                 {
                     _writerSending = false;
-                    while (_closed is null && (_backlog.Count == 0 || !_pending.ContainsKey(_backlog.Peek().Id)))
+                    // A frame begun inline is finished even when nobody waits for it any more: the stream stays whole.
+                    while (_closed is null && (_backlog.Count == 0 || (_backlog.Peek().Sent == 0 && !_pending.ContainsKey(_backlog.Peek().Id))))
                     {
                         if (_backlog.Count > 0) System.Buffers.ArrayPool<byte>.Shared.Return(_backlog.Dequeue().Frame);
                         else Monitor.Wait(_sendLock);
@@ -139,7 +145,7 @@ public sealed class StepLink : IDisposable
                 }
                 try
                 {
-                    _socket.Send(next.Frame.AsSpan(0, next.Length));
+                    _socket.Send(next.Frame.AsSpan(next.Sent, next.Length - next.Sent));
                     // The weights, from where the step holds them. (A call given up meanwhile: a TCP link closes,
                     // so the worker never computes a torn copy; a same-host request carries no weights.)
                     _socket.Send(next.Tail.Span);

@@ -199,8 +199,15 @@ public sealed class StepLinkTests : IDisposable
 
     /// <summary>Cpus_allowed_list of this process's threads named like a coordinator link reader.</summary>
     private static IEnumerable<string> ReaderThreads() =>
-        Directory.GetDirectories("/proc/self/task")
-            .Where(t => File.Exists(Path.Combine(t, "comm")) && File.ReadAllText(Path.Combine(t, "comm")).Trim() == "disttrain-link-")
-            .Select(t => File.ReadAllLines(Path.Combine(t, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))
-                .Split(':')[1].Trim());
+        Directory.GetDirectories("/proc/self/task").Select(t =>
+        {
+            // A thread that ends between the listing and the read (other tests' threads come and go) is passed over.
+            try
+            {
+                return File.ReadAllText(Path.Combine(t, "comm")).Trim() != "disttrain-link-" ? null
+                    : File.ReadAllLines(Path.Combine(t, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))
+                        .Split(':')[1].Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        }).OfType<string>().ToList();
 }

@@ -124,6 +124,66 @@ public sealed class TcpLinkTests : IDisposable
         Assert.Equal(5, (await second.ComputeAsync(Request(5, weights, [7]), DateTime.UtcNow.AddSeconds(30), default)).Step);
     }
 
+    [Fact]
+    public async Task RequestsLargerThanTheSocketTakesArriveWholeAndInOrderWhenTheWorkerReadsLate()
+    {
+        // Each request gives the socket what it takes at once and leaves the rest to the link's writer thread; the
+        // worker reads nothing until all four are issued, so the first is cut mid-weights and the others wait behind it.
+        using var worker = LinkedWorker(_host, "w1");
+        var link = _host.LinkOf("w1") ?? throw new InvalidOperationException("no link for w1");
+        var weights = Enumerable.Range(0, 4).Select(k =>
+        {
+            var bytes = new byte[(3 << 20) + k];
+            new Random(k).NextBytes(bytes);
+            return bytes;
+        }).ToArray();
+        var calls = weights.Select((w, k) => link.ComputeAsync(new ComputeRequest
+        {
+            ProtocolVersion = Protocol.Version, Step = k, Weights = Google.Protobuf.ByteString.CopyFrom(w),
+        }, DateTime.UtcNow.AddSeconds(60), default)).ToArray();
+        var buffer = new byte[1024];
+        for (int k = 0; k < weights.Length; k++)
+        {
+            Assert.True(StepFrames.Read(worker, ref buffer, 8 << 20, out long id, out byte kind, out int length));
+            Assert.Equal(StepFrames.Request, kind);
+            var request = ComputeRequest.Parser.ParseFrom(buffer, 0, length);
+            Assert.Equal(k, request.Step);
+            Assert.True(request.Weights.Span.SequenceEqual(weights[k]), $"request {k}'s weights arrived changed");
+            StepFrames.Write(worker, id, StepFrames.Reply, new ComputeReply { ProtocolVersion = Protocol.Version, Step = k });
+        }
+        for (int k = 0; k < calls.Length; k++) Assert.Equal(k, (await calls[k]).Step);
+    }
+
+    [Fact]
+    public void ALinksConnectionIsMadeWithoutAsynchronousCallsWithinItsDeadline()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        int port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        // A port nothing listens on (taken from a socket bound and closed again) refuses.
+        int closed;
+        using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            closed = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+        var refused = Assert.Throws<SocketException>(() =>
+            StepConnection.ConnectTcp([IPAddress.Loopback], closed, DateTime.UtcNow.AddSeconds(10), default));
+        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        using var socket = StepConnection.ConnectTcp([IPAddress.Loopback], port, DateTime.UtcNow.AddSeconds(10), default);
+        Assert.NotNull(socket);
+        Assert.True(socket.Connected);
+        using var accepted = listener.Accept();
+        Assert.Equal(socket.LocalEndPoint, accepted.RemoteEndPoint);
+        // Past the deadline or cancelled, no further address is tried.
+        Assert.Null(StepConnection.ConnectTcp([IPAddress.Loopback], port, DateTime.UtcNow.AddSeconds(-1), default));
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            StepConnection.ConnectTcp([IPAddress.Loopback], port, DateTime.UtcNow.AddSeconds(10), cancelled.Token));
+    }
+
     private Socket Connect()
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };

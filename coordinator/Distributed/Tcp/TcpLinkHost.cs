@@ -131,7 +131,9 @@ public sealed class TcpLinkHost : IDisposable
                 connection.Dispose();
                 continue;
             }
-            _ = AdmitAsync(connection, address);
+            // A thread per connection saying hello (at most MaxPendingHellos, each for the hello timeout at most): every
+            // call on a link's socket is synchronous (StepConnection says why).
+            new Thread(() => Admit(connection, address)) { IsBackground = true, Name = "disttrain-tcp-link-hello" }.Start();
         }
     }
 
@@ -170,68 +172,88 @@ public sealed class TcpLinkHost : IDisposable
     }
 
     /// <summary>Reads the hello (nonce + worker id) within the timeout, checks both, answers, and keeps the link.</summary>
-    private async Task AdmitAsync(Socket connection, IPAddress address)
+    private void Admit(Socket connection, IPAddress address)
     {
         string? endpoint = null;
         System.Net.Security.SslStream? tls = null;
+        // The timeout closes the socket, which ends a blocking call (a peer sending a byte now and then included) —
+        // unless the link was kept first (state 1; 2: closed by the timeout, said before the peer sees the close, or
+        // by the host's end).
+        int state = 0;
+        void Abandon(bool timedOut)
+        {
+            if (Interlocked.CompareExchange(ref state, 2, 0) != 0) return;
+            if (timedOut && !_stopping.IsCancellationRequested) Refused(endpoint, $"no hello within {_helloTimeout.TotalSeconds:0.#} s");
+            connection.Dispose();
+        }
+        try { endpoint = connection.RemoteEndPoint?.ToString(); }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        using var timeout = new Timer(_ => Abandon(timedOut: true), null, _helloTimeout, Timeout.InfiniteTimeSpan);
+        using var stopping = _stopping.Token.Register(() => Abandon(timedOut: false));
         try
         {
-            endpoint = connection.RemoteEndPoint?.ToString();
             connection.NoDelay = true;
             StepConnection.KeepAlive(connection);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            timeout.CancelAfter(_helloTimeout);
+            // A backstop only: the timer closes the socket first.
+            connection.ReceiveTimeout = connection.SendTimeout = (int)Math.Min(int.MaxValue, _helloTimeout.TotalMilliseconds + 1000);
+            StepConnection link;
             if (_tls is not null)
             {
                 tls = new System.Net.Security.SslStream(new NetworkStream(connection, ownsSocket: false));
-                await tls.AuthenticateAsServerAsync(_tls, timeout.Token).ConfigureAwait(false);
+                tls.AuthenticateAsServer(_tls);
+                link = new StepConnection(connection, tls);
             }
+            else link = new StepConnection(connection);
             var header = new byte[StepFrames.HeaderBytes];
-            await ReceiveAllAsync(connection, tls, header, timeout.Token).ConfigureAwait(false);
+            ReceiveAll(link, header);
             int length = BinaryPrimitives.ReadInt32LittleEndian(header);
             if (header[12] != StepFrames.Hello || length <= NonceBytes || length > NonceBytes + MaxWorkerIdBytes)
                 throw new IOException($"its first frame is not a hello of {NonceBytes + 1}..{NonceBytes + MaxWorkerIdBytes} bytes");
             var hello = new byte[length];
-            await ReceiveAllAsync(connection, tls, hello, timeout.Token).ConfigureAwait(false);
+            ReceiveAll(link, hello);
             string workerId = System.Text.Encoding.UTF8.GetString(hello, NonceBytes, length - NonceBytes);
             StepLink? old;
-            StepConnection link;
             lock (_links)
             {
                 if (_disposed) throw new ObjectDisposedException(nameof(TcpLinkHost));
                 if (!_nonces.TryGetValue(workerId, out var nonce) || !CryptographicOperations.FixedTimeEquals(nonce, hello.AsSpan(0, NonceBytes)))
                     throw new IOException($"its hello did not carry the nonce offered to worker '{PeerText.Printable(workerId, 64)}'");
+                if (Interlocked.CompareExchange(ref state, 1, 0) != 0) throw new ObjectDisposedException(nameof(Socket));
+                connection.ReceiveTimeout = connection.SendTimeout = 0;
                 _links.Remove(workerId, out old);
-                link = new StepConnection(connection, tls);
                 _links[workerId] = new StepLink(link, workerId, _maxReplyBytes, closeWhenAbandoned: true);
             }
             old?.Dispose();
             StepFrames.Write(link, 0, StepFrames.Hello, ReadOnlySpan<byte>.Empty);
         }
-        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException
             or System.Security.Authentication.AuthenticationException)
         {
-            if (!_stopping.IsCancellationRequested)
-                Refused(endpoint, e is OperationCanceledException ? $"no hello within {_helloTimeout.TotalSeconds:0.#} s" : e.Message);
-            try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
-            connection.Dispose();
+            // Closed by the timeout (said there) or the host's end: nothing more to say.
+            if (e is SocketException { SocketErrorCode: SocketError.TimedOut } or IOException { InnerException: SocketException { SocketErrorCode: SocketError.TimedOut } })
+                Abandon(timedOut: true);
+            else if (!_stopping.IsCancellationRequested && Volatile.Read(ref state) != 2) Refused(endpoint, e.Message);
+            Close(tls, connection);
         }
         catch (Exception e)
         {
             Refused(endpoint, $"{e.GetType().Name}: {e.Message}");
-            try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
-            connection.Dispose();
+            Close(tls, connection);
         }
         finally { EndHello(address); }
     }
 
-    private static async Task ReceiveAllAsync(Socket socket, Stream? tls, Memory<byte> data, CancellationToken cancellationToken)
+    private static void Close(System.Net.Security.SslStream? tls, Socket connection)
+    {
+        try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
+        connection.Dispose();
+    }
+
+    private static void ReceiveAll(StepConnection link, Span<byte> data)
     {
         while (!data.IsEmpty)
         {
-            int read = tls is not null
-                ? await tls.ReadAsync(data, cancellationToken).ConfigureAwait(false)
-                : await socket.ReceiveAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            int read = link.Receive(data);
             if (read == 0) throw new IOException("it closed the connection before its hello");
             data = data[read..];
         }
