@@ -245,14 +245,57 @@ public static class StepFrames
         length = HeaderBytes + headBytes + prefix;
         var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
         head.WriteTo(frame.AsSpan(HeaderBytes, headBytes));
-        var field = frame.AsSpan(HeaderBytes + headBytes, prefix);
-        field[0] = (byte)WireFormat.MakeTag(ComputeRequest.WeightsFieldNumber, WireFormat.WireType.LengthDelimited);
-        for (int i = 1, value = weightsBytes; i < prefix; i++, value >>= 7) field[i] = (byte)(i < prefix - 1 ? (value & 0x7F) | 0x80 : value);
+        WriteLengthDelimitedTag(frame.AsSpan(HeaderBytes + headBytes, prefix), ComputeRequest.WeightsFieldNumber, weightsBytes);
         BinaryPrimitives.WriteInt32LittleEndian(frame, headBytes + prefix + weightsBytes);
         BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
         frame[12] = Request;
         tail = request.Weights.Memory;
         return frame;
+    }
+
+    /// <summary>
+    /// A reply frame as <see cref="RentFrame"/> writes it, except that a last block's sum of 64 KiB or more is not copied
+    /// in: the rented array holds the header and everything else — the other fields first, then the last block with its
+    /// sum's field last (protobuf allows any order) — and <paramref name="tail"/> is the sum's bytes, to be sent right
+    /// after it, from where the worker computed them.
+    /// </summary>
+    public static byte[] RentReplyFrame(long id, ComputeReply reply, out int length, out ReadOnlyMemory<byte> tail)
+    {
+        tail = ReadOnlyMemory<byte>.Empty;
+        if (reply.Blocks.Count == 0 || reply.Blocks[^1] is not { SumCase: BlockResult.SumOneofCase.GradientSum } last ||
+            last.GradientSum.Length < 64 << 10)
+            return RentFrame(id, Reply, reply, out length);
+        var head = reply.Clone();
+        head.Blocks.RemoveAt(head.Blocks.Count - 1);
+        var lastHead = last.Clone();
+        lastHead.ClearSum();
+        int headBytes = head.CalculateSize(), lastHeadBytes = lastHead.CalculateSize(), sumBytes = last.GradientSum.Length;
+        int sumPrefix = 1 + CodedOutputStream.ComputeLengthSize(sumBytes);
+        int blockBytes = lastHeadBytes + sumPrefix + sumBytes;
+        int blockPrefix = 1 + CodedOutputStream.ComputeLengthSize(blockBytes);
+        length = HeaderBytes + headBytes + blockPrefix + lastHeadBytes + sumPrefix;
+        var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+        int at = HeaderBytes;
+        head.WriteTo(frame.AsSpan(at, headBytes));
+        at += headBytes;
+        at += WriteLengthDelimitedTag(frame.AsSpan(at), ComputeReply.BlocksFieldNumber, blockBytes);
+        lastHead.WriteTo(frame.AsSpan(at, lastHeadBytes));
+        at += lastHeadBytes;
+        WriteLengthDelimitedTag(frame.AsSpan(at), BlockResult.GradientSumFieldNumber, sumBytes);
+        BinaryPrimitives.WriteInt32LittleEndian(frame, headBytes + blockPrefix + blockBytes);
+        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
+        frame[12] = Reply;
+        tail = last.GradientSum.Memory;
+        return frame;
+    }
+
+    /// <summary>The tag of length-delimited field <paramref name="field"/> (below 16) and the varint length; the bytes written.</summary>
+    private static int WriteLengthDelimitedTag(Span<byte> into, int field, int length)
+    {
+        into[0] = (byte)WireFormat.MakeTag(field, WireFormat.WireType.LengthDelimited);
+        int prefix = 1 + CodedOutputStream.ComputeLengthSize(length);
+        for (int i = 1, value = length; i < prefix; i++, value >>= 7) into[i] = (byte)(i < prefix - 1 ? (value & 0x7F) | 0x80 : value);
+        return prefix;
     }
 
     public static void WriteError(StepConnection socket, long id, Grpc.Core.StatusCode code, string detail)

@@ -174,8 +174,18 @@ public sealed partial class WorkerStepLink : IDisposable
                     StepFrames.WriteError(_socket, id, StatusCode.Internal, $"ComputeGradients failed on the worker: {e.Message}");
                     continue;
                 }
-                try { StepFrames.Write(_socket, id, StepFrames.Reply, reply); }
-                finally { StepWire.ReturnSums(reply); }
+                // The last block's sum goes from where it was computed (no copy into the frame).
+                var frame = StepFrames.RentReplyFrame(id, reply, out int frameLength, out var tail);
+                try
+                {
+                    _socket.Send(frame.AsSpan(0, frameLength));
+                    _socket.Send(tail.Span);
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(frame);
+                    StepWire.ReturnSums(reply);
+                }
             }
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)

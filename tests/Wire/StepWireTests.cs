@@ -82,6 +82,32 @@ public class StepWireTests
         Assert.True(payload.Span.Overlaps(inPlace.Weights.Span));
     }
 
+    [Theory]
+    [InlineData(16_383, 3)] // below 64 KiB: one whole frame
+    [InlineData(16_384, 3)] // the last block's sum sent after the frame, the first block's inside it
+    [InlineData(40_003, 1)]
+    [InlineData(40_003, 2)] // the last block claimed elsewhere: nothing to send apart
+    [InlineData(4_194_304, 1)] // 16 MiB: four-byte length prefixes for the block and its sum
+    public void ALinkReplyFrameWithItsLastSumSentApartReadsAsTheReply(int parameters, int blocks)
+    {
+        var reply = Reply(parameters);
+        while (reply.Blocks.Count > blocks) reply.Blocks.RemoveAt(reply.Blocks.Count - 1);
+        var frame = StepFrames.RentReplyFrame(9, reply, out int length, out var tail);
+        Assert.Equal(parameters >= 16_384 && blocks != 2, !tail.IsEmpty);
+        if (!tail.IsEmpty) Assert.True(tail.Span.Overlaps(reply.Blocks[^1].GradientSum.Span)); // not a copy
+        byte[] wire = [.. frame.AsSpan(0, length), .. tail.Span];
+        System.Buffers.ArrayPool<byte>.Shared.Return(frame);
+        Assert.Equal(reply.CalculateSize(), wire.Length - StepFrames.HeaderBytes);
+        Assert.Equal(wire.Length - StepFrames.HeaderBytes, System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(wire));
+        Assert.Equal(9, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(wire.AsSpan(4)));
+        Assert.Equal(StepFrames.Reply, wire[12]);
+        var payload = wire.AsMemory(StepFrames.HeaderBytes);
+        Assert.Equal(reply, ComputeReply.Parser.ParseFrom(payload.Span));
+        var read = StepWire.ParseReply(new System.Buffers.ReadOnlySequence<byte>(payload));
+        Assert.Equal(reply, read);
+        StepWire.ReturnSums(read);
+    }
+
     private static ComputeReply Reply(int parameters) => new()
     {
         ProtocolVersion = Protocol.Version, Step = 7, ComputeSeconds = 0.25, ComputeCpuSeconds = 0.125,
