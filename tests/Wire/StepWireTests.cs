@@ -65,13 +65,7 @@ public class StepWireTests
         request.NextWeightsTicket = ByteString.CopyFrom(new byte[16]);
         var frame = StepFrames.RentRequestFrame(42, request, out int length, out var tail);
         Assert.Equal(parameters >= 16_384, !tail.IsEmpty);
-        byte[] wire = [.. frame.AsSpan(0, length), .. tail.Span];
-        System.Buffers.ArrayPool<byte>.Shared.Return(frame);
-        Assert.Equal(request.CalculateSize(), wire.Length - StepFrames.HeaderBytes);
-        Assert.Equal(wire.Length - StepFrames.HeaderBytes, System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(wire));
-        Assert.Equal(42, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(wire.AsSpan(4)));
-        Assert.Equal(StepFrames.Request, wire[12]);
-        var payload = wire.AsMemory(StepFrames.HeaderBytes);
+        var payload = Payload(frame, length, tail, 42, StepFrames.Request, request.CalculateSize());
         Assert.Equal(request, ComputeRequest.Parser.ParseFrom(payload.Span));
         var read = StepWire.ParseRequest(new System.Buffers.ReadOnlySequence<byte>(payload));
         Assert.Equal(request, read);
@@ -95,17 +89,23 @@ public class StepWireTests
         var frame = StepFrames.RentReplyFrame(9, reply, out int length, out var tail);
         Assert.Equal(parameters >= 16_384 && blocks != 2, !tail.IsEmpty);
         if (!tail.IsEmpty) Assert.True(tail.Span.Overlaps(reply.Blocks[^1].GradientSum.Span)); // not a copy
-        byte[] wire = [.. frame.AsSpan(0, length), .. tail.Span];
-        System.Buffers.ArrayPool<byte>.Shared.Return(frame);
-        Assert.Equal(reply.CalculateSize(), wire.Length - StepFrames.HeaderBytes);
-        Assert.Equal(wire.Length - StepFrames.HeaderBytes, System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(wire));
-        Assert.Equal(9, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(wire.AsSpan(4)));
-        Assert.Equal(StepFrames.Reply, wire[12]);
-        var payload = wire.AsMemory(StepFrames.HeaderBytes);
+        var payload = Payload(frame, length, tail, 9, StepFrames.Reply, reply.CalculateSize());
         Assert.Equal(reply, ComputeReply.Parser.ParseFrom(payload.Span));
         var read = StepWire.ParseReply(new System.Buffers.ReadOnlySequence<byte>(payload));
         Assert.Equal(reply, read);
         StepWire.ReturnSums(read);
+    }
+
+    /// <summary>The bytes on the wire (the rented frame, returned, then the tail): its header checked, its payload.</summary>
+    private static Memory<byte> Payload(byte[] frame, int length, ReadOnlyMemory<byte> tail, long id, byte kind, int size)
+    {
+        byte[] wire = [.. frame.AsSpan(0, length), .. tail.Span];
+        System.Buffers.ArrayPool<byte>.Shared.Return(frame);
+        Assert.Equal(size, wire.Length - StepFrames.HeaderBytes);
+        Assert.Equal(size, System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(wire));
+        Assert.Equal(id, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(wire.AsSpan(4)));
+        Assert.Equal(kind, wire[12]);
+        return wire.AsMemory(StepFrames.HeaderBytes);
     }
 
     private static ComputeReply Reply(int parameters) => new()
