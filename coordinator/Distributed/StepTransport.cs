@@ -233,6 +233,13 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         return (squares, encoded);
     }
 
+    /// <summary>
+    /// The squares DecodeBf16 took of block <paramref name="i"/>, for the reply's check: an encoded block's whatever
+    /// they are (NaN: a NaN among its values, judged non-finite), null for a block whose squares were not taken (NaN there).
+    /// </summary>
+    private static double? SquaresTaken(double[]? squares, bool[]? encoded, int i) =>
+        squares is null ? null : encoded![i] ? squares[i] : double.IsNaN(squares[i]) ? null : squares[i];
+
     /// <summary>Floats decoded at a time by <see cref="SumOfSquaresBf16"/>: 32 KiB, well inside the L1 cache.</summary>
     private const int DecodePiece = 8 * 1024;
 
@@ -329,6 +336,9 @@ public sealed class StepTransport : IStepTransport, IGradientSource
                 throw new InvalidOperationException($"block {send.Blocks[i]} of step {send.Step} was accepted but is unreadable");
             // A sum read into a pooled array of its own (over gRPC or a TCP link) becomes the block's buffer, and the
             // buffer goes to the pool for the next reply: no copy. One in a slot of the bulk plane (or unpooled) is copied.
+            // A float32 sum replaces whatever bfloat16 sum this block held.
+            WireBuffers.Return(_encoded[b]);
+            _encoded[b] = null;
             if (WireBuffers.Take(block.GradientSum, _parameterCount) is { } taken)
             {
                 WireBuffers.Return(_buffers[b]);
@@ -489,7 +499,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             for (int i = 0; i < verdicts.Length; i++)
             {
                 verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount,
-                    out norms[i], squares is null || double.IsNaN(squares[i]) ? null : squares[i], encoded?[i] == true);
+                    out norms[i], SquaresTaken(squares, encoded, i), encoded?[i] == true);
                 if (verdicts[i] != BlockVerdict.Elsewhere) samples += plan.Range(send.Blocks[i].FirstShard, send.Blocks[i].ShardCount).Length;
             }
             // Read from the shared file when it computed anything: the weights, and the indices of what it computed.

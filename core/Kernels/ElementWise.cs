@@ -342,7 +342,9 @@ internal static class ElementWise
                     {
                         var job = UpdateJob<TUpdate>.Instance;
                         job.Set(update, w, g, has0 ? s0 : null, has1 ? s1 : null, has2 ? s2 : null, length, updated);
-                        GemmWorkers.Run(job, parts - 1);
+                        try { GemmWorkers.Run(job, parts - 1); }
+                        // The shared job keeps nothing of this call alive (the observer holds a step's arrays).
+                        finally { job.Set(default, null, null, null, null, null, 0, null); }
                     }
                 }
             }

@@ -133,16 +133,16 @@ public class StepTransportTests
     }
 
     private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log)> RunStepAsync(
-        Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2)
+        Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, bool bf16 = false, int shardSize = 7)
     {
-        var (local, remote, log, _) = await RunStepAsync(tamperW1, tamperW2, TimeSpan.Zero);
+        var (local, remote, log, _) = await RunStepAsync(tamperW1, tamperW2, TimeSpan.Zero, bf16: bf16, shardSize: shardSize);
         return (local, remote, log);
     }
 
     private static async Task<(GradientResult Local, GradientResult Remote, List<string> Log, ControlPlane Cluster)> RunStepAsync(
         Func<ComputeReply, ComputeReply>? tamperW1, Func<ComputeReply, ComputeReply>? tamperW2, TimeSpan delayW1,
         SharedMemoryHost? shared = null, bool link = false, string? lateWorker = null, List<ComputeRequest>? requests = null,
-        int steps = 1, System.Runtime.CompilerServices.StrongBox<double>? delayedW1 = null)
+        int steps = 1, System.Runtime.CompilerServices.StrongBox<double>? delayedW1 = null, bool bf16 = false, int shardSize = 7)
     {
         // lateWorker: its requests start only after the other worker's first reply (it then finds the pool empty).
         var firstReplied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -180,7 +180,7 @@ public class StepTransportTests
         var request = new GradientRequest
         {
             Step = 0, Parameters = network.CreateParameters(1), BatchIndices = new ArraySegment<int>(permutation, 0, 100),
-            Plan = new ShardPlan(100, 7),
+            Plan = new ShardPlan(100, shardSize), RoundToBf16 = bf16,
         };
         var local = new GradientResult(network.ParameterCount);
         using (var source = new LocalGradientSource(network, split.Train, 1)) await source.ComputeAsync(request, local, default);
@@ -265,6 +265,36 @@ public class StepTransportTests
         Assert.Equal(100, remote.TotalSamples());
         Assert.Contains(remote.Blocks, b => b.Executor == "w1");
         Assert.Contains(remote.Blocks, b => b.Executor == "w2");
+    }
+
+    /// <summary>Every one-shard block of the reply with a bfloat16 NaN as its first value (as every worker sends when training diverges).</summary>
+    private static ComputeReply NaNInOneShardBf16Blocks(ComputeReply reply)
+    {
+        var copy = reply.Clone();
+        foreach (var block in copy.Blocks.Where(b => b.ShardCount == 1 && b.SumCase == BlockResult.SumOneofCase.GradientSum))
+        {
+            var bytes = block.GradientSum.ToByteArray();
+            bytes[0] = 0xC0;
+            bytes[1] = 0x7F;
+            block.GradientSum = ByteString.CopyFrom(bytes);
+        }
+        return copy;
+    }
+
+    [Theory]
+    [InlineData(7)] // 15 shards: two blocks of several shards, summed from their per-shard vectors on arrival
+    [InlineData(50)] // 2 shards: two one-shard blocks, kept bfloat16 until the tree reads them
+    public async Task OverTheBf16WireTheSumIsBitIdenticalToLocalModeAndANaNEveryWorkerSendsIsNonFinite(int shardSize)
+    {
+        var (local, remote, _) = await RunStepAsync(null, null, bf16: true, shardSize: shardSize);
+        Assert.Equal(local.GradientSum.Select(BitConverter.SingleToInt32Bits), remote.GradientSum.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(shardSize == 50, remote.Blocks.All(b => b.ShardCount == 1));
+        if (shardSize != 50) return;
+        // A NaN both workers agree on is a non-finite block, which the step keeps (and the trainer skips): not a
+        // malformed one, recomputed until every worker is refused.
+        var (_, poisoned, log) = await RunStepAsync(NaNInOneShardBf16Blocks, NaNInOneShardBf16Blocks, bf16: true, shardSize: shardSize);
+        Assert.Contains(poisoned.GradientSum, float.IsNaN);
+        Assert.DoesNotContain(log, l => l.Contains("refused", StringComparison.Ordinal));
     }
 
     [Theory]

@@ -229,15 +229,16 @@ public sealed class TcpLinkHost : IDisposable
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException
             or System.Security.Authentication.AuthenticationException)
         {
-            // Closed by the timeout (said there) or the host's end: nothing more to say.
+            // Closed by the timeout (said there) or the host's end: nothing more to say. Otherwise said here, and the
+            // timer, which may still fire before it is disposed, says nothing more.
             if (e is SocketException { SocketErrorCode: SocketError.TimedOut } or IOException { InnerException: SocketException { SocketErrorCode: SocketError.TimedOut } })
                 Abandon(timedOut: true);
-            else if (!_stopping.IsCancellationRequested && Volatile.Read(ref state) != 2) Refused(endpoint, e.Message);
+            else if (Interlocked.Exchange(ref state, 2) != 2 && !_stopping.IsCancellationRequested) Refused(endpoint, e.Message);
             Close(tls, connection);
         }
         catch (Exception e)
         {
-            Refused(endpoint, $"{e.GetType().Name}: {e.Message}");
+            if (Interlocked.Exchange(ref state, 2) != 2) Refused(endpoint, $"{e.GetType().Name}: {e.Message}");
             Close(tls, connection);
         }
         finally { EndHello(address); }
