@@ -212,17 +212,21 @@ public static class StepFrames
         length = HeaderBytes + size;
         var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
         message.WriteTo(frame.AsSpan(HeaderBytes, size));
-        BinaryPrimitives.WriteInt32LittleEndian(frame, size);
-        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
-        frame[12] = kind;
+        WriteHeader(frame, size, id, kind);
         return frame;
+    }
+
+    /// <summary>The frame's header: the payload's length, the call id and the kind.</summary>
+    private static void WriteHeader(Span<byte> frame, int payload, long id, byte kind)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(frame, payload);
+        BinaryPrimitives.WriteInt64LittleEndian(frame[4..], id);
+        frame[12] = kind;
     }
 
     private static void SendFrame(StepConnection socket, byte[] frame, long id, byte kind, int length)
     {
-        BinaryPrimitives.WriteInt32LittleEndian(frame, length);
-        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
-        frame[12] = kind;
+        WriteHeader(frame, length, id, kind);
         socket.Send(frame.AsSpan(0, HeaderBytes + length));
     }
 
@@ -246,9 +250,7 @@ public static class StepFrames
         var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
         head.WriteTo(frame.AsSpan(HeaderBytes, headBytes));
         WriteLengthDelimitedTag(frame.AsSpan(HeaderBytes + headBytes, prefix), ComputeRequest.WeightsFieldNumber, weightsBytes);
-        BinaryPrimitives.WriteInt32LittleEndian(frame, headBytes + prefix + weightsBytes);
-        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
-        frame[12] = Request;
+        WriteHeader(frame, headBytes + prefix + weightsBytes, id, Request);
         tail = request.Weights.Memory;
         return frame;
     }
@@ -282,9 +284,7 @@ public static class StepFrames
         lastHead.WriteTo(frame.AsSpan(at, lastHeadBytes));
         at += lastHeadBytes;
         WriteLengthDelimitedTag(frame.AsSpan(at), BlockResult.GradientSumFieldNumber, sumBytes);
-        BinaryPrimitives.WriteInt32LittleEndian(frame, headBytes + blockPrefix + blockBytes);
-        BinaryPrimitives.WriteInt64LittleEndian(frame.AsSpan(4), id);
-        frame[12] = Reply;
+        WriteHeader(frame, headBytes + blockPrefix + blockBytes, id, Reply);
         tail = last.GradientSum.Memory;
         return frame;
     }
@@ -334,7 +334,11 @@ public static class StepFrames
         return true;
     }
 
-    private static bool ReceiveAll(StepConnection socket, Span<byte> data, bool allowEnd)
+    /// <summary>
+    /// Fills <paramref name="data"/>; false when the stream ended before its first byte and <paramref name="allowEnd"/>,
+    /// IOException when it ended anywhere else.
+    /// </summary>
+    public static bool ReceiveAll(StepConnection socket, Span<byte> data, bool allowEnd)
     {
         bool first = true;
         while (!data.IsEmpty)

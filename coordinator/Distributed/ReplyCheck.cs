@@ -13,13 +13,12 @@ internal static class ReplyCheck
 {
     /// <summary>
     /// Reply block <paramref name="i"/>, asked as <paramref name="asked"/>; shapes first, then statistics, then finiteness.
-    /// <paramref name="norm"/>: the gradient's L2 norm when Valid, NaN otherwise. <paramref name="sumOfSquares"/>: the
-    /// gradient's sum of squares in Clipping's order when the caller took it (from a bfloat16 vector, say).
-    /// <paramref name="encoded"/>: the block's sum is still a one-shard bfloat16 vector (2 bytes a value) whose squares
-    /// the caller took.
+    /// <paramref name="norm"/>: the gradient's L2 norm when Valid, NaN otherwise. <paramref name="encodedSquares"/>: the
+    /// block's sum is still a one-shard bfloat16 vector (2 bytes a value), and this is the sum of squares the caller took
+    /// of it in Clipping's order (NaN when a NaN is among its values); null for a float32 sum, which is measured here.
     /// </summary>
     public static BlockVerdict Judge(ComputeReply reply, int i, BlockSpan asked, ShardPlan plan, long step, IGradientSlots? slots,
-        bool pooled, int parameterCount, out double norm, double? sumOfSquares = null, bool encoded = false)
+        bool pooled, int parameterCount, out double norm, double? encodedSquares = null)
     {
         norm = double.NaN;
         if (reply.ProtocolVersion != Protocol.Version || reply.Step != step || i >= reply.Blocks.Count) return BlockVerdict.Invalid;
@@ -28,8 +27,8 @@ internal static class ReplyCheck
         if (block.SumCase == BlockResult.SumOneofCase.ClaimedElsewhere)
             return pooled ? BlockVerdict.Elsewhere : BlockVerdict.Invalid;
         ReadOnlySpan<float> gradient = default;
-        if (encoded
-                ? sumOfSquares is null || slots is not null || asked.ShardCount != 1 || block.SumCase != BlockResult.SumOneofCase.GradientSum ||
+        if (encodedSquares is not null
+                ? slots is not null || asked.ShardCount != 1 || block.SumCase != BlockResult.SumOneofCase.GradientSum ||
                   block.GradientSum.Length != 2L * parameterCount
                 : !TryGradient(block, asked, step, slots, parameterCount, out gradient))
             return BlockVerdict.Invalid;
@@ -48,7 +47,7 @@ internal static class ReplyCheck
         if (!finite) return BlockVerdict.NonFinite;
         // One pass checks both: summed in double, the squares are finite exactly when every element is (a float squared
         // cannot overflow a double, nor can a sum of 2³¹ of them).
-        double measured = sumOfSquares is { } known ? Math.Sqrt(known) : Norm(gradient);
+        double measured = encodedSquares is { } known ? Math.Sqrt(known) : Norm(gradient);
         if (!double.IsFinite(measured)) return BlockVerdict.NonFinite;
         norm = measured;
         return BlockVerdict.Valid;

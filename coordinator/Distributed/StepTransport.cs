@@ -35,8 +35,11 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         public ConcurrentDictionary<(int Attempt, int Dispatch), Received> Replies { get; } = new();
     }
 
-    /// <param name="Encoded">Per block, whether its sum is still the bfloat16 vector it came as (null: none is).</param>
-    private sealed record Received(SendRequest Request, ComputeReply Reply, IGradientSlots? Slots, bool[]? Encoded);
+    /// <param name="Encoded">
+    /// Per block, the sum of squares of a sum that is still the bfloat16 vector it came as, null for any other block
+    /// (the array is null when none is).
+    /// </param>
+    private sealed record Received(SendRequest Request, ComputeReply Reply, IGradientSlots? Slots, double?[]? Encoded);
 
     /// <summary>
     /// A ticket for the weights of a step not yet begun, handed out with a request of the step before it: the worker's
@@ -187,14 +190,13 @@ public sealed class StepTransport : IStepTransport, IGradientSource
     /// vector it came as (the tree decodes it piece by piece as it reads it: no float32 vector of its own is written and
     /// read back); its sum of squares, for the reply's check, is taken now from a decoded piece at a time. A block of
     /// several shards becomes the float32 sum of its per-shard vectors along the tree (as the worker and local mode sum
-    /// them). A block whose payload is not one vector per shard is left empty, so it is judged malformed. Returns the
-    /// sums of squares of the one-shard blocks (NaN for the others) and which blocks stay encoded, or nulls when there
-    /// are none.
+    /// them). A block whose payload is not one vector per shard is left empty, so it is judged malformed. Returns, per
+    /// block, the sum of squares of a block that stays encoded (NaN when a NaN is among its values) and null for the
+    /// others; null when no block stays encoded.
     /// </summary>
-    private (double[]? Squares, bool[]? Encoded) DecodeBf16(ComputeReply reply, SendRequest send, int totalShards)
+    private double?[]? DecodeBf16(ComputeReply reply, SendRequest send, int totalShards)
     {
-        double[]? squares = null;
-        bool[]? encoded = null;
+        double?[]? encoded = null;
         for (int i = 0; i < reply.Blocks.Count && i < send.Blocks.Count; i++)
         {
             var block = reply.Blocks[i];
@@ -208,14 +210,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(block.GradientSum.Span);
             if (count == 1)
             {
-                if (squares is null)
-                {
-                    squares = new double[send.Blocks.Count];
-                    squares.AsSpan().Fill(double.NaN); // not taken: ReplyCheck measures the norm itself
-                    encoded = new bool[send.Blocks.Count];
-                }
-                squares[i] = SumOfSquaresBf16(bits);
-                encoded![i] = true;
+                (encoded ??= new double?[send.Blocks.Count])[i] = SumOfSquaresBf16(bits);
                 continue;
             }
             var shards = new List<(int, int, float[])>(count);
@@ -230,15 +225,8 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             WireBuffers.Return(block.GradientSum);
             block.GradientSum = WireBuffers.Wrap(sum);
         }
-        return (squares, encoded);
+        return encoded;
     }
-
-    /// <summary>
-    /// The squares DecodeBf16 took of block <paramref name="i"/>, for the reply's check: an encoded block's whatever
-    /// they are (NaN: a NaN among its values, judged non-finite), null for a block whose squares were not taken (NaN there).
-    /// </summary>
-    private static double? SquaresTaken(double[]? squares, bool[]? encoded, int i) =>
-        squares is null ? null : encoded![i] ? squares[i] : double.IsNaN(squares[i]) ? null : squares[i];
 
     /// <summary>Floats decoded at a time by <see cref="SumOfSquaresBf16"/>: 32 KiB, well inside the L1 cache.</summary>
     private const int DecodePiece = 8 * 1024;
@@ -323,7 +311,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         {
             int i = IndexOf(send.Blocks, b);
             var block = reply.Blocks[i];
-            if (received.Encoded?[i] == true)
+            if (received.Encoded?[i] is not null)
             {
                 // Still bfloat16: kept as it came (the tree decodes it as it reads it); its float buffer is the tree's scratch.
                 WireBuffers.Return(_encoded[b]);
@@ -390,7 +378,7 @@ public sealed class StepTransport : IStepTransport, IGradientSource
         foreach (var (first, count, b) in order)
         {
             blocks.Add((first, count, _buffers[b]));
-            if (b < _encoded.Count && _encoded[b] is { } bits) (encoded ??= [.. Enumerable.Repeat(ReadOnlyMemory<byte>.Empty, order.Count)])[blocks.Count - 1] = bits.Memory;
+            if (_encoded[b] is { } bits) (encoded ??= [.. Enumerable.Repeat(ReadOnlyMemory<byte>.Empty, order.Count)])[blocks.Count - 1] = bits.Memory;
         }
         var plan = step.Request.Plan;
         try
@@ -492,14 +480,14 @@ public sealed class StepTransport : IStepTransport, IGradientSource
             sent = message.CalculateSize();
             var reply = await worker.Client.ComputeAsync(message, DateTime.UtcNow + send.Timeout, cancellationToken).ConfigureAwait(false);
             long received = reply.CalculateSize();
-            var (squares, encoded) = step.Request.RoundToBf16 ? DecodeBf16(reply, send, plan.ShardCount) : (null, null);
+            var encoded = step.Request.RoundToBf16 ? DecodeBf16(reply, send, plan.ShardCount) : null;
             var verdicts = new BlockVerdict[send.Blocks.Count];
             var norms = new double[send.Blocks.Count];
             int samples = 0;
             for (int i = 0; i < verdicts.Length; i++)
             {
                 verdicts[i] = ReplyCheck.Judge(reply, i, send.Blocks[i], plan, send.Step, worker.Slots, send.Pooled, _parameterCount,
-                    out norms[i], SquaresTaken(squares, encoded, i), encoded?[i] == true);
+                    out norms[i], encoded?[i]);
                 if (verdicts[i] != BlockVerdict.Elsewhere) samples += plan.Range(send.Blocks[i].FirstShard, send.Blocks[i].ShardCount).Length;
             }
             // Read from the shared file when it computed anything: the weights, and the indices of what it computed.

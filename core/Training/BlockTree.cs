@@ -58,13 +58,7 @@ public static class BlockTree
         if (slices.IsEmpty) return;
         if (squares.Length != slices.Length)
             throw new ArgumentException($"{squares.Length} sums of squares for {slices.Length} slices", nameof(squares));
-        int end = 0;
-        foreach (var (offset, count) in slices)
-        {
-            if (offset != end || count < 0) throw new ArgumentException($"the slices do not tile the vector at {end}", nameof(slices));
-            end += count;
-        }
-        if (end != length) throw new ArgumentException($"the slices cover {end} of {length} values", nameof(slices));
+        if (!Clipping.Tiles(slices, length)) throw new ArgumentException($"the slices do not tile the vector of {length} values", nameof(slices));
     }
 
     /// <summary>A node's sum: in its float buffer, or (a leaf block not yet read) still bfloat16 in <see cref="Bits"/>.</summary>
@@ -162,8 +156,6 @@ public static class BlockTree
         var root = Sum(blocks, bf16, ref cursor, first, level, totalShards, length, destination, out written, pass);
         if (cursor != blocks.Count)
             throw new InvalidOperationException($"blocks overlap or are out of order after shard {blocks[cursor].FirstShard}");
-        // A sum handed back as a buffer (Complete) is never left encoded.
-        if (destination.IsEmpty && !root.Bits.IsEmpty) root = AddInto(root, default, length);
         return root;
     }
 
@@ -202,25 +194,8 @@ public static class BlockTree
             pass.Run(left, right, into);
             return left;
         }
-        return AddInto(left, right, length);
-    }
-
-    /// <summary>left + right (or left alone, decoded) into left's buffer; the sum as a float operand.</summary>
-    private static Operand AddInto(Operand left, Operand right, int length)
-    {
-        var sum = left.Buffer.AsSpan(0, length);
-        if (left.Bits.IsEmpty && (right.IsEmpty || right.Bits.IsEmpty))
-        {
-            if (!right.IsEmpty) Kernels.ElementWise.Add(sum, right.Buffer.AsSpan(0, length), sum);
-            return left;
-        }
-        for (int start = 0; start < length; start += Piece)
-        {
-            int n = Math.Min(Piece, length - start);
-            var l = left.Piece(start, n, Scratch(0));
-            if (right.IsEmpty) l.CopyTo(sum.Slice(start, n));
-            else Kernels.ElementWise.Add(l, right.Piece(start, n, Scratch(1)), sum.Slice(start, n));
-        }
+        // Into the left child's buffer (an encoded block's is scratch): the sum is then a float operand.
+        below.Run(left, right, left.Buffer.AsSpan(0, length));
         return new Operand(left.Buffer, default);
     }
 

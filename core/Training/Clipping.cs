@@ -48,14 +48,19 @@ public static class Clipping
     public static double LayerAndGlobalNorms(ReadOnlySpan<float> g, ReadOnlySpan<(int offset, int length)> slices, Span<double> norms)
     {
         double total = LayerSquares(g, slices, norms);
-        bool tiles = true;
+        return Tiles(slices, g.Length) ? Math.Sqrt(total) : GlobalNorm(g);
+    }
+
+    /// <summary>Whether the slices cover [0, <paramref name="length"/>) in order, each beginning where the one before ended.</summary>
+    public static bool Tiles(ReadOnlySpan<(int Offset, int Length)> slices, int length)
+    {
         int end = 0;
-        foreach (var (offset, length) in slices)
+        foreach (var (offset, count) in slices)
         {
-            tiles &= offset == end;
-            end = offset + length;
+            if (offset != end || count < 0) return false;
+            end += count;
         }
-        return tiles && end == g.Length ? Math.Sqrt(total) : GlobalNorm(g);
+        return end == length;
     }
 
     /// <summary>

@@ -86,9 +86,7 @@ public sealed class TrainingStep
         _statistics = [.. network.Statistics];
         _batchStatistics = new float[_statistics.Sum(s => 2 * s.Channels + 1)];
         _heldStatistics = new float[_batchStatistics.Length];
-        int end = 0;
-        foreach (var (offset, length) in _groups) end = offset == end ? end + length : -1;
-        if (_statistics.Length == 0 && end == network.ParameterCount) _normSlices = _groups;
+        if (_statistics.Length == 0 && Clipping.Tiles(_groups, network.ParameterCount)) _normSlices = _groups;
         // Batch norm's running statistics are written after the optimizer: the weights it leaves are not final there.
         if (options.Bf16Wire && optimizer is OptimizerBase fused && fused.AfterUpdate is null && _statistics.Length == 0)
         {

@@ -43,13 +43,14 @@ public class ReplyCheckTests
     {
         var one = new BlockSpan(0, 2, 1);
         BlockVerdict Encoded(ComputeReply reply, double? squares, BlockSpan asked, out double norm) =>
-            ReplyCheck.Judge(reply, 0, asked, Plan, step: 5, slots: null, pooled: false, parameterCount: 3, out norm, squares, encoded: true);
+            ReplyCheck.Judge(reply, 0, asked, Plan, step: 5, slots: null, pooled: false, parameterCount: 3, out norm, squares);
         Assert.Equal(BlockVerdict.Valid, Encoded(Bf16Reply(6), 9, one, out double norm));
         Assert.Equal(3, norm);
         // Non-finite squares (a NaN or ∞ among the values) are NonFinite, as a float32 block's would be.
         Assert.Equal(BlockVerdict.NonFinite, Encoded(Bf16Reply(6), double.PositiveInfinity, one, out _));
         Assert.Equal(BlockVerdict.NonFinite, Encoded(Bf16Reply(6), double.NaN, one, out _));
-        // Two bytes a value, no more, no fewer; squares taken; one shard.
+        // Two bytes a value, no more, no fewer; one shard. Without squares the sum is read as float32, which 6 bytes
+        // of 3 values are not.
         Assert.Equal(BlockVerdict.Invalid, Encoded(Bf16Reply(12), 9, one, out _));
         Assert.Equal(BlockVerdict.Invalid, Encoded(Bf16Reply(4), 9, one, out _));
         Assert.Equal(BlockVerdict.Invalid, Encoded(Bf16Reply(6), null, one, out _));

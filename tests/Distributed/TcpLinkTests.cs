@@ -155,7 +155,7 @@ public sealed class TcpLinkTests : IDisposable
     }
 
     [Fact]
-    public void ALinksConnectionIsMadeWithoutAsynchronousCallsWithinItsDeadline()
+    public void ALinksConnectIsRefusedByAClosedPortAndHonoursItsDeadlineAndCancellation()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));

@@ -205,12 +205,12 @@ public sealed class TcpLinkHost : IDisposable
             }
             else link = new StepConnection(connection);
             var header = new byte[StepFrames.HeaderBytes];
-            ReceiveAll(link, header);
+            if (!StepFrames.ReceiveAll(link, header, allowEnd: true)) throw new IOException("it closed the connection before its hello");
             int length = BinaryPrimitives.ReadInt32LittleEndian(header);
             if (header[12] != StepFrames.Hello || length <= NonceBytes || length > NonceBytes + MaxWorkerIdBytes)
                 throw new IOException($"its first frame is not a hello of {NonceBytes + 1}..{NonceBytes + MaxWorkerIdBytes} bytes");
             var hello = new byte[length];
-            ReceiveAll(link, hello);
+            StepFrames.ReceiveAll(link, hello, allowEnd: false);
             string workerId = System.Text.Encoding.UTF8.GetString(hello, NonceBytes, length - NonceBytes);
             StepLink? old;
             lock (_links)
@@ -248,16 +248,6 @@ public sealed class TcpLinkHost : IDisposable
     {
         try { tls?.Dispose(); } catch (Exception d) when (d is IOException or ObjectDisposedException) { }
         connection.Dispose();
-    }
-
-    private static void ReceiveAll(StepConnection link, Span<byte> data)
-    {
-        while (!data.IsEmpty)
-        {
-            int read = link.Receive(data);
-            if (read == 0) throw new IOException("it closed the connection before its hello");
-            data = data[read..];
-        }
     }
 
     /// <summary>Stops listening and closes every link (their pending calls fail as Unavailable).</summary>
